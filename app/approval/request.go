@@ -1,0 +1,36 @@
+package approval
+
+import "github.com/spuff-dev/spuff/app/config"
+
+// Operation classes a policy can ask for.
+const (
+	ClassSSHLogin = "ssh_login" // an SSH userauth signature
+	ClassSSHSign  = "ssh_sign"  // an sshsig signature; Scope is its namespace ("git")
+	ClassAWS      = "aws"       // AWS credentials on a host cache miss
+	ClassDocker   = "docker"    // a docker registry get
+)
+
+// Methods name how a request was approved, as the audit field "approval" spells them.
+const (
+	MethodNone    = "none"
+	MethodCached  = "cached"
+	MethodTouchID = "touchid"
+	MethodTray    = "tray"
+	MethodCLI     = "cli"
+)
+
+// Request is one question for the approver: who asks, for what.
+type Request struct {
+	ID      string // the bus request id
+	Shed    string // from the connection, never from the message
+	NS      string
+	Op      string
+	Class   string // one of the Class constants; "" never asks
+	Scope   string // sshsig namespace for ClassSSHSign
+	Subject string // key fingerprint, role ARN or registry: part of the coalescing key
+	Prompt  string // for a human: "my-service wants to sign in to git@github.com with ssh-ed25519 SHA256:… (laptop)"
+	Policy  config.Approval
+	// Progress is called about once a second while a human is being asked,
+	// so the guest keeps waiting. It may be nil.
+	Progress func()
+}

@@ -1,0 +1,104 @@
+package bus
+
+import "time"
+
+// Operations.
+const (
+	OpHello   = "hello"   // agent, host→guest
+	OpPing    = "ping"    // agent, either direction (guest→host is audited)
+	OpStatus  = "status"  // agent, host→guest
+	OpMetrics = "metrics" // agent, host→guest
+	OpIdle    = "idle"    // agent, host→guest
+
+	OpList      = "list"      // ssh-agent, docker-credentials
+	OpSign      = "sign"      // ssh-agent
+	OpExtension = "extension" // ssh-agent
+
+	OpGetCredentials = "get_credentials" // aws-credentials
+
+	OpGet   = "get"   // docker-credentials
+	OpStore = "store" // docker-credentials, always refused
+	OpErase = "erase" // docker-credentials, always refused
+)
+
+// HelloRequest is sent by the host right after it connects.
+type HelloRequest struct {
+	Version int `json:"version"`
+}
+
+// HelloResponse is the guest's answer: its protocol version and what it serves.
+type HelloResponse struct {
+	Version      int      `json:"version"`
+	GuestVersion string   `json:"guest_version,omitempty"`
+	Namespaces   []string `json:"namespaces"`
+}
+
+// PingResponse answers an agent ping.
+type PingResponse struct {
+	Time time.Time `json:"time"`
+}
+
+// SSHKey is a public key as the agent protocol carries it.
+type SSHKey struct {
+	Blob    []byte `json:"blob"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// SSHListResponse answers ssh-agent list.
+type SSHListResponse struct {
+	Keys []SSHKey `json:"keys"`
+}
+
+// SSHSignRequest asks the host to sign Data with the key whose wire blob is Key.
+// AgentConn numbers the guest-side agent connection, so that a session-bind
+// recorded on that connection can be matched to the signs that follow it.
+type SSHSignRequest struct {
+	Key       []byte `json:"key"`
+	Data      []byte `json:"data"`
+	Flags     uint32 `json:"flags,omitempty"`
+	AgentConn uint64 `json:"agent_conn,omitempty"`
+}
+
+// SSHSignResponse is a signature.
+type SSHSignResponse struct {
+	Format string `json:"format"`
+	Blob   []byte `json:"blob"`
+	Rest   []byte `json:"rest,omitempty"`
+}
+
+// SSHExtensionRequest forwards an agent extension (session-bind@openssh.com).
+type SSHExtensionRequest struct {
+	Type      string `json:"type"`
+	Contents  []byte `json:"contents,omitempty"`
+	AgentConn uint64 `json:"agent_conn,omitempty"`
+}
+
+// SSHExtensionResponse is the extension's reply.
+type SSHExtensionResponse struct {
+	Contents []byte `json:"contents,omitempty"`
+}
+
+// AWSCredentials are short-lived session credentials. The request has no
+// payload: the role is the host's choice.
+type AWSCredentials struct {
+	AccessKeyID     string    `json:"access_key_id"`
+	SecretAccessKey string    `json:"secret_access_key"`
+	SessionToken    string    `json:"session_token"`
+	Expiration      time.Time `json:"expiration"`
+}
+
+// DockerGetRequest asks for the credentials of one registry.
+type DockerGetRequest struct {
+	ServerURL string `json:"server_url"`
+}
+
+// DockerGetResponse carries a username and secret (password or identity token).
+type DockerGetResponse struct {
+	Username string `json:"username"`
+	Secret   string `json:"secret"`
+}
+
+// DockerListResponse maps registry server URLs to usernames.
+type DockerListResponse struct {
+	Registries map[string]string `json:"registries"`
+}
