@@ -85,6 +85,7 @@ type Conn struct {
 type call struct {
 	resp     chan *Envelope
 	progress chan string
+	onProg   func(note string)
 }
 
 // NewConn starts serving rwc. h may be nil when this side only calls.
@@ -288,7 +289,13 @@ func (c *Conn) Call(ctx context.Context, ns, op string, payload, out any) error 
 // CallEnvelope sends a prepared request envelope (its id must be fresh) and
 // decodes the answer into out.
 func (c *Conn) CallEnvelope(ctx context.Context, req *Envelope, out any) error {
-	resp, err := c.roundTrip(ctx, req)
+	return c.CallProgress(ctx, req, out, nil)
+}
+
+// CallProgress is CallEnvelope that also reports each progress frame to
+// onProgress, so a relay can pass the news on to its own caller.
+func (c *Conn) CallProgress(ctx context.Context, req *Envelope, out any, onProgress func(note string)) error {
+	resp, err := c.roundTrip(ctx, req, onProgress)
 	if err != nil {
 		return err
 	}
@@ -304,8 +311,8 @@ func (c *Conn) CallEnvelope(ctx context.Context, req *Envelope, out any) error {
 	return nil
 }
 
-func (c *Conn) roundTrip(ctx context.Context, req *Envelope) (*Envelope, error) {
-	cl := &call{resp: make(chan *Envelope, 1), progress: make(chan string, 1)}
+func (c *Conn) roundTrip(ctx context.Context, req *Envelope, onProgress func(string)) (*Envelope, error) {
+	cl := &call{resp: make(chan *Envelope, 1), progress: make(chan string, 1), onProg: onProgress}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -337,7 +344,10 @@ func (c *Conn) roundTrip(ctx context.Context, req *Envelope) (*Envelope, error) 
 				return nil, ErrClosed
 			}
 			return e, nil
-		case <-cl.progress:
+		case note := <-cl.progress:
+			if cl.onProg != nil {
+				cl.onProg(note)
+			}
 			next := time.Now().Add(c.opts.CallTimeout)
 			if next.After(limit) {
 				next = limit
@@ -356,7 +366,7 @@ func (c *Conn) roundTrip(ctx context.Context, req *Envelope) (*Envelope, error) 
 // Ping sends a ping frame and waits for its pong.
 func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
-	_, err := c.roundTrip(ctx, &Envelope{V: Version, ID: NewID(), Type: TypePing})
+	_, err := c.roundTrip(ctx, &Envelope{V: Version, ID: NewID(), Type: TypePing}, nil)
 	return time.Since(start), err
 }
 
