@@ -3,9 +3,16 @@
 package config
 
 import (
+	"regexp"
 	"slices"
 	"time"
 )
+
+var shedName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// ValidShedName reports whether name can name a shed: lowercase letters,
+// digits and dashes, at most 63 characters, as in a host name label.
+func ValidShedName(name string) bool { return shedName.MatchString(name) }
 
 // Config is the whole file. Every key is optional.
 type Config struct {
