@@ -1,0 +1,364 @@
+// Package daemon is the shed side of spuff: it accepts the host's bus
+// connection and serves the shed's credential faces (the ssh-agent socket,
+// the AWS endpoint, guest.sock for one-shot tools), all of which forward to
+// the host over that one connection.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spuff-dev/spuff/guest/bus"
+)
+
+// Options configure the daemon.
+type Options struct {
+	RunDir    string // default /run/spuff
+	BusListen string // unix:PATH | vsock:PORT; default unix:RUNDIR/bus.sock
+	// SocketGID, when >= 0, makes the shed's sockets and token 0660/0640 with
+	// this group (for containers); otherwise they are 0600 for the owner only.
+	SocketGID   int
+	Version     string
+	Log         *slog.Logger
+	CallTimeout time.Duration // per request with no progress (3s)
+	MaxWait     time.Duration // with progress (60s)
+	// Frontends are the namespaces' faces in the shed.
+	Frontends []Frontend
+}
+
+// Frontend is one namespace's face inside the shed (the ssh-agent socket,
+// the AWS endpoint). It serves until ctx ends, reaching the host through c.
+type Frontend interface {
+	Namespace() string
+	// Where says where it listens, for the NS.status file.
+	Where() string
+	Serve(ctx context.Context, c Caller) error
+}
+
+// Caller is how faces reach the host.
+type Caller interface {
+	Call(ctx context.Context, ns, op string, payload, out any) error
+}
+
+// HostUnreachable is the advice a shed user gets when the host does not answer.
+const HostUnreachable = "spuff is not running on your computer — start it from the menu bar or with `spuff-app --headless`, then retry"
+
+// Daemon is a running guest.
+type Daemon struct {
+	opts  Options
+	log   *slog.Logger
+	start time.Time
+
+	mu       sync.Mutex
+	host     *bus.Conn
+	hostSeen time.Time
+
+	lastRequest atomic.Int64 // unix nanos
+	requests    atomic.Int64
+	failures    atomic.Int64
+}
+
+// New prepares a daemon; Run starts it.
+func New(opts Options) *Daemon {
+	if opts.RunDir == "" {
+		opts.RunDir = "/run/spuff"
+	}
+	if opts.BusListen == "" {
+		opts.BusListen = "unix:" + filepath.Join(opts.RunDir, "bus.sock")
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 3 * time.Second
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 60 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	now := time.Now()
+	d := &Daemon{opts: opts, log: opts.Log, start: now}
+	d.lastRequest.Store(now.UnixNano())
+	return d
+}
+
+// GuestSock is the path of the local socket one-shot tools use.
+func (d *Daemon) GuestSock() string { return filepath.Join(d.opts.RunDir, "guest.sock") }
+
+// SocketMode is the mode of the shed's sockets.
+func (d *Daemon) SocketMode() os.FileMode {
+	if d.opts.SocketGID >= 0 {
+		return 0o660
+	}
+	return 0o600
+}
+
+// Run serves until ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := os.MkdirAll(d.opts.RunDir, 0o755); err != nil {
+		return fmt.Errorf("daemon: creating run dir: %w", err)
+	}
+	busL, err := bus.Listen(d.opts.BusListen)
+	if err != nil {
+		return err
+	}
+	guestL, err := bus.ListenUnix(d.GuestSock(), d.SocketMode())
+	if err != nil {
+		busL.Close()
+		return err
+	}
+	if err := d.chgrp(d.GuestSock()); err != nil {
+		busL.Close()
+		guestL.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2+len(d.opts.Frontends))
+	go func() { errc <- d.acceptHost(ctx, busL) }()
+	go func() { errc <- d.acceptLocal(ctx, guestL) }()
+	for _, f := range d.opts.Frontends {
+		go func() {
+			if err := f.Serve(ctx, d); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("daemon: %s: %w", f.Namespace(), err)
+				return
+			}
+			errc <- nil
+		}()
+	}
+	d.writeStatus()
+	d.log.Info("spuff-guest serving", "run_dir", d.opts.RunDir, "bus", d.opts.BusListen)
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	cancel()
+	busL.Close()
+	guestL.Close()
+	d.mu.Lock()
+	if d.host != nil {
+		d.host.Close()
+	}
+	d.mu.Unlock()
+	return first
+}
+
+func (d *Daemon) chgrp(path string) error {
+	if d.opts.SocketGID < 0 {
+		return nil
+	}
+	if err := os.Chown(path, -1, d.opts.SocketGID); err != nil {
+		return fmt.Errorf("daemon: giving %s to group %d: %w", path, d.opts.SocketGID, err)
+	}
+	return nil
+}
+
+func (d *Daemon) acceptHost(ctx context.Context, l net.Listener) error {
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("daemon: accepting the host: %w", err)
+		}
+		c := bus.NewConn(nc, bus.HandlerFunc(d.serveHost), bus.Options{
+			CallTimeout: d.opts.CallTimeout, MaxWait: d.opts.MaxWait, KeepAlive: 15 * time.Second, Logger: d.log,
+		})
+		d.mu.Lock()
+		d.host, d.hostSeen = c, time.Now()
+		d.mu.Unlock()
+		d.log.Info("host connected")
+		d.writeStatus()
+		go func() {
+			<-c.Done()
+			d.mu.Lock()
+			if d.host == c {
+				d.host = nil
+			}
+			d.mu.Unlock()
+			d.log.Warn("host connection closed", "err", c.Err())
+			d.writeStatus()
+		}()
+	}
+}
+
+// serveHost answers the host's agent requests.
+func (d *Daemon) serveHost(ctx context.Context, r *bus.Request) (any, error) {
+	if r.NS != bus.NSAgent {
+		return nil, bus.Errorf(bus.CodeBadRequest, "the guest serves only the agent namespace")
+	}
+	switch r.Op {
+	case bus.OpHello:
+		var h bus.HelloRequest
+		if err := json.Unmarshal(r.Payload, &h); err != nil || h.Version != bus.Version {
+			return nil, bus.Errorf(bus.CodeBadRequest, "protocol version %d not supported (guest speaks %d); update spuff-guest", h.Version, bus.Version)
+		}
+		return bus.HelloResponse{Version: bus.Version, GuestVersion: d.opts.Version, Namespaces: d.namespaces()}, nil
+	case bus.OpPing:
+		return bus.PingResponse{Time: time.Now().UTC()}, nil
+	case bus.OpStatus:
+		return d.Status(), nil
+	case bus.OpMetrics:
+		return Metrics{Requests: d.requests.Load(), Failures: d.failures.Load(), Uptime: time.Since(d.start).Round(time.Second).String()}, nil
+	case bus.OpIdle:
+		return Idle{Seconds: int64(time.Since(time.Unix(0, d.lastRequest.Load())).Seconds())}, nil
+	}
+	return nil, bus.Errorf(bus.CodeBadRequest, "unknown agent operation %.40q", r.Op)
+}
+
+func (d *Daemon) namespaces() []string {
+	out := make([]string, 0, len(d.opts.Frontends)+1)
+	for _, f := range d.opts.Frontends {
+		out = append(out, f.Namespace())
+	}
+	return append(out, bus.NSDocker) // served through guest.sock by docker-credential-spuff
+}
+
+// Status is what the guest reports of itself.
+type Status struct {
+	Version       string    `json:"version"`
+	HostConnected bool      `json:"host_connected"`
+	HostSince     time.Time `json:"host_since,omitzero"`
+	Namespaces    []string  `json:"namespaces"`
+	Uptime        string    `json:"uptime"`
+}
+
+// Metrics counts what the guest forwarded.
+type Metrics struct {
+	Requests int64  `json:"requests"`
+	Failures int64  `json:"failures"`
+	Uptime   string `json:"uptime"`
+}
+
+// Idle says how long since the last credential request.
+type Idle struct {
+	Seconds int64 `json:"seconds"`
+}
+
+// Status reports the daemon's state.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := Status{Version: d.opts.Version, HostConnected: d.host != nil, Namespaces: d.namespaces(), Uptime: time.Since(d.start).Round(time.Second).String()}
+	if d.host != nil {
+		st.HostSince = d.hostSeen.UTC()
+	}
+	return st
+}
+
+// Call forwards a request to the host. It fails fast with HOST_UNREACHABLE
+// when the host is not connected or does not answer in time.
+func (d *Daemon) Call(ctx context.Context, ns, op string, payload, out any) error {
+	var raw json.RawMessage
+	if payload != nil {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return fmt.Errorf("daemon: encoding %s/%s: %w", ns, op, err)
+		}
+		raw = b
+	}
+	return d.forward(ctx, ns, op, raw, out, nil)
+}
+
+func (d *Daemon) forward(ctx context.Context, ns, op string, payload json.RawMessage, out any, onProgress func(string)) error {
+	d.requests.Add(1)
+	d.lastRequest.Store(time.Now().UnixNano())
+	d.mu.Lock()
+	c := d.host
+	d.mu.Unlock()
+	if c == nil {
+		d.failures.Add(1)
+		d.log.Warn("credential request failed: host not connected", "ns", ns, "op", op, "advice", HostUnreachable)
+		return bus.Errorf(bus.CodeHostUnreachable, "%s", HostUnreachable)
+	}
+	req := &bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: ns, Op: op, Payload: payload}
+	err := c.CallProgress(ctx, req, out, onProgress)
+	if err == nil {
+		return nil
+	}
+	d.failures.Add(1)
+	var be *bus.Error
+	if errors.As(err, &be) {
+		return be
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	d.log.Warn("credential request failed: host did not answer", "ns", ns, "op", op, "err", err, "advice", HostUnreachable)
+	return bus.Errorf(bus.CodeHostUnreachable, "no answer from your computer (%v); %s", err, HostUnreachable)
+}
+
+// acceptLocal serves guest.sock: one-shot tools send bus requests, which are
+// relayed to the host with fresh ids; progress frames are relayed back.
+func (d *Daemon) acceptLocal(ctx context.Context, l net.Listener) error {
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("daemon: accepting on guest.sock: %w", err)
+		}
+		c := bus.NewConn(nc, bus.HandlerFunc(d.relay), bus.Options{MaxInFlight: 16, Logger: d.log})
+		go func() {
+			select {
+			case <-c.Done():
+			case <-ctx.Done():
+				c.Close()
+			}
+		}()
+	}
+}
+
+func (d *Daemon) relay(ctx context.Context, r *bus.Request) (any, error) {
+	switch r.NS {
+	case bus.NSSSHAgent, bus.NSAWS, bus.NSDocker:
+	default:
+		return nil, bus.Errorf(bus.CodeBadRequest, "namespace %.40q cannot be asked through guest.sock", r.NS)
+	}
+	var out json.RawMessage
+	if err := d.forward(ctx, r.NS, r.Op, r.Payload, &out, func(note string) { _ = r.Progress(note) }); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// writeStatus refreshes one NS.status file per namespace, so tools and
+// humans in the shed can see whether the host is there.
+func (d *Daemon) writeStatus() {
+	st := d.Status()
+	write := func(ns, where string) {
+		b, _ := json.MarshalIndent(struct {
+			NS            string    `json:"ns"`
+			Where         string    `json:"where,omitempty"`
+			HostConnected bool      `json:"host_connected"`
+			HostSince     time.Time `json:"host_since,omitzero"`
+			Updated       time.Time `json:"updated"`
+		}{ns, where, st.HostConnected, st.HostSince, time.Now().UTC()}, "", "  ")
+		p := filepath.Join(d.opts.RunDir, ns+".status")
+		tmp := p + ".tmp"
+		if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err == nil {
+			err = os.Rename(tmp, p)
+			if err != nil {
+				d.log.Warn("writing status file", "path", p, "err", err)
+			}
+		}
+	}
+	for _, f := range d.opts.Frontends {
+		write(f.Namespace(), f.Where())
+	}
+	write(bus.NSDocker, d.GuestSock())
+}
