@@ -1,0 +1,158 @@
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SSHD is a real OpenSSH sshd on 127.0.0.1 for one test.
+type SSHD struct {
+	Addr           string // 127.0.0.1:PORT
+	Port           string
+	Dir            string
+	HostKeyPub     string // the ed25519 host public key line
+	AuthorizedKeys string // path; append lines to it
+	log            *bytes.Buffer
+}
+
+// StartSSHD runs sshd -D on a free loopback port with its own host key and
+// authorized_keys file (initially authorizedKeys), accepting only public
+// key logins. It stops at the end of the test.
+func StartSSHD(t testing.TB, authorizedKeys string) *SSHD {
+	t.Helper()
+	sshd := Tool(t, "sshd")
+	keygen := Tool(t, "ssh-keygen")
+	dir, err := os.MkdirTemp("", "sshd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	hostKey := filepath.Join(dir, "host_ed25519")
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, _ := os.ReadFile(hostKey + ".pub")
+	ak := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(ak, []byte(authorizedKeys), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// sshd refuses to start without its privilege separation directory.
+	_ = os.MkdirAll("/run/sshd", 0o755)
+	port := freePort(t)
+	cfg := filepath.Join(dir, "sshd_config")
+	conf := fmt.Sprintf(`Port %s
+ListenAddress 127.0.0.1
+HostKey %s
+PidFile %s
+AuthorizedKeysFile %s
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+AllowAgentForwarding yes
+PrintMotd no
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+`, port, hostKey, filepath.Join(dir, "sshd.pid"), ak)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &SSHD{Addr: "127.0.0.1:" + port, Port: port, Dir: dir, HostKeyPub: strings.TrimSpace(string(pub)), AuthorizedKeys: ak, log: &bytes.Buffer{}}
+	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg)
+	var mu sync.Mutex
+	cmd.Stdout = lockedWriter{&mu, s.log}
+	cmd.Stderr = lockedWriter{&mu, s.log}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting sshd: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", s.Addr)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("sshd did not listen on %s: %s", s.Addr, s.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// KnownHostsLine is the line an ssh client's known_hosts needs for this sshd.
+func (s *SSHD) KnownHostsLine() string {
+	return fmt.Sprintf("[127.0.0.1]:%s %s", s.Port, s.HostKeyPub)
+}
+
+// Authorize appends one authorized_keys line.
+func (s *SSHD) Authorize(t testing.TB, line string) {
+	t.Helper()
+	f, err := os.OpenFile(s.AuthorizedKeys, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.TrimSpace(line) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// KeyPair generates an unencrypted key of type typ ("ed25519", "rsa") at
+// dir/name and returns the private key path and the public key line.
+func KeyPair(t testing.TB, dir, name, typ string) (string, string) {
+	t.Helper()
+	keygen := Tool(t, "ssh-keygen")
+	p := filepath.Join(dir, name)
+	args := []string{"-q", "-t", typ, "-N", "", "-C", name, "-f", p}
+	if typ == "rsa" {
+		args = append(args, "-b", "3072")
+	}
+	if out, err := exec.Command(keygen, args...).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(p + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, strings.TrimSpace(string(pub))
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
