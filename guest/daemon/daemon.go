@@ -209,9 +209,9 @@ func (d *Daemon) serveHost(ctx context.Context, r *bus.Request) (any, error) {
 	case bus.OpStatus:
 		return d.Status(), nil
 	case bus.OpMetrics:
-		return Metrics{Requests: d.requests.Load(), Failures: d.failures.Load(), Uptime: time.Since(d.start).Round(time.Second).String()}, nil
+		return d.MetricsJSON(), nil
 	case bus.OpIdle:
-		return Idle{Seconds: int64(time.Since(time.Unix(0, d.lastRequest.Load())).Seconds())}, nil
+		return Idle{Seconds: int64(time.Since(d.IdleSince()).Seconds())}, nil
 	}
 	return nil, bus.Errorf(bus.CodeBadRequest, "unknown agent operation %.40q", r.Op)
 }
@@ -321,8 +321,9 @@ func (d *Daemon) acceptLocal(ctx context.Context, l net.Listener) error {
 }
 
 func (d *Daemon) relay(ctx context.Context, r *bus.Request) (any, error) {
-	switch r.NS {
-	case bus.NSSSHAgent, bus.NSAWS, bus.NSDocker:
+	switch {
+	case r.NS == bus.NSSSHAgent, r.NS == bus.NSAWS, r.NS == bus.NSDocker:
+	case r.NS == bus.NSAgent && r.Op == bus.OpPing:
 	default:
 		return nil, bus.Errorf(bus.CodeBadRequest, "namespace %.40q cannot be asked through guest.sock", r.NS)
 	}
@@ -362,3 +363,14 @@ func (d *Daemon) writeStatus() {
 	}
 	write(bus.NSDocker, d.GuestSock())
 }
+
+// StatusJSON, MetricsJSON and IdleSince feed the shed's agent API.
+func (d *Daemon) StatusJSON() any { return d.Status() }
+
+// MetricsJSON reports the forwarding counters.
+func (d *Daemon) MetricsJSON() any {
+	return Metrics{Requests: d.requests.Load(), Failures: d.failures.Load(), Uptime: time.Since(d.start).Round(time.Second).String()}
+}
+
+// IdleSince is the time of the last credential request.
+func (d *Daemon) IdleSince() time.Time { return time.Unix(0, d.lastRequest.Load()) }

@@ -12,13 +12,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
+	"github.com/spuff-dev/spuff/guest/agentapi"
+	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/guest/daemon"
 )
 
@@ -32,6 +36,7 @@ Usage:
   spuff-guest bus-stdio         bridge stdin/stdout to the daemon's bus socket
                                 (the forced command of the host's ssh key)
   spuff-guest status            show whether the host is connected
+  spuff-guest ping              ask the host for a pong through the daemon (audited)
   spuff-guest version
 
 Run 'spuff-guest serve -h' for the daemon's flags.
@@ -51,6 +56,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = busStdio(args[1:], stdin, stdout)
 	case "status":
 		err = status(args[1:], stdout)
+	case "ping":
+		err = ping(args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "spuff-guest", Version)
 	case "help", "-h", "--help":
@@ -83,6 +90,7 @@ func serve(args []string, stderr io.Writer) error {
 	busListen := fs.String("bus-listen", "", "where the host connects: unix:PATH or vsock:PORT (default unix:RUN-DIR/bus.sock)")
 	sshSock := fs.String("ssh-auth-sock", "", "the shed's SSH_AUTH_SOCK (default RUN-DIR/ssh-agent.sock; \"off\" disables)")
 	awsListen := fs.String("aws-listen", "127.0.0.1:499", "loopback address of the AWS container-credentials endpoint (\"off\" disables)")
+	agentListen := fs.String("agent-listen", "", "loopback address of the agent API, e.g. 127.0.0.1:7575 (needs SPUFF_AGENT_TOKEN); default off")
 	group := fs.String("socket-group", "", "group that may use the shed's sockets (for containers); default: owner only")
 	verbose := fs.Bool("v", false, "log debug detail")
 	if err := fs.Parse(args); err != nil {
@@ -113,6 +121,19 @@ func serve(args []string, stderr io.Writer) error {
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *agentListen != "" {
+		api, err := agentapi.New(d, os.Getenv("SPUFF_AGENT_TOKEN"))
+		if err != nil {
+			return err
+		}
+		l, err := agentapi.Listen(*agentListen)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(l) //nolint:errcheck // ends with the process
+		defer srv.Close()
+	}
 	return d.Run(ctx)
 }
 
@@ -171,6 +192,35 @@ func status(args []string, stdout io.Writer) error {
 			state = "host connected"
 		}
 		fmt.Fprintf(stdout, "%-20s %-40s %s\n", st.NS, st.Where, state)
+	}
+	return nil
+}
+
+// ping sends agent/ping through guest.sock to the host and back.
+func ping(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("ping", flag.ContinueOnError)
+	runDir := fs.String("run-dir", defaultRunDir(), "the daemon's run directory")
+	count := fs.Int("c", 1, "how many pings")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sock := os.Getenv("SPUFF_GUEST_SOCK")
+	if sock == "" {
+		sock = filepath.Join(*runDir, "guest.sock")
+	}
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		return fmt.Errorf("reaching the spuff-guest daemon at %s: %w (is `spuff-guest serve` running?)", sock, err)
+	}
+	c := bus.NewConn(nc, nil, bus.Options{CallTimeout: 5 * time.Second})
+	defer c.Close()
+	for i := 0; i < *count; i++ {
+		start := time.Now()
+		var pong bus.PingResponse
+		if err := c.Call(context.Background(), bus.NSAgent, bus.OpPing, nil, &pong); err != nil {
+			return fmt.Errorf("ping: %w", err)
+		}
+		fmt.Fprintf(stdout, "pong from the host in %s\n", time.Since(start).Round(time.Microsecond))
 	}
 	return nil
 }

@@ -1,0 +1,96 @@
+// Package agentapi is the shed's local HTTP API on 127.0.0.1:7575: health,
+// status, metrics, idle time and heartbeat, for tools in the shed and for
+// idle shutdown. Every route but /health needs the agent token; without a
+// token it refuses to start rather than serve openly.
+package agentapi
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Source is what the API reports on.
+type Source interface {
+	StatusJSON() any
+	MetricsJSON() any
+	IdleSince() time.Time
+}
+
+// API serves the agent routes.
+type API struct {
+	src       Source
+	token     []byte
+	heartbeat atomic.Int64
+}
+
+// New returns the API, or an error when token is empty.
+func New(src Source, token string) (*API, error) {
+	if strings.TrimSpace(token) == "" {
+		return nil, errors.New("agentapi: no agent token configured (SPUFF_AGENT_TOKEN); refusing to serve without one")
+	}
+	return &API{src: src, token: []byte(token)}, nil
+}
+
+// Listen binds addr, which must be a loopback address.
+func Listen(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("agentapi: address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("agentapi: %q is not a loopback address; the agent API binds 127.0.0.1 only", addr)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// Handler returns the routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /status", a.auth(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.src.StatusJSON())
+	}))
+	mux.Handle("GET /metrics", a.auth(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.src.MetricsJSON())
+	}))
+	mux.Handle("GET /idle", a.auth(func(w http.ResponseWriter, r *http.Request) {
+		last := a.src.IdleSince()
+		if hb := time.Unix(0, a.heartbeat.Load()); hb.After(last) {
+			last = hb
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"idle_seconds": int64(time.Since(last).Seconds()), "since": last.UTC()})
+	}))
+	mux.Handle("POST /heartbeat", a.auth(func(w http.ResponseWriter, r *http.Request) {
+		a.heartbeat.Store(time.Now().UnixNano())
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	return mux
+}
+
+// auth accepts "Authorization: Bearer TOKEN" or the bare token, compared in
+// constant time.
+func (a *API) auth(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), a.token) != 1 {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong agent token"})
+			return
+		}
+		next(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
