@@ -293,6 +293,22 @@ func TestRealPeers(t *testing.T) {
 		}
 	})
 
+	t.Run("crane pushes and reads with the host login through credsStore pass", func(t *testing.T) {
+		layout := t.TempDir()
+		digest := dockertest.WriteOCILayout(t, layout, "v1")
+		ref := f.reg.Addr + "/team/app:v1"
+		host := append([]string{"DOCKER_CONFIG=" + f.configDir, "HOME=" + t.TempDir()}, f.pass.Env()...)
+		dockertest.Push(t, layout, ref, host)
+		out, err := dockertest.Crane(t, host, "digest", ref)
+		if err != nil || strings.TrimSpace(string(out)) != digest {
+			t.Fatalf("crane digest with the host login = %q, %v; want %s", out, err, digest)
+		}
+		anon := []string{"DOCKER_CONFIG=" + t.TempDir(), "HOME=" + t.TempDir()}
+		if out, err := dockertest.Crane(t, anon, "digest", ref); err == nil || !strings.Contains(string(out), "401") && !strings.Contains(string(out), "UNAUTHORIZED") {
+			t.Fatalf("anonymous crane digest = %q, %v; want 401", out, err)
+		}
+	})
+
 	t.Run("no secret in any file outside the password store", func(t *testing.T) {
 		b, err := os.ReadFile(f.configDir + "/config.json")
 		if err != nil {

@@ -93,16 +93,22 @@ func mustJSON(t testing.TB, v any) []byte {
 	return b
 }
 
-// Push copies the image tagged tag in the OCI layout dir to ref
-// (127.0.0.1:PORT/repo:tag) with skopeo, over plain HTTP, in an environment
-// that holds the pushing side's docker config (DOCKER_CONFIG, GNUPGHOME…).
-// Skopeo finds the credentials itself, the way a developer's push would.
-func Push(t testing.TB, dir, tag, ref string, env []string) {
+// Push uploads the image in the OCI layout dir to ref (127.0.0.1:PORT/repo:tag)
+// with crane over plain HTTP, in an environment that holds the pushing side's
+// docker config (DOCKER_CONFIG, GNUPGHOME…): crane finds the login itself
+// through credsStore, the way a developer's push would.
+func Push(t testing.TB, dir, ref string, env []string) {
 	t.Helper()
-	skopeo := testenv.Tool(t, "skopeo")
-	cmd := exec.Command(skopeo, "copy", "--quiet", "--dest-tls-verify=false", "oci:"+dir+":"+tag, "docker://"+ref)
-	cmd.Env = append(os.Environ(), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("skopeo copy to %s: %v\n%s", ref, err, out)
+	if out, err := Crane(t, env, "push", dir, ref); err != nil {
+		t.Fatalf("crane push to %s: %v\n%s", ref, err, out)
 	}
+}
+
+// Crane runs crane (with --insecure, for plain HTTP) in os.Environ()+env and
+// returns its combined output.
+func Crane(t testing.TB, env []string, args ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(testenv.Tool(t, "crane"), append([]string{"--insecure"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	return cmd.CombinedOutput()
 }
