@@ -118,6 +118,9 @@ func (s *SecretService) connect() (*ssConn, error) {
 		conn.Close()
 		return nil, errors.New("keychain: the secret service has no default collection")
 	}
+	if v, err := conn.Object(ssName, c.coll).GetProperty(ssCollection + ".Locked"); err == nil && v.Value() == true {
+		s.log.Info("keychain: the default keyring is locked; it will be unlocked (with its own prompt) when first needed")
+	}
 	return c, nil
 }
 

@@ -5,11 +5,13 @@ package keychaintest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ type Daemon struct {
 	Addr string // the bus address to hand to keychain.NewSecretService
 
 	t       testing.TB
+	out     syncBuffer // the daemons' chatter, shown when a test fails
 	dir     string
 	bus     *exec.Cmd
 	keyring *exec.Cmd
@@ -59,11 +62,16 @@ func Bus(t testing.TB) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.bus.Stderr = os.Stderr
+	d.bus.Stderr = &d.out
 	if err := d.bus.Start(); err != nil {
 		t.Fatalf("starting dbus-daemon: %v", err)
 	}
-	t.Cleanup(func() { stop(d.bus) })
+	t.Cleanup(func() {
+		stop(d.bus)
+		if t.Failed() {
+			t.Logf("dbus-daemon and gnome-keyring-daemon said:\n%s", d.out.String())
+		}
+	})
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		t.Fatalf("dbus-daemon printed no address: %v", err)
@@ -105,7 +113,7 @@ func (d *Daemon) StartKeyring() {
 		"DBUS_SESSION_BUS_ADDRESS=" + d.Addr,
 	}
 	cmd.Stdin = strings.NewReader(password)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = &d.out, &d.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting gnome-keyring-daemon: %v", err)
 	}
@@ -164,4 +172,21 @@ func waitName(addr, name string, within time.Duration) error {
 // Env is the environment for a libsecret tool (secret-tool) on this bus.
 func (d *Daemon) Env() []string {
 	return []string{"PATH=" + os.Getenv("PATH"), "DBUS_SESSION_BUS_ADDRESS=" + d.Addr}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
