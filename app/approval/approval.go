@@ -148,10 +148,10 @@ type flight struct {
 // A denial also returns the method that refused, for the audit line.
 func (a *Approver) Approve(ctx context.Context, q *Request) (string, error) {
 	r, ask, err := resolve(q.Policy, q.Class, q.Scope)
-	if err != nil || !ask {
-		if err != nil {
-			return "", err
-		}
+	if err != nil {
+		return "", err
+	}
+	if !ask {
 		return MethodNone, nil
 	}
 	a.mu.Lock()
