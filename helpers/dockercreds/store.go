@@ -14,10 +14,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,11 +123,12 @@ func (s *Store) Get(ctx context.Context, registry string) (Creds, error) {
 	if err != nil {
 		return Creds{}, err
 	}
-	for key, name := range c.CredHelpers {
+	// Sorted, so that two spellings of one registry resolve the same way every time.
+	for _, key := range slices.Sorted(maps.Keys(c.CredHelpers)) {
 		if norm(key) != registry {
 			continue
 		}
-		cr, err := s.fromHelper(ctx, name, registry)
+		cr, err := s.fromHelper(ctx, c.CredHelpers[key], registry)
 		if err == nil || !errors.Is(err, ErrNotFound) {
 			return cr, err
 		}
@@ -136,11 +139,11 @@ func (s *Store) Get(ctx context.Context, registry string) (Creds, error) {
 			return cr, err
 		}
 	}
-	for key, a := range c.Auths {
+	for _, key := range slices.Sorted(maps.Keys(c.Auths)) {
 		if norm(key) != registry {
 			continue
 		}
-		if cr, ok := a.creds(); ok {
+		if cr, ok := c.Auths[key].creds(); ok {
 			return cr, nil
 		}
 	}
