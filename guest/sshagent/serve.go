@@ -1,0 +1,156 @@
+package sshagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// Serve answers the agent protocol on every connection l accepts, each
+// with its own connection number, until ctx ends; then it closes l and the
+// open connections and returns nil.
+func Serve(ctx context.Context, l net.Listener, c Caller, log *slog.Logger) error {
+	rep := newReporter(log)
+	var (
+		mu    sync.Mutex
+		conns = make(map[net.Conn]struct{})
+		wg    sync.WaitGroup
+		next  uint64
+	)
+	stop := context.AfterFunc(ctx, func() {
+		l.Close()
+		mu.Lock()
+		for nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+	})
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if isTransient(err) {
+				// Out of file descriptors: wait rather than spin or give up.
+				rep.log.Warn("sshagent: accept failed; retrying", "err", err)
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("sshagent: accepting: %w", err)
+		}
+		mu.Lock()
+		if ctx.Err() != nil {
+			mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		conns[nc] = struct{}{}
+		next++
+		a := &Agent{ctx: ctx, c: c, conn: next, rep: rep}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// ServeAgent returns at the client's EOF, or on a malformed message.
+			_ = agent.ServeAgent(a, nc)
+			nc.Close()
+			mu.Lock()
+			delete(conns, nc)
+			mu.Unlock()
+		}()
+	}
+}
+
+// isTransient reports accept errors that pass: out of descriptors, or a
+// client that hung up before it was accepted.
+func isTransient(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// Listen creates the agent socket at path: mode 0600 for the shed user, or
+// 0660 owned by group gid when gid >= 0 (for containers that run as
+// another user). The socket is made in a private directory and renamed
+// into place, so it never exists with a looser mode. A stale socket is
+// replaced; a live one, or anything that is not a socket, is an error.
+func Listen(path string, gid int) (net.Listener, error) {
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("sshagent: %s exists and is not a socket; move it away", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("sshagent: %s is in use by another agent", path)
+		}
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sshagent: creating %s: %w", dir, err)
+	}
+	tmpDir, err := os.MkdirTemp(dir, ".sa")
+	if err != nil {
+		return nil, fmt.Errorf("sshagent: creating the socket: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, "s")
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("sshagent: listening: %w", err)
+	}
+	ul.SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
+		ul.Close()
+		return nil, err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fail(fmt.Errorf("sshagent: chmod the socket: %w", err))
+	}
+	if gid >= 0 {
+		if err := os.Chown(tmp, -1, gid); err != nil {
+			return fail(fmt.Errorf("sshagent: giving the socket to group %d: %w", gid, err))
+		}
+	}
+	fi, err := os.Lstat(tmp)
+	if err != nil {
+		return fail(fmt.Errorf("sshagent: %w", err))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(fmt.Errorf("sshagent: placing the socket at %s: %w", path, err))
+	}
+	return &listener{UnixListener: ul, path: path, fi: fi}, nil
+}
+
+// listener removes its socket on Close, unless another has replaced it.
+type listener struct {
+	*net.UnixListener
+	path string
+	fi   os.FileInfo
+	once sync.Once
+}
+
+func (l *listener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.fi) {
+			os.Remove(l.path)
+		}
+	})
+	return err
+}
