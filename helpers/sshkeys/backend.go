@@ -138,7 +138,8 @@ func (b *Backend) Extension(string, []byte) ([]byte, error) {
 	return nil, agent.ErrExtensionUnsupported
 }
 
-// Signers is not served: the keys are used through Sign only.
+// Signers returns the local keys' signers; the agent-forward mode has none
+// (its keys are used through Sign only).
 func (b *Backend) Signers() ([]ssh.Signer, error) { return b.a.Signers() }
 
 // Add is refused: spuff never changes the host's keys.
