@@ -1,0 +1,439 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+var ts = time.Date(2026, 3, 31, 15, 4, 5, 987654321, time.UTC)
+
+func TestLineFormatIsExact(t *testing.T) {
+	for _, c := range []struct {
+		r    Record
+		want string
+	}{
+		{
+			Record{TS: ts, Shed: "my-service", NS: "ssh-agent", Op: "sign", Result: "ok", Detail: "ssh-ed25519 SHA256:abc"},
+			`{"ts":"2026-03-31T15:04:05Z","shed":"my-service","ns":"ssh-agent","op":"sign","result":"ok","detail":"ssh-ed25519 SHA256:abc","approval":"none"}`,
+		},
+		{
+			// Any zone is written as UTC; extras follow the seven fields.
+			Record{TS: ts.In(time.FixedZone("x", 3600)), Shed: "s", NS: "n", Op: "o", Result: "denied", Approval: "cli", ID: "id1", Code: "DENIED", Detail: "a\nb\r\x00\u2028"},
+			`{"ts":"2026-03-31T15:04:05Z","shed":"s","ns":"n","op":"o","result":"denied","detail":"a\nb\r\u0000\u2028","approval":"cli","id":"id1","code":"DENIED"}`,
+		},
+		{
+			// Empty fields are still written: a line always has all seven.
+			Record{TS: ts},
+			`{"ts":"2026-03-31T15:04:05Z","shed":"","ns":"","op":"","result":"","detail":"","approval":"none"}`,
+		},
+	} {
+		b, err := json.Marshal(c.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != c.want {
+			t.Errorf("line\n %s\nwant\n %s", b, c.want)
+		}
+		line, err := c.r.line()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(line) != c.want+"\n" || bytes.Count(line, []byte("\n")) != 1 {
+			t.Errorf("written line %q", line)
+		}
+	}
+}
+
+func TestLineKeepsHTMLReadable(t *testing.T) {
+	line, err := Record{TS: ts, Detail: "git@host:a->b & <c>"}.line()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(line, []byte(`"detail":"git@host:a->b & <c>"`)) {
+		t.Fatalf("line %s", line)
+	}
+}
+
+func TestOverlongDetailIsTruncatedWithMarker(t *testing.T) {
+	for _, detail := range []string{
+		strings.Repeat("x", 3*MaxLine),
+		strings.Repeat("\x01", MaxLine),       // escapes to six bytes each
+		strings.Repeat("é", MaxLine/2+10),     // multi-byte runes: no cut inside one
+		strings.Repeat("a", MaxLine-100) + "", // just over once encoded
+	} {
+		r := Record{TS: ts, Shed: "s", NS: "ssh-agent", Op: "sign", Result: "ok", Detail: detail}
+		line, err := r.line()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(line) > MaxLine {
+			t.Fatalf("line of %d bytes", len(line))
+		}
+		var back Record
+		if err := json.Unmarshal(line, &back); err != nil {
+			t.Fatal(err)
+		}
+		if len(detail)+200 > MaxLine && !strings.HasSuffix(back.Detail, truncated) {
+			t.Errorf("detail of %d bytes cut without the marker", len(detail))
+		}
+		if !utf8.ValidString(back.Detail) || !strings.HasPrefix(detail, strings.TrimSuffix(back.Detail, truncated)) {
+			t.Errorf("truncated detail is not a prefix of the original")
+		}
+	}
+	// Only the detail is cut; a record too big without it is refused.
+	if _, err := (Record{TS: ts, Op: strings.Repeat("o", MaxLine)}).line(); err == nil {
+		t.Fatal("an oversized op was written")
+	}
+}
+
+func TestOpenModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "share", "shed")
+	p := filepath.Join(dir, "extensions-audit.log")
+	w, err := Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(context.Background(), Record{TS: ts, Shed: "s", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Dir(dir): 0o700, p: 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s mode %04o, want %04o", path, fi.Mode().Perm(), want)
+		}
+	}
+	// A loosened file is tightened on open, with a warning, and keeps its lines.
+	for _, loose := range []os.FileMode{0o644, 0o660, 0o606} {
+		if err := os.Chmod(p, loose); err != nil {
+			t.Fatal(err)
+		}
+		var logBuf bytes.Buffer
+		w, err = Open(p, slogTo(&logBuf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+			t.Fatalf("mode %04o after opening a %04o file", fi.Mode().Perm(), loose)
+		}
+		if !strings.Contains(logBuf.String(), "tightening") {
+			t.Errorf("no warning for a %04o log: %q", loose, logBuf.String())
+		}
+	}
+	if b, _ := os.ReadFile(p); bytes.Count(b, []byte("\n")) != 1 {
+		t.Fatalf("reopening changed the log: %q", b)
+	}
+	// Devices would swallow the log: refused.
+	for _, dev := range []string{"/dev/null", "/dev/full"} {
+		if _, err := os.Stat(dev); err != nil {
+			continue
+		}
+		if w, err := Open(dev, nil); err == nil {
+			w.Close()
+			t.Errorf("opened %s as the audit log", dev)
+		}
+	}
+}
+
+func readLines(t *testing.T, p string) []Record {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 2*MaxLine)
+	for sc.Scan() {
+		if !json.Valid(sc.Bytes()) {
+			t.Fatalf("line is not JSON: %q", sc.Text())
+		}
+		var r Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("bad line %q: %v", sc.Text(), err)
+		}
+		out = append(out, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestGroupCommitKeepsEveryLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.log")
+	w, err := Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := Record{TS: ts, Shed: fmt.Sprintf("s%03d", i), NS: "agent", Op: "ping", Result: "ok", Detail: strings.Repeat("d", i*7)}
+			if err := w.Write(context.Background(), r); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	recs := readLines(t, p)
+	for _, r := range recs {
+		if seen[r.Shed] {
+			t.Fatalf("line for %s written twice", r.Shed)
+		}
+		seen[r.Shed] = true
+		var i int
+		fmt.Sscanf(r.Shed, "s%03d", &i)
+		if r.Detail != strings.Repeat("d", i*7) {
+			t.Fatalf("line for %s carries another's detail", r.Shed)
+		}
+	}
+	if len(recs) != n || len(seen) != n {
+		t.Fatalf("%d lines (%d distinct), want %d", len(recs), len(seen), n)
+	}
+}
+
+// gatedFile holds the first write until release is closed, so the test
+// knows every other writer queued behind it.
+type gatedFile struct {
+	*os.File
+	release chan struct{}
+	writes  atomic.Int32
+	syncs   atomic.Int32
+}
+
+func (g *gatedFile) Write(b []byte) (int, error) {
+	if g.writes.Add(1) == 1 {
+		<-g.release
+	}
+	return g.File.Write(b)
+}
+
+func (g *gatedFile) Sync() error { g.syncs.Add(1); return g.File.Sync() }
+
+func TestGroupCommitBatchesQueuedWriters(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.log")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedFile{File: f, release: make(chan struct{})}
+	w := newWriter(p, g, nil)
+	const n = 200
+	var wg sync.WaitGroup
+	first := make(chan error, 1)
+	go func() { first <- w.Write(context.Background(), Record{TS: ts, Shed: "first"}) }()
+	for g.writes.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	var returned atomic.Int32
+	for i := range n - 1 {
+		wg.Go(func() {
+			if err := w.Write(context.Background(), Record{TS: ts, Shed: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+			}
+			returned.Add(1)
+		})
+	}
+	for len(w.reqs) < n-1 {
+		time.Sleep(time.Millisecond)
+	}
+	if returned.Load() != 0 {
+		t.Fatal("a write returned before its line was written")
+	}
+	close(g.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	w.Close()
+	if got := g.syncs.Load(); got != 2 {
+		t.Fatalf("%d fsyncs for %d writers queued behind one, want 2", got, n-1)
+	}
+	if got := len(readLines(t, p)); got != n {
+		t.Fatalf("%d lines, want %d", got, n)
+	}
+}
+
+// TestFailsClosed writes to a real device that refuses every write with
+// ENOSPC: every writer of the batch gets the error, none a success.
+func TestFailsClosed(t *testing.T) {
+	f, err := os.OpenFile("/dev/full", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Skip("no /dev/full:", err)
+	}
+	var logBuf bytes.Buffer
+	w := newWriter("/dev/full", f, slogTo(&logBuf))
+	defer w.Close()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			err := w.Write(context.Background(), Record{TS: ts, Result: "ok"})
+			if err == nil {
+				t.Error("a write to a full disk reported success")
+			} else if !errors.Is(err, syscall.ENOSPC) {
+				t.Errorf("error %v, want ENOSPC", err)
+			}
+		})
+	}
+	wg.Wait()
+	if !strings.Contains(logBuf.String(), "denied") {
+		t.Errorf("failure not logged: %q", logBuf.String())
+	}
+}
+
+// tornFile writes half of its first write, then fails, like a disk that
+// fills mid-line.
+type tornFile struct {
+	*os.File
+	calls int
+}
+
+func (f *tornFile) Write(b []byte) (int, error) {
+	f.calls++
+	if f.calls == 1 {
+		n, _ := f.File.Write(b[:len(b)/2])
+		return n, syscall.ENOSPC
+	}
+	return f.File.Write(b)
+}
+
+func TestTornWriteSpoilsNoLaterLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.log")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(p, &tornFile{File: f}, nil)
+	if err := w.Write(context.Background(), Record{TS: ts, Shed: "lost"}); err == nil {
+		t.Fatal("torn write reported success")
+	}
+	if err := w.Write(context.Background(), Record{TS: ts, Shed: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var got []string
+	fh, _ := os.Open(p)
+	defer fh.Close()
+	if err := Read(fh, Filter{}, func(r Record) error { got = append(got, r.Shed); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "kept" {
+		t.Fatalf("read back %v, want [kept]", got)
+	}
+}
+
+func TestCloseRacingWriters(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.log")
+	w, err := Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			switch err := w.Write(context.Background(), Record{TS: ts, Shed: fmt.Sprint(i)}); {
+			case err == nil:
+				ok.Add(1)
+			case !errors.Is(err, ErrClosed):
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(time.Millisecond)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got := len(readLines(t, p)); got != int(ok.Load()) {
+		t.Fatalf("%d lines for %d successful writes", got, ok.Load())
+	}
+	if err := w.Write(context.Background(), Record{TS: ts}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
+
+func TestZeroTimeIsStamped(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.log")
+	w, err := Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Truncate(time.Second)
+	if err := w.Write(context.Background(), Record{Shed: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r := readLines(t, p)[0]
+	if r.TS.Before(before) || r.TS.After(time.Now()) {
+		t.Fatalf("stamped %v", r.TS)
+	}
+}
+
+// BenchmarkWriteSequential is one writer at a time: one fsync per line.
+func BenchmarkWriteSequential(b *testing.B) {
+	w, err := Open(filepath.Join(b.TempDir(), "a.log"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	r := Record{TS: ts, Shed: "bench", NS: "agent", Op: "ping", Result: "ok", Detail: "ssh-ed25519 SHA256:abc"}
+	start := time.Now()
+	for b.Loop() {
+		if err := w.Write(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
+}
+
+// BenchmarkWriteParallel is 64 writers at once, every line still fsync'd
+// before its Write returns: the gap to the sequential figure is what group
+// commit buys.
+func BenchmarkWriteParallel(b *testing.B) {
+	w, err := Open(filepath.Join(b.TempDir(), "a.log"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	r := Record{TS: ts, Shed: "bench", NS: "agent", Op: "ping", Result: "ok", Detail: "ssh-ed25519 SHA256:abc"}
+	b.SetParallelism(max(1, 64/runtimeProcs()))
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := w.Write(context.Background(), r); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
+}
