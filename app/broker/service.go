@@ -54,6 +54,8 @@ type Approver interface {
 	Approve(ctx context.Context, q *approval.Request) (method string, err error)
 }
 
+var _ Approver = (*approval.Approver)(nil)
+
 // Policy may refuse a request before approval (e.g. a key outside the shed's
 // allowlist is refused by the service itself; this hook is for host-wide rules).
 type Policy interface {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,7 +132,7 @@ func Listen(spec string) (net.Listener, error) {
 	}
 	switch kind {
 	case "unix":
-		return ListenUnix(arg, 0o600)
+		return ListenUnix(arg, 0o600, -1)
 	case "vsock":
 		port, err := strconv.ParseUint(arg, 10, 32)
 		if err != nil {
@@ -142,31 +141,4 @@ func Listen(spec string) (net.Listener, error) {
 		return listenVsock(uint32(port))
 	}
 	return nil, fmt.Errorf("bus: listen address %q must be unix:PATH or vsock:PORT", spec)
-}
-
-// ListenUnix listens on a unix socket with the given mode, replacing a stale
-// socket file but never another kind of file.
-func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("bus: %s exists and is not a socket; move it away", path)
-		}
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("bus: %s is in use by another process", path)
-		}
-		_ = os.Remove(path)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("bus: creating socket dir: %w", err)
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("bus: listening on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("bus: chmod %s: %w", path, err)
-	}
-	return l, nil
 }

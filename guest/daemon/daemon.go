@@ -110,14 +110,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	guestL, err := bus.ListenUnix(d.GuestSock(), d.SocketMode())
+	guestL, err := bus.ListenUnix(d.GuestSock(), d.SocketMode(), d.opts.SocketGID)
 	if err != nil {
 		busL.Close()
-		return err
-	}
-	if err := d.chgrp(d.GuestSock()); err != nil {
-		busL.Close()
-		guestL.Close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -150,16 +145,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	return first
-}
-
-func (d *Daemon) chgrp(path string) error {
-	if d.opts.SocketGID < 0 {
-		return nil
-	}
-	if err := os.Chown(path, -1, d.opts.SocketGID); err != nil {
-		return fmt.Errorf("daemon: giving %s to group %d: %w", path, d.opts.SocketGID, err)
-	}
-	return nil
 }
 
 func (d *Daemon) acceptHost(ctx context.Context, l net.Listener) error {

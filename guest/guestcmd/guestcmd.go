@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -101,6 +102,9 @@ func serve(args []string, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// x/crypto's agent server reports every failed request on the global
+	// logger; sshagent already logs what matters, once.
+	stdlog.SetOutput(io.Discard)
 	gid := -1
 	if *group != "" {
 		g, err := user.LookupGroup(*group)

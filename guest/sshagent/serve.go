@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/spuff-dev/spuff/guest/bus"
 	"golang.org/x/crypto/ssh/agent"
 )
 
@@ -91,66 +91,9 @@ func Listen(path string, gid int) (net.Listener, error) {
 	if gid >= 0 {
 		mode = 0o660
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("sshagent: %s exists and is not a socket; move it away", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("sshagent: %s is in use by another agent", path)
-		}
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("sshagent: creating %s: %w", dir, err)
-	}
-	tmpDir, err := os.MkdirTemp(dir, ".sa")
+	l, err := bus.ListenUnix(path, mode, gid)
 	if err != nil {
-		return nil, fmt.Errorf("sshagent: creating the socket: %w", err)
+		return nil, fmt.Errorf("sshagent: %w", err)
 	}
-	defer os.RemoveAll(tmpDir)
-	tmp := filepath.Join(tmpDir, "s")
-	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("sshagent: listening: %w", err)
-	}
-	ul.SetUnlinkOnClose(false)
-	fail := func(err error) (net.Listener, error) {
-		ul.Close()
-		return nil, err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return fail(fmt.Errorf("sshagent: chmod the socket: %w", err))
-	}
-	if gid >= 0 {
-		if err := os.Chown(tmp, -1, gid); err != nil {
-			return fail(fmt.Errorf("sshagent: giving the socket to group %d: %w", gid, err))
-		}
-	}
-	fi, err := os.Lstat(tmp)
-	if err != nil {
-		return fail(fmt.Errorf("sshagent: %w", err))
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(fmt.Errorf("sshagent: placing the socket at %s: %w", path, err))
-	}
-	return &listener{UnixListener: ul, path: path, fi: fi}, nil
-}
-
-// listener removes its socket on Close, unless another has replaced it.
-type listener struct {
-	*net.UnixListener
-	path string
-	fi   os.FileInfo
-	once sync.Once
-}
-
-func (l *listener) Close() error {
-	err := l.UnixListener.Close()
-	l.once.Do(func() {
-		if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.fi) {
-			os.Remove(l.path)
-		}
-	})
-	return err
+	return l, nil
 }

@@ -1,14 +1,12 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +19,13 @@ type SSHD struct {
 	Dir            string
 	HostKeyPub     string // the ed25519 host public key line
 	AuthorizedKeys string // path; append lines to it
-	log            *bytes.Buffer
+	logPath        string
+}
+
+// Log returns what sshd logged so far.
+func (s *SSHD) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
 }
 
 // StartSSHD runs sshd -D on a free loopback port with its own host key and
@@ -68,11 +72,16 @@ Subsystem sftp internal-sftp
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &SSHD{Addr: "127.0.0.1:" + port, Port: port, Dir: dir, HostKeyPub: strings.TrimSpace(string(pub)), AuthorizedKeys: ak, log: &bytes.Buffer{}}
+	s := &SSHD{Addr: "127.0.0.1:" + port, Port: port, Dir: dir, HostKeyPub: strings.TrimSpace(string(pub)), AuthorizedKeys: ak, logPath: filepath.Join(dir, "sshd.log")}
+	// The log is a file, not a pipe: sshd's per-session children start their
+	// own sessions and would keep a pipe (and so Wait) open after sshd ends.
+	logf, err := os.Create(s.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
 	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg)
-	var mu sync.Mutex
-	cmd.Stdout = lockedWriter{&mu, s.log}
-	cmd.Stderr = lockedWriter{&mu, s.log}
+	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting sshd: %v", err)
@@ -89,9 +98,7 @@ Subsystem sftp internal-sftp
 			return s
 		}
 		if time.Now().After(deadline) {
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("sshd did not listen on %s: %s", s.Addr, s.log.String())
+			t.Fatalf("sshd did not listen on %s: %s", s.Addr, s.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -144,15 +151,4 @@ func freePort(t testing.TB) string {
 	defer l.Close()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	return port
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

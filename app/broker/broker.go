@@ -1,0 +1,336 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spuff-dev/spuff/app/approval"
+	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/guest/bus"
+)
+
+// Auditor writes one audit record durably. An error means the record is not
+// on disk, and the broker then denies the request.
+type Auditor interface {
+	Write(ctx context.Context, r audit.Record) error
+}
+
+// DialFunc opens a bus stream to a shed address (unix://, ssh://, vsock://).
+type DialFunc func(ctx context.Context, url string) (io.ReadWriteCloser, error)
+
+// Options configure a Broker. Config, Audit and Dial are required.
+type Options struct {
+	Config   *config.Config
+	Audit    Auditor
+	Dial     DialFunc
+	Services map[string]Service // by namespace
+	Approver Approver           // nil: no request needs approval
+	Policy   Policy             // nil: allow
+	Log      *slog.Logger
+	Now      func() time.Time
+
+	// Skew is how far a request id's time may be from the host clock (2m).
+	Skew time.Duration
+	// MaxReplayIDs bounds the replay guard's memory (200k ids).
+	MaxReplayIDs int
+	// Bus tunes each shed connection; KeepAlive defaults to 15s.
+	Bus bus.Options
+	// Backoff bounds reconnect delays (250ms … 10s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Broker holds the sessions of attached sheds and the request pipeline.
+type Broker struct {
+	opts   Options
+	log    *slog.Logger
+	replay *replayGuard
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	sessions map[string]*session
+	subs     map[chan Event]struct{}
+	closed   bool
+}
+
+// Event tells subscribers that something changed: a shed's state, or a
+// request that was answered.
+type Event struct {
+	Kind   string    `json:"kind"` // shed | request
+	Shed   string    `json:"shed"`
+	State  string    `json:"state,omitempty"`
+	NS     string    `json:"ns,omitempty"`
+	Op     string    `json:"op,omitempty"`
+	Result string    `json:"result,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// New builds a broker. Call Close to detach every shed.
+func New(opts Options) (*Broker, error) {
+	if opts.Config == nil || opts.Audit == nil || opts.Dial == nil {
+		return nil, errors.New("broker: Config, Audit and Dial are required")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Skew <= 0 {
+		opts.Skew = 2 * time.Minute
+	}
+	if opts.MaxReplayIDs <= 0 {
+		opts.MaxReplayIDs = 200_000
+	}
+	if opts.Bus.KeepAlive == 0 {
+		opts.Bus.KeepAlive = 15 * time.Second
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 250 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	return &Broker{
+		opts: opts, log: opts.Log, cfg: opts.Config,
+		replay:   newReplayGuard(opts.Skew, opts.MaxReplayIDs),
+		sessions: map[string]*session{},
+		subs:     map[chan Event]struct{}{},
+	}, nil
+}
+
+// Attach starts a session that dials url and keeps it connected.
+func (b *Broker) Attach(name, url string) error {
+	if !config.ValidShedName(name) {
+		return fmt.Errorf("broker: shed name %q: use lowercase letters, digits and dashes", name)
+	}
+	if _, err := bus.ParseTarget(url); err != nil {
+		return fmt.Errorf("broker: attaching %q: %w", name, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("broker: closed")
+	}
+	if s, ok := b.sessions[name]; ok {
+		return fmt.Errorf("broker: shed %q is already attached to %s; detach it first", name, s.url)
+	}
+	shed := b.cfg.ForShed(name)
+	s := newSession(b, name, url, &shed)
+	b.sessions[name] = s
+	go s.run()
+	b.log.Info("shed attached", "shed", name, "url", url)
+	return nil
+}
+
+// Detach stops a session and drops the services' state for that shed.
+func (b *Broker) Detach(name string) error {
+	b.mu.Lock()
+	s, ok := b.sessions[name]
+	delete(b.sessions, name)
+	b.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("broker: no shed named %q is attached", name)
+	}
+	s.stop()
+	for _, svc := range b.opts.Services {
+		if f, ok := svc.(Forgetter); ok {
+			f.Forget(name)
+		}
+	}
+	b.log.Info("shed detached", "shed", name)
+	b.publish(Event{Kind: "shed", Shed: name, State: "detached"})
+	return nil
+}
+
+// Sheds lists attached sheds, sorted by name.
+func (b *Broker) Sheds() []ShedStatus {
+	b.mu.Lock()
+	list := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		list = append(list, s)
+	}
+	b.mu.Unlock()
+	out := make([]ShedStatus, 0, len(list))
+	for _, s := range list {
+		out = append(out, s.status())
+	}
+	slices.SortFunc(out, func(a, b ShedStatus) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// CallGuest sends a host→guest agent request (status, metrics, idle) to shed name.
+func (b *Broker) CallGuest(ctx context.Context, name, op string, out any) error {
+	b.mu.Lock()
+	s, ok := b.sessions[name]
+	b.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("broker: no shed named %q is attached", name)
+	}
+	c := s.current()
+	if c == nil {
+		return fmt.Errorf("broker: shed %q is not connected", name)
+	}
+	return c.Call(ctx, bus.NSAgent, op, nil, out)
+}
+
+// Subscribe returns a channel of events and a function that ends the
+// subscription. A slow subscriber misses events rather than slowing requests.
+func (b *Broker) Subscribe() (<-chan Event, func()) {
+	ch := make(chan Event, 64)
+	b.mu.Lock()
+	b.subs[ch] = struct{}{}
+	b.mu.Unlock()
+	return ch, func() {
+		b.mu.Lock()
+		if _, ok := b.subs[ch]; ok {
+			delete(b.subs, ch)
+			close(ch)
+		}
+		b.mu.Unlock()
+	}
+}
+
+func (b *Broker) publish(e Event) {
+	if e.Time.IsZero() {
+		e.Time = b.opts.Now().UTC()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+// Close detaches every shed.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	list := b.sessions
+	b.sessions = map[string]*session{}
+	b.mu.Unlock()
+	for _, s := range list {
+		s.stop()
+	}
+	return nil
+}
+
+// handle is the pipeline for one guest request on shed's session.
+func (b *Broker) handle(ctx context.Context, s *session, r *bus.Request) (any, error) {
+	rec := audit.Record{Shed: s.name, NS: r.NS, Op: r.Op, ID: r.ID, Approval: approval.MethodNone}
+	// A host agent that asks its user (1Password, Secretive) or a slow STS
+	// can take longer than the guest's 3s; progress keeps the guest waiting,
+	// up to its own cap.
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = r.Progress("still working on it")
+			}
+		}
+	}()
+	payload, err := b.pipeline(ctx, s, r, &rec)
+	close(stop)
+	rec.TS = b.opts.Now().UTC()
+	rec.Result = resultOf(err)
+	rec.Code = bus.CodeOf(err)
+	if aerr := b.opts.Audit.Write(ctx, rec); aerr != nil {
+		b.log.Error("audit write failed; denying request", "shed", s.name, "ns", r.NS, "op", r.Op, "err", aerr)
+		payload, err = nil, bus.Errorf(bus.CodeDenied, "the host could not write its audit log, so it refuses every request; check the disk on your computer")
+	}
+	s.count(rec.Result)
+	b.publish(Event{Kind: "request", Shed: s.name, NS: r.NS, Op: r.Op, Result: rec.Result})
+	return payload, err
+}
+
+func (b *Broker) pipeline(ctx context.Context, s *session, r *bus.Request, rec *audit.Record) (any, error) {
+	if err := b.replay.check(r.ID, b.opts.Now()); err != nil {
+		rec.Detail = "replay guard"
+		return nil, err
+	}
+	if r.NS == bus.NSAgent {
+		if r.Op != bus.OpPing {
+			return nil, bus.Errorf(bus.CodeBadRequest, "the host serves only agent/ping; %q is a host→guest operation", r.Op)
+		}
+		if !s.limiter.Allow() {
+			return nil, bus.Errorf(bus.CodeRateLimited, "shed %q is over its request rate", s.name)
+		}
+		rec.Detail = "pong"
+		return bus.PingResponse{Time: b.opts.Now().UTC()}, nil
+	}
+	svc, known := b.opts.Services[r.NS]
+	if !known && !slices.Contains(config.DefaultNamespaces, r.NS) {
+		return nil, bus.Errorf(bus.CodeBadRequest, "unknown namespace %.40q", r.NS)
+	}
+	if !s.cfg.Allows(r.NS) {
+		return nil, bus.Errorf(bus.CodeNotAllowed, "namespace %s is not enabled for shed %q (sheds.%s.namespaces in the host config)", r.NS, s.name, s.name)
+	}
+	if !known {
+		return nil, bus.Errorf(bus.CodeNotAllowed, "namespace %s is not served by this host", r.NS)
+	}
+	if !s.limiter.Allow() {
+		return nil, bus.Errorf(bus.CodeRateLimited, "shed %q is over its request rate", s.name)
+	}
+	req := &Request{ID: r.ID, Shed: s.name, NS: r.NS, Op: r.Op, Payload: json.RawMessage(r.Payload), Config: s.cfg}
+	act, err := svc.Describe(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	rec.Detail = act.Detail
+	if b.opts.Policy != nil {
+		if err := b.opts.Policy.Check(ctx, req, act); err != nil {
+			return nil, err
+		}
+	}
+	if b.opts.Approver != nil && act.Class != "" {
+		method, err := b.opts.Approver.Approve(ctx, &approval.Request{
+			ID: r.ID, Shed: s.name, NS: r.NS, Op: r.Op,
+			Class: act.Class, Scope: act.Scope, Subject: act.Subject, Prompt: act.Prompt,
+			Policy: s.cfg.Approval,
+		})
+		if method != "" {
+			rec.Approval = method
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	out, err := svc.Serve(ctx, req, act)
+	rec.Detail = act.Detail
+	return out, err
+}
+
+// resultOf maps an outcome to the audit result.
+func resultOf(err error) string {
+	switch bus.CodeOf(err) {
+	case "":
+		return "ok"
+	case bus.CodeDenied, bus.CodeNotAllowed, bus.CodeReplayed, bus.CodeRateLimited, bus.CodeApprovalTimeout, bus.CodeBadRequest:
+		return "denied"
+	default:
+		return "error"
+	}
+}

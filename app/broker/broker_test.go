@@ -1,0 +1,398 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/guest/bus"
+)
+
+// memAudit keeps records in memory and can be made to fail.
+type memAudit struct {
+	mu   sync.Mutex
+	recs []audit.Record
+	fail error
+}
+
+func (m *memAudit) Write(_ context.Context, r audit.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.recs = append(m.recs, r)
+	return nil
+}
+
+func (m *memAudit) all() []audit.Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]audit.Record(nil), m.recs...)
+}
+
+// rawGuest is a shed that speaks raw frames, so tests can send what a
+// well-behaved bus.Conn never would.
+type rawGuest struct {
+	t    *testing.T
+	path string
+	l    net.Listener
+	mu   sync.Mutex
+	conn net.Conn
+	got  chan *bus.Envelope
+}
+
+func newRawGuest(t *testing.T) *rawGuest {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "spb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	g := &rawGuest{t: t, path: filepath.Join(dir, "bus.sock"), got: make(chan *bus.Envelope, 64)}
+	g.listen()
+	return g
+}
+
+func (g *rawGuest) listen() {
+	l, err := net.Listen("unix", g.path)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.l = l
+	g.t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			g.mu.Lock()
+			g.conn = c
+			g.mu.Unlock()
+			go g.read(c)
+		}
+	}()
+}
+
+func (g *rawGuest) read(c net.Conn) {
+	for {
+		e, err := bus.ReadEnvelope(c)
+		if err != nil {
+			return
+		}
+		if e.Type == bus.TypeRequest && e.Op == bus.OpHello {
+			p, _ := json.Marshal(bus.HelloResponse{Version: bus.Version, GuestVersion: "test", Namespaces: []string{bus.NSSSHAgent}})
+			_ = bus.WriteEnvelope(c, &bus.Envelope{V: bus.Version, ID: e.ID, Type: bus.TypeResponse, Payload: p})
+			continue
+		}
+		g.got <- e
+	}
+}
+
+func (g *rawGuest) writeRaw(b []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, err := g.conn.Write(b); err != nil {
+		g.t.Logf("raw write: %v", err)
+	}
+}
+
+// ask sends a request envelope and waits for its response.
+func (g *rawGuest) ask(e *bus.Envelope) *bus.Envelope {
+	g.t.Helper()
+	b, err := bus.EncodeEnvelope(e)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.writeRaw(b)
+	return g.await(e.ID)
+}
+
+func (g *rawGuest) await(id string) *bus.Envelope {
+	g.t.Helper()
+	for {
+		select {
+		case r := <-g.got:
+			if r.ID == id && r.Type == bus.TypeResponse {
+				return r
+			}
+		case <-time.After(5 * time.Second):
+			g.t.Fatalf("no response to %s", id)
+			return nil
+		}
+	}
+}
+
+func ping(id string) *bus.Envelope {
+	return &bus.Envelope{V: bus.Version, ID: id, Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing}
+}
+
+// idAt makes a UUIDv7 carrying time t.
+func idAt(t time.Time) string {
+	u := uuid.Must(uuid.NewV7())
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
+	copy(u[:6], ms[2:])
+	return u.String()
+}
+
+type fixture struct {
+	b     *Broker
+	audit *memAudit
+	cfg   *config.Config
+}
+
+func newFixture(t *testing.T, mutate func(*config.Config)) *fixture {
+	t.Helper()
+	cfg := config.Default()
+	if mutate != nil {
+		mutate(cfg)
+	}
+	m := &memAudit{}
+	b, err := New(Options{
+		Config: cfg, Audit: m,
+		Dial: func(ctx context.Context, url string) (io.ReadWriteCloser, error) {
+			return bus.Dial(ctx, url, nil)
+		},
+		Services:   map[string]Service{bus.NSSSHAgent: echoService{}},
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return &fixture{b: b, audit: m, cfg: cfg}
+}
+
+func (f *fixture) attach(t *testing.T, name string, g *rawGuest) {
+	t.Helper()
+	if err := f.b.Attach(name, "unix://"+g.path); err != nil {
+		t.Fatal(err)
+	}
+	f.waitState(t, name, StateConnected)
+}
+
+func (f *fixture) waitState(t *testing.T, name, state string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range f.b.Sheds() {
+			if s.Name == name && s.State == state {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("shed %s never became %s: %+v", name, state, f.b.Sheds())
+}
+
+// echoService is a namespace that echoes, so the pipeline runs end to end.
+type echoService struct{}
+
+func (echoService) Describe(_ context.Context, r *Request) (*Action, error) {
+	return &Action{Detail: "echo for " + r.Shed}, nil
+}
+
+func (echoService) Serve(_ context.Context, r *Request, _ *Action) (any, error) {
+	return map[string]string{"shed": r.Shed}, nil
+}
+
+func code(e *bus.Envelope) string {
+	if e.Error == nil {
+		return ""
+	}
+	return e.Error.Code
+}
+
+func TestIdentityComesFromTheConnection(t *testing.T) {
+	f := newFixture(t, nil)
+	g := newRawGuest(t)
+	f.attach(t, "attacker", g)
+	newRawGuest(t) // a victim shed exists elsewhere; nothing can name it
+	id := bus.NewID()
+	frame := []byte(`{"v":1,"id":"` + id + `","type":"request","ns":"ssh-agent","op":"list","shed":"victim","payload":{"shed":"victim","Shed":"victim"}}`)
+	b, _ := bus.AppendFrame(nil, frame)
+	g.writeRaw(b)
+	resp := g.await(id)
+	if resp.Error != nil {
+		t.Fatalf("request failed: %v", resp.Error)
+	}
+	var out map[string]string
+	_ = json.Unmarshal(resp.Payload, &out)
+	if out["shed"] != "attacker" {
+		t.Fatalf("service saw shed %q, want the connection's name", out["shed"])
+	}
+	recs := f.audit.all()
+	if len(recs) != 1 || recs[0].Shed != "attacker" {
+		t.Fatalf("audit = %+v, want one line for shed attacker", recs)
+	}
+}
+
+func TestReplayGuard(t *testing.T) {
+	f := newFixture(t, nil)
+	g := newRawGuest(t)
+	f.attach(t, "s1", g)
+	id := bus.NewID()
+	if r := g.ask(ping(id)); r.Error != nil {
+		t.Fatalf("first use: %v", r.Error)
+	}
+	cases := map[string]struct {
+		id   string
+		want string
+	}{
+		"duplicate":   {id, bus.CodeReplayed},
+		"stale":       {idAt(time.Now().Add(-10 * time.Minute)), bus.CodeReplayed},
+		"future":      {idAt(time.Now().Add(10 * time.Minute)), bus.CodeReplayed},
+		"uuid v4":     {uuid.NewString(), bus.CodeBadRequest},
+		"not a uuid":  {"hello-there", bus.CodeBadRequest},
+		"near-future": {idAt(time.Now().Add(30 * time.Second)), ""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := g.ask(ping(c.id))
+			if code(r) != c.want {
+				t.Fatalf("got %q (%v), want %q", code(r), r.Error, c.want)
+			}
+		})
+	}
+	// Every denial has its audit line, with the denied result and its code.
+	denied := 0
+	for _, r := range f.audit.all() {
+		if r.Result == "denied" {
+			denied++
+			if r.Code != bus.CodeReplayed && r.Code != bus.CodeBadRequest {
+				t.Errorf("denied line with code %q", r.Code)
+			}
+		}
+	}
+	if denied != 5 {
+		t.Fatalf("%d denied audit lines, want 5", denied)
+	}
+}
+
+func TestReplayGuardMemoryBounded(t *testing.T) {
+	g := newReplayGuard(time.Minute, 100)
+	now := time.Now()
+	for i := 0; i < 100; i++ {
+		if err := g.check(bus.NewID(), now); err != nil {
+			t.Fatalf("id %d: %v", i, err)
+		}
+	}
+	if err := g.check(bus.NewID(), now); bus.CodeOf(err) != bus.CodeRateLimited {
+		t.Fatalf("past the cap: %v, want RATE_LIMITED", err)
+	}
+	// Two rotations later the old ids are gone and room is back.
+	later := now.Add(5 * time.Minute)
+	g.check(idAt(later), later)
+	later = later.Add(3 * time.Minute)
+	if err := g.check(idAt(later), later); err != nil {
+		t.Fatalf("after rotation: %v", err)
+	}
+	if n := len(g.cur) + len(g.old); n > 2 {
+		t.Fatalf("%d ids kept after rotation", n)
+	}
+}
+
+func TestNamespaceNotEnabled(t *testing.T) {
+	f := newFixture(t, func(c *config.Config) {
+		c.Sheds = map[string]config.ShedOverride{"narrow": {Namespaces: []string{"aws-credentials"}}}
+	})
+	g := newRawGuest(t)
+	f.attach(t, "narrow", g)
+	r := g.ask(&bus.Envelope{V: 1, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSSSHAgent, Op: bus.OpList})
+	if code(r) != bus.CodeNotAllowed {
+		t.Fatalf("got %v, want NOT_ALLOWED", r.Error)
+	}
+	r = g.ask(&bus.Envelope{V: 1, ID: bus.NewID(), Type: bus.TypeRequest, NS: "made-up", Op: "x"})
+	if code(r) != bus.CodeBadRequest {
+		t.Fatalf("unknown ns: got %v, want BAD_REQUEST", r.Error)
+	}
+	if recs := f.audit.all(); len(recs) != 2 || recs[0].Result != "denied" || recs[1].Result != "denied" {
+		t.Fatalf("audit = %+v", recs)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	f := newFixture(t, func(c *config.Config) { c.Limits = config.Limits{RequestsPerSecond: 1, Burst: 5} })
+	g := newRawGuest(t)
+	f.attach(t, "noisy", g)
+	limited := 0
+	for range 10 {
+		if code(g.ask(ping(bus.NewID()))) == bus.CodeRateLimited {
+			limited++
+		}
+	}
+	if limited < 4 {
+		t.Fatalf("%d of 10 burst requests limited, want at least 4", limited)
+	}
+	n := 0
+	for _, r := range f.audit.all() {
+		if r.Code == bus.CodeRateLimited && r.Result == "denied" {
+			n++
+		}
+	}
+	if n != limited {
+		t.Fatalf("%d RATE_LIMITED audit lines for %d denials", n, limited)
+	}
+}
+
+func TestAuditFailureDenies(t *testing.T) {
+	f := newFixture(t, nil)
+	g := newRawGuest(t)
+	f.attach(t, "s1", g)
+	f.audit.mu.Lock()
+	f.audit.fail = errors.New("disk full")
+	f.audit.mu.Unlock()
+	r := g.ask(&bus.Envelope{V: 1, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSSSHAgent, Op: bus.OpList})
+	if code(r) != bus.CodeDenied || len(r.Payload) != 0 {
+		t.Fatalf("with the audit log failing: %+v, want DENIED and no payload", r)
+	}
+}
+
+func TestBadFrameClosesOnlyThatShed(t *testing.T) {
+	f := newFixture(t, nil)
+	bad, good := newRawGuest(t), newRawGuest(t)
+	f.attach(t, "bad", bad)
+	f.attach(t, "good", good)
+	bad.writeRaw(binary.BigEndian.AppendUint32(nil, bus.MaxFrame+1))
+	f.waitState(t, "bad", StateDisconnected)
+	if r := good.ask(ping(bus.NewID())); r.Error != nil {
+		t.Fatalf("the other shed was disturbed: %v", r.Error)
+	}
+	// The bad shed is redialled and works again.
+	f.waitState(t, "bad", StateConnected)
+	if r := bad.ask(ping(bus.NewID())); r.Error != nil {
+		t.Fatalf("after reconnect: %v", r.Error)
+	}
+}
+
+func TestDetachStopsService(t *testing.T) {
+	f := newFixture(t, nil)
+	g := newRawGuest(t)
+	f.attach(t, "s1", g)
+	if err := f.b.Detach("s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.b.Detach("s1"); err == nil {
+		t.Fatal("detaching twice succeeded")
+	}
+	if len(f.b.Sheds()) != 0 {
+		t.Fatalf("sheds after detach: %+v", f.b.Sheds())
+	}
+	if err := f.b.Attach("Bad Name", "unix:///x"); err == nil {
+		t.Fatal("attached a shed with an invalid name")
+	}
+}

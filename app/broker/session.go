@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/guest/bus"
+)
+
+// Session states.
+const (
+	StateConnecting   = "connecting"
+	StateConnected    = "connected"
+	StateDisconnected = "disconnected"
+)
+
+// ShedStatus is what the control API shows of a session.
+type ShedStatus struct {
+	Name         string    `json:"name"`
+	URL          string    `json:"url"`
+	State        string    `json:"state"`
+	Since        time.Time `json:"since"`
+	GuestVersion string    `json:"guest_version,omitempty"`
+	Namespaces   []string  `json:"namespaces,omitempty"`
+	LastError    string    `json:"last_error,omitempty"`
+	Requests     int64     `json:"requests"`
+	Denied       int64     `json:"denied"`
+	Errors       int64     `json:"errors"`
+}
+
+// session keeps one shed connected. Its name is the only identity a request
+// on its connection can have.
+type session struct {
+	b       *Broker
+	name    string
+	url     string
+	cfg     *config.Shed
+	limiter *rate.Limiter
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu   sync.Mutex
+	conn *bus.Conn
+	st   ShedStatus
+}
+
+func newSession(b *Broker, name, url string, cfg *config.Shed) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &session{
+		b: b, name: name, url: url, cfg: cfg,
+		limiter: rate.NewLimiter(rate.Limit(cfg.Limits.RequestsPerSecond), cfg.Limits.Burst),
+		ctx:     ctx, cancel: cancel, done: make(chan struct{}),
+		st: ShedStatus{Name: name, URL: url, State: StateConnecting, Since: b.opts.Now().UTC()},
+	}
+}
+
+func (s *session) ServeBus(ctx context.Context, r *bus.Request) (any, error) {
+	return s.b.handle(ctx, s, r)
+}
+
+func (s *session) run() {
+	defer close(s.done)
+	backoff := s.b.opts.MinBackoff
+	for s.ctx.Err() == nil {
+		err := s.connectOnce()
+		if s.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			backoff = s.b.opts.MinBackoff // it was up; retry quickly
+		}
+		s.setState(StateDisconnected, err)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, s.b.opts.MaxBackoff)
+	}
+}
+
+// connectOnce dials, says hello and serves until the connection ends. It
+// returns nil when a connection was established (and later lost).
+func (s *session) connectOnce() error {
+	s.setState(StateConnecting, nil)
+	rwc, err := s.b.opts.Dial(s.ctx, s.url)
+	if err != nil {
+		return err
+	}
+	opts := s.b.opts.Bus
+	opts.Logger = s.b.log.With("shed", s.name)
+	c := bus.NewConn(rwc, s, opts)
+	var hello bus.HelloResponse
+	if err := c.Call(s.ctx, bus.NSAgent, bus.OpHello, bus.HelloRequest{Version: bus.Version}, &hello); err != nil {
+		c.Close()
+		return err
+	}
+	s.mu.Lock()
+	s.conn = c
+	s.st.GuestVersion = hello.GuestVersion
+	s.st.Namespaces = hello.Namespaces
+	s.mu.Unlock()
+	s.setState(StateConnected, nil)
+	s.b.log.Info("shed connected", "shed", s.name, "guest_version", hello.GuestVersion)
+	select {
+	case <-c.Done():
+	case <-s.ctx.Done():
+		c.Close()
+	}
+	s.mu.Lock()
+	s.conn = nil
+	s.mu.Unlock()
+	if s.ctx.Err() == nil {
+		s.b.log.Warn("shed connection lost; reconnecting", "shed", s.name, "err", c.Err())
+	}
+	return nil
+}
+
+func (s *session) setState(state string, err error) {
+	s.mu.Lock()
+	changed := s.st.State != state
+	s.st.State = state
+	if changed {
+		s.st.Since = s.b.opts.Now().UTC()
+	}
+	if err != nil {
+		s.st.LastError = err.Error()
+	} else if state == StateConnected {
+		s.st.LastError = ""
+	}
+	s.mu.Unlock()
+	if changed {
+		s.b.publish(Event{Kind: "shed", Shed: s.name, State: state})
+	}
+}
+
+func (s *session) current() *bus.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn
+}
+
+func (s *session) count(result string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.Requests++
+	switch result {
+	case "denied":
+		s.st.Denied++
+	case "error":
+		s.st.Errors++
+	}
+}
+
+func (s *session) status() ShedStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st
+	st.Namespaces = append([]string(nil), s.st.Namespaces...)
+	return st
+}
+
+func (s *session) stop() {
+	s.cancel()
+	<-s.done
+}

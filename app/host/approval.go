@@ -1,0 +1,27 @@
+package host
+
+import (
+	"log/slog"
+	"path/filepath"
+
+	"github.com/spuff-dev/spuff/app/approval"
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/keychain"
+)
+
+// approver builds the approver: grants kept in the platform keychain (or a
+// 0600 file where there is none), Touch ID where the hardware has it, and
+// the pending queue that `spuff approve` and the tray answer.
+func approver(headless bool, log *slog.Logger) (*approval.Approver, string, error) {
+	st, kind, err := keychain.Open(filepath.Join(config.Home(), "keychain"), log)
+	if err != nil {
+		return nil, "", err
+	}
+	var prompters []approval.Prompter
+	if p, err := approval.TouchID(); err == nil {
+		prompters = append(prompters, p)
+	} else {
+		log.Debug("touch id not used", "reason", err)
+	}
+	return approval.New(approval.Options{Store: st, Prompters: prompters, Headless: headless, Log: log}), kind, nil
+}

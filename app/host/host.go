@@ -1,0 +1,118 @@
+// Package host assembles spuff-app: configuration, the audit log, the
+// credential helpers, the broker and the control API, and runs them until
+// the process is told to stop.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/broker"
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control"
+	"github.com/spuff-dev/spuff/app/tray"
+	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/provisioning/sshconn"
+)
+
+// Options are spuff-app's flags.
+type Options struct {
+	ConfigPath string // default ~/.spuff/config.yaml
+	Headless   bool
+	Version    string
+	Log        *slog.Logger
+}
+
+// Run starts the broker and its control API and serves until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.ConfigPath == "" {
+		opts.ConfigPath = config.ConfigPath()
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	aw, err := audit.Open(cfg.Audit.Path, log)
+	if err != nil {
+		return fmt.Errorf("host: the audit log is required and could not be opened: %w", err)
+	}
+	defer aw.Close()
+
+	svcs, stats, closeSvcs, err := services(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeSvcs()
+
+	appr, kcKind, err := approver(opts.Headless, log)
+	if err != nil {
+		return err
+	}
+
+	home, _ := os.UserHomeDir()
+	dialCfg := &bus.DialConfig{
+		SSHAuth:         sshconn.Auth(os.Getenv("SSH_AUTH_SOCK"), sshconn.DefaultKeyPaths(filepath.Join(home, ".ssh"))),
+		HostKeyCallback: sshconn.AcceptNew(filepath.Join(config.Home(), "known_hosts")),
+	}
+	b, err := broker.New(broker.Options{
+		Config:   cfg,
+		Audit:    aw,
+		Services: svcs,
+		Approver: appr,
+		Log:      log,
+		Dial: func(ctx context.Context, url string) (io.ReadWriteCloser, error) {
+			return bus.Dial(ctx, url, dialCfg)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	l, err := control.Listen(config.SocketPath(), log)
+	if err != nil {
+		return err
+	}
+	started := time.Now().UTC()
+	srv := &control.Server{
+		Broker:    b,
+		AuditPath: aw.Path(),
+		Log:       log,
+		Approvals: appr,
+		Status: func() control.Status {
+			return control.Status{
+				Version: opts.Version, Started: started, Config: opts.ConfigPath, Keychain: kcKind, Helpers: stats(),
+				Approvals: &control.ApprovalsSummary{Pending: len(appr.Pending()), Grants: len(appr.Grants())},
+			}
+		},
+	}
+	log.Info("spuff-app ready", "socket", config.SocketPath(), "audit", aw.Path(), "config", opts.ConfigPath)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, l) }()
+	if !opts.Headless {
+		// The tray owns the main goroutine until the user quits it.
+		if err := tray.Run(ctx, control.NewClient(config.SocketPath()), log); err != nil {
+			log.Warn("no menu-bar tray; running headless", "reason", err)
+		} else {
+			cancel()
+		}
+	}
+	err = <-served
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

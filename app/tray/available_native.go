@@ -1,0 +1,5 @@
+//go:build (darwin && cgo) || windows
+
+package tray
+
+func available() error { return nil }

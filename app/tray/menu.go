@@ -1,0 +1,81 @@
+// Package tray is spuff-app's menu-bar face (fyne.io/systray): the sheds with
+// connect/disconnect, the requests waiting for approval with approve/deny,
+// and the lock switch. It is a client of the control API like the CLI, and
+// rebuilds its one menu whole whenever something changes.
+package tray
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spuff-dev/spuff/app/approval"
+	"github.com/spuff-dev/spuff/app/broker"
+)
+
+// Client is what the tray needs of the control API.
+type Client interface {
+	Sheds(ctx context.Context) ([]broker.ShedStatus, error)
+	Pending(ctx context.Context) ([]approval.PendingItem, error)
+	Decide(ctx context.Context, id string, allow bool, via string) error
+	Detach(ctx context.Context, name string) error
+	Lock(ctx context.Context) (int, error)
+	Events(ctx context.Context, fn func(broker.Event) error) error
+}
+
+// Item is one menu line. A nil Action makes it a disabled label; Sub holds
+// a submenu.
+type Item struct {
+	Title     string
+	Tooltip   string
+	Action    func(ctx context.Context, c Client) error
+	Sub       []Item
+	Separator bool
+}
+
+// Build lays out the menu for the current state. It is pure so the menu can
+// be tested without a desktop.
+func Build(sheds []broker.ShedStatus, pending []approval.PendingItem, err error) []Item {
+	var items []Item
+	if err != nil {
+		items = append(items, Item{Title: "spuff is not answering", Tooltip: err.Error()}, Item{Separator: true})
+	}
+	if len(pending) > 0 {
+		items = append(items, Item{Title: fmt.Sprintf("%d waiting for approval", len(pending))})
+		for _, p := range pending {
+			id := p.ID
+			items = append(items, Item{
+				Title:   "⚠ " + p.Prompt,
+				Tooltip: fmt.Sprintf("%s %s/%s, %d waiting", p.Shed, p.NS, p.Op, p.Waiting),
+				Sub: []Item{
+					{Title: "Approve", Action: func(ctx context.Context, c Client) error { return c.Decide(ctx, id, true, approval.MethodTray) }},
+					{Title: "Deny", Action: func(ctx context.Context, c Client) error { return c.Decide(ctx, id, false, approval.MethodTray) }},
+				},
+			})
+		}
+		items = append(items, Item{Separator: true})
+	}
+	if len(sheds) == 0 {
+		items = append(items, Item{Title: "No sheds attached", Tooltip: "spuff attach NAME URL"})
+	}
+	for _, s := range sheds {
+		name := s.Name
+		mark := "○"
+		if s.State == broker.StateConnected {
+			mark = "●"
+		}
+		items = append(items, Item{
+			Title:   fmt.Sprintf("%s %s — %s", mark, s.Name, s.State),
+			Tooltip: fmt.Sprintf("%s · %d requests, %d denied", s.URL, s.Requests, s.Denied),
+			Sub: []Item{
+				{Title: "Disconnect", Action: func(ctx context.Context, c Client) error { return c.Detach(ctx, name) }},
+			},
+		})
+	}
+	items = append(items, Item{Separator: true},
+		Item{Title: "Lock: revoke approvals, deny pending", Action: func(ctx context.Context, c Client) error {
+			_, err := c.Lock(ctx)
+			return err
+		}},
+	)
+	return items
+}

@@ -1,0 +1,73 @@
+package tray
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/spuff-dev/spuff/app/approval"
+	"github.com/spuff-dev/spuff/app/broker"
+)
+
+type rec struct {
+	Client
+	calls []string
+}
+
+func (r *rec) Decide(_ context.Context, id string, allow bool, via string) error {
+	r.calls = append(r.calls, "decide "+id+" "+map[bool]string{true: "allow", false: "deny"}[allow]+" "+via)
+	return nil
+}
+func (r *rec) Detach(_ context.Context, name string) error {
+	r.calls = append(r.calls, "detach "+name)
+	return nil
+}
+func (r *rec) Lock(context.Context) (int, error) { r.calls = append(r.calls, "lock"); return 0, nil }
+
+func find(items []Item, prefix string) *Item {
+	for i := range items {
+		if strings.HasPrefix(items[i].Title, prefix) {
+			return &items[i]
+		}
+		if it := find(items[i].Sub, prefix); it != nil {
+			return it
+		}
+	}
+	return nil
+}
+
+func TestMenuActionsGoThroughTheClient(t *testing.T) {
+	items := Build(
+		[]broker.ShedStatus{{Name: "web", State: broker.StateConnected}},
+		[]approval.PendingItem{{ID: "p1", Shed: "web", Prompt: "web wants to sign a git commit"}},
+		nil,
+	)
+	r := &rec{}
+	pend := find(items, "⚠ web wants to sign a git commit")
+	if pend == nil || len(pend.Sub) != 2 {
+		t.Fatalf("no pending entry with approve/deny: %+v", items)
+	}
+	for _, sub := range pend.Sub {
+		_ = sub.Action(context.Background(), r)
+	}
+	_ = find(items, "● web")
+	if d := find(items, "Disconnect"); d != nil {
+		_ = d.Action(context.Background(), r)
+	}
+	_ = find(items, "Lock").Action(context.Background(), r)
+	want := "decide p1 allow tray|decide p1 deny tray|detach web|lock"
+	if got := strings.Join(r.calls, "|"); got != want {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+}
+
+func TestMenuShowsTrouble(t *testing.T) {
+	items := Build(nil, nil, errors.New("dial unix: no such file"))
+	if !strings.Contains(items[0].Title, "not answering") || items[0].Action != nil {
+		t.Fatalf("first item %+v", items[0])
+	}
+	if find(items, "No sheds attached") == nil {
+		t.Fatal("no empty-state line")
+	}
+}

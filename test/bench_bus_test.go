@@ -1,0 +1,173 @@
+package test
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/test/harness"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+// percentiles reports p50 and p99 of samples (sorted in place), in µs.
+func percentiles(s []time.Duration) (p50, p99 float64) {
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) float64 { return float64(s[int(q*float64(len(s)-1))].Nanoseconds()) / 1e3 }
+	return at(0.50), at(0.99)
+}
+
+// guestConn opens a bus connection to the guest daemon's guest.sock, the
+// way a one-shot tool in the shed does.
+func guestConn(b testing.TB, g *harness.Guest) *bus.Conn {
+	b.Helper()
+	nc, err := net.Dial("unix", filepath.Join(g.RunDir, "guest.sock"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := bus.NewConn(nc, nil, bus.Options{CallTimeout: 10 * time.Second})
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+func samplePings(b *testing.B, c *bus.Conn, n int) []time.Duration {
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if err := c.Call(context.Background(), bus.NSAgent, bus.OpPing, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out
+}
+
+// rawEcho measures the floor: a unix-socket echo of a frame the size of a
+// ping request, with no bus, broker or audit in the way.
+func rawEcho(b *testing.B, n int) []time.Duration {
+	dir := harness.ShortTempDir(b)
+	l, err := net.Listen("unix", filepath.Join(dir, "echo.sock"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			body, err := bus.ReadFrame(c, nil)
+			if err != nil {
+				return
+			}
+			frame, _ := bus.AppendFrame(nil, body)
+			if _, err := c.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	c, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req, _ := bus.EncodeEnvelope(&bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing})
+	out := make([]time.Duration, 0, n)
+	var hdr [4]byte
+	buf := make([]byte, len(req))
+	for range n {
+		start := time.Now()
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:binary.BigEndian.Uint32(hdr[:])]); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out
+}
+
+// BenchmarkPing: an audited ping from the shed to the broker and back, over
+// the unix and ssh transports, beside a raw unix-socket echo (the floor).
+// Every ping writes and fsyncs an audit line before it is answered.
+func BenchmarkPing(b *testing.B) {
+	const n = 2000
+	home := harness.ShortTempDir(b)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	_, pub := testenv.KeyPair(b, filepath.Join(home, ".ssh"), "id_ed25519", "ed25519")
+	h := harness.Start(b, harness.Options{Config: "limits:\n  requests_per_second: 100000\n  burst: 100000\n", Env: map[string]string{"HOME": home}})
+	viaUnix := h.Guest(b, "bench-unix")
+	viaSSH := h.Guest(b, "bench-ssh", harness.GuestOptions{NoAttach: true})
+	guestBin := testenv.GoBinary(b, "./guest/cmd/spuff-guest")
+	sshd := testenv.StartSSHD(b, `command="`+guestBin+` bus-stdio --run-dir `+viaSSH.RunDir+`" `+pub+"\n")
+	h.MustSpuff(b, "attach", "bench-ssh", "ssh://root@"+sshd.Addr)
+	h.WaitState(b, "bench-ssh", "connected")
+
+	b.ResetTimer()
+	for range b.N {
+		floor50, floor99 := percentiles(rawEcho(b, n))
+		u50, u99 := percentiles(samplePings(b, guestConn(b, viaUnix), n))
+		s50, s99 := percentiles(samplePings(b, guestConn(b, viaSSH), n))
+		b.ReportMetric(floor50, "floor-p50-µs")
+		b.ReportMetric(floor99, "floor-p99-µs")
+		b.ReportMetric(u50, "unix-p50-µs")
+		b.ReportMetric(u99, "unix-p99-µs")
+		b.ReportMetric(s50, "ssh-p50-µs")
+		b.ReportMetric(s99, "ssh-p99-µs")
+		b.ReportMetric(u50/floor50, "unix/floor")
+		b.ReportMetric(s50/floor50, "ssh/floor")
+	}
+}
+
+// BenchmarkAuditedThroughput: requests/s through the whole pipeline with
+// the audit log fsync'd before each answer, 10 sheds × 10 clients at once.
+func BenchmarkAuditedThroughput(b *testing.B) {
+	h := harness.Start(b, harness.Options{Config: "limits:\n  requests_per_second: 100000\n  burst: 100000\n"})
+	var guests []*harness.Guest
+	for i := range 10 {
+		guests = append(guests, h.Guest(b, "tp-"+string(rune('a'+i))))
+	}
+	const perClient = 200
+	b.ResetTimer()
+	for range b.N {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var errs int
+		start := time.Now()
+		for _, g := range guests {
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := guestConn(b, g)
+					for range perClient {
+						if err := c.Call(context.Background(), bus.NSAgent, bus.OpPing, nil, nil); err != nil {
+							mu.Lock()
+							errs++
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		el := time.Since(start)
+		b.ReportMetric(float64(100*perClient)/el.Seconds(), "audited-req/s")
+		b.ReportMetric(float64(errs), "errors")
+	}
+}

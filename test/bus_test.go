@@ -1,0 +1,205 @@
+package test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/test/harness"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+func guestPing(t *testing.T, g *harness.Guest) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testenv.GoBinary(t, "./guest/cmd/spuff-guest"), "ping", "--run-dir", g.RunDir)
+	cmd.Env = g.Env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return &pingErr{err: err, out: string(out)}
+	}
+	if !strings.Contains(string(out), "pong from the host") {
+		t.Fatalf("ping printed %q", out)
+	}
+	return nil
+}
+
+type pingErr struct {
+	err error
+	out string
+}
+
+func (p *pingErr) Error() string { return p.err.Error() + ": " + p.out }
+
+func pings(shed string) func(audit.Record) bool {
+	return func(r audit.Record) bool { return r.Shed == shed && r.NS == "agent" && r.Op == "ping" }
+}
+
+func TestPingOverUnix(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	g := h.Guest(t, "local-one")
+	if err := guestPing(t, g); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.FindAudit(t, pings("local-one"))
+	if len(recs) != 1 || recs[0].Result != "ok" || recs[0].Approval != "none" {
+		t.Fatalf("audit lines for the ping: %+v", recs)
+	}
+	fi, err := os.Stat(h.AuditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("audit log mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestPingOverSSH(t *testing.T) {
+	home := harness.ShortTempDir(t)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, pub := testenv.KeyPair(t, filepath.Join(home, ".ssh"), "id_ed25519", "ed25519")
+	h := harness.Start(t, harness.Options{Env: map[string]string{"HOME": home}})
+	g := h.Guest(t, "cloud-one", harness.GuestOptions{NoAttach: true})
+	guestBin := testenv.GoBinary(t, "./guest/cmd/spuff-guest")
+	forced := `command="` + guestBin + ` bus-stdio --run-dir ` + g.RunDir + `",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding `
+	sshd := testenv.StartSSHD(t, forced+pub+"\n")
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "root"
+	}
+	h.MustSpuff(t, "attach", "cloud-one", "ssh://"+user+"@"+sshd.Addr)
+	h.WaitState(t, "cloud-one", "connected")
+	if err := guestPing(t, g); err != nil {
+		t.Fatal(err)
+	}
+	if recs := h.FindAudit(t, pings("cloud-one")); len(recs) != 1 || recs[0].Result != "ok" {
+		t.Fatalf("audit lines for the ping: %+v", recs)
+	}
+	// The shed's host key was recorded on first contact (accept-new).
+	kh, err := os.ReadFile(filepath.Join(h.Home, "known_hosts"))
+	if err != nil || !strings.Contains(string(kh), strings.Fields(sshd.HostKeyPub)[1]) {
+		t.Fatalf("known_hosts does not hold the shed's host key: %q %v", kh, err)
+	}
+}
+
+func TestReconnectAfterGuestRestart(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	g := h.Guest(t, "phoenix")
+	if err := guestPing(t, g); err != nil {
+		t.Fatal(err)
+	}
+	g.Restart(t)
+	// While the host has not yet redialled, the guest must fail fast and say why.
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		last = guestPing(t, g)
+		if last == nil {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("a ping with no host took %s; it must fail fast", time.Since(start))
+		}
+		if !strings.Contains(last.Error(), "spuff is not running on your computer") {
+			t.Fatalf("a ping with no host said %v; want the actionable text", last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if last != nil {
+		t.Fatalf("the broker did not reconnect: %v\n%s", last, h.Log())
+	}
+	if n := len(h.FindAudit(t, pings("phoenix"))); n != 2 {
+		t.Fatalf("%d ping lines, want 2", n)
+	}
+}
+
+func TestControlSocketRefusesOtherUsers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another uid")
+	}
+	h := harness.Start(t, harness.Options{})
+	for path, want := range map[string]os.FileMode{h.Socket: 0o600, filepath.Dir(h.Socket): 0o700} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Fatalf("%s mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+	}
+	// Loosen the file modes so only the peer-credential check stands between
+	// another user and the broker.
+	for _, p := range []string{h.Home, filepath.Dir(h.Socket), h.Socket, h.Dir} {
+		if err := os.Chmod(p, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli := testenv.GoBinary(t, "./app/cmd/spuff")
+	if err := os.Chmod(filepath.Dir(cli), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(cli, "--socket", h.Socket, "status")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("a client running as uid 65534 was served: %s", out)
+	}
+	if !strings.Contains(h.Log(), "refused a peer of another user") {
+		t.Fatalf("the broker did not log the refusal:\n%s", h.Log())
+	}
+	if _, err := h.Spuff(t, "status"); err != nil {
+		t.Fatalf("the owner was refused: %v", err)
+	}
+}
+
+func TestAppRefusesUnsafeConfig(t *testing.T) {
+	app := testenv.GoBinary(t, "./app/cmd/spuff-app")
+	cases := map[string]struct {
+		yaml string
+		mode os.FileMode
+		want []string
+	}{
+		"world readable": {"ssh:\n  mode: auto\n", 0o644, []string{"chmod 600"}},
+		"token in file":  {"digitalocean_token: abcdef0123456789\n", 0o600, []string{"DIGITALOCEAN_TOKEN"}},
+		"aws secret":     {"aws:\n  secret_access_key: wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n", 0o600, []string{"secret_access_key"}},
+		"unknown key":    {"aws:\n  sesion_duration: 1h\n", 0o600, []string{"aws.sesion_duration"}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := harness.ShortTempDir(t)
+			cfg := filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(cfg, []byte(c.yaml), c.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(cfg, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(app, "--headless", "--config", cfg)
+			cmd.Env = append(os.Environ(), "SPUFF_HOME="+dir, "HOME="+dir, "XDG_DATA_HOME="+dir)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("spuff-app started with %s", name)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(out), w) {
+					t.Fatalf("message %q does not mention %q", out, w)
+				}
+			}
+			for _, secret := range []string{"abcdef0123456789", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"} {
+				if strings.Contains(string(out), secret) {
+					t.Fatalf("the error echoes the secret value")
+				}
+			}
+		})
+	}
+}

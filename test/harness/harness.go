@@ -1,0 +1,300 @@
+// Package harness runs spuff as its users do, for end-to-end tests: the
+// broker (spuff-app --headless) and guests (spuff-guest serve) as separate
+// processes, each with its own home and run directory, driven through the
+// real spuff CLI.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+// Options configure the host side.
+type Options struct {
+	// Config is the YAML of ~/.spuff/config.yaml (may be empty).
+	Config string
+	// Env adds to (or overrides) spuff-app's environment. HOME defaults to a
+	// fresh directory, so the host's real ~/.ssh, ~/.aws and ~/.docker stay out.
+	Env map[string]string
+}
+
+// Host is a running spuff-app.
+type Host struct {
+	Dir       string // scratch root; HOME unless Env overrides it
+	Home      string // SPUFF_HOME
+	Socket    string
+	AuditPath string
+	env       []string
+	log       *syncBuffer
+	cmd       *exec.Cmd
+	bins      bins
+}
+
+type bins struct{ app, cli, guest string }
+
+// Binaries builds spuff-app, spuff and spuff-guest (once per test process).
+func binaries(t testing.TB) bins {
+	return bins{
+		app:   testenv.GoBinary(t, "./app/cmd/spuff-app"),
+		cli:   testenv.GoBinary(t, "./app/cmd/spuff"),
+		guest: testenv.GoBinary(t, "./guest/cmd/spuff-guest"),
+	}
+}
+
+// ShortTempDir returns a temporary directory short enough for unix socket
+// paths (108 bytes), removed at the end of the test.
+func ShortTempDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "sp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// Start runs spuff-app --headless and waits until its control socket answers.
+func Start(t testing.TB, opts Options) *Host {
+	t.Helper()
+	dir := ShortTempDir(t)
+	h := &Host{
+		Dir:       dir,
+		Home:      filepath.Join(dir, ".spuff"),
+		AuditPath: filepath.Join(dir, "data", "shed", "extensions-audit.log"),
+		bins:      binaries(t),
+	}
+	h.Socket = filepath.Join(h.Home, "run", "spuff.sock")
+	if err := os.MkdirAll(h.Home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.Home, "config.yaml"), []byte(opts.Config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"HOME":          dir,
+		"SPUFF_HOME":    h.Home,
+		"XDG_DATA_HOME": filepath.Join(dir, "data"),
+		"SSH_AUTH_SOCK": "",
+	}
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	h.env = mergeEnv(os.Environ(), env)
+	h.start(t)
+	t.Cleanup(func() { h.Stop(t) })
+	return h
+}
+
+func (h *Host) start(t testing.TB) {
+	t.Helper()
+	h.log = &syncBuffer{}
+	cmd := exec.Command(h.bins.app, "--headless", "--debug")
+	cmd.Env = h.env
+	cmd.Stdout, cmd.Stderr = h.log, h.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting spuff-app: %v", err)
+	}
+	h.cmd = cmd
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.Dial("unix", h.Socket); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("spuff-app exited at start:\n%s", h.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spuff-app did not open %s within 15s:\n%s", h.Socket, h.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop ends spuff-app (SIGTERM, then SIGKILL).
+func (h *Host) Stop(t testing.TB) {
+	if h.cmd == nil {
+		return
+	}
+	stopProcess(h.cmd)
+	h.cmd = nil
+}
+
+// Restart stops and starts spuff-app with the same home; attachments are
+// not kept, so the caller attaches again.
+func (h *Host) Restart(t testing.TB) {
+	t.Helper()
+	h.Stop(t)
+	h.start(t)
+}
+
+// Log returns what spuff-app printed so far.
+func (h *Host) Log() string { return h.log.String() }
+
+// Env is spuff-app's environment.
+func (h *Host) Env() []string { return append([]string(nil), h.env...) }
+
+// Spuff runs the spuff CLI against this host and returns its stdout; a
+// non-zero exit is an error carrying stderr.
+func (h *Host) Spuff(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.bins.cli, append([]string{"--socket", h.Socket}, args...)...)
+	cmd.Env = h.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("spuff %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// MustSpuff is Spuff that fails the test on error.
+func (h *Host) MustSpuff(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := h.Spuff(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Audit reads every audit record written so far.
+func (h *Host) Audit(t testing.TB) []audit.Record {
+	t.Helper()
+	f, err := os.Open(h.AuditPath)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []audit.Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var r audit.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("audit log has a bad line %q: %v", sc.Text(), err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// FindAudit returns the records matching pred.
+func (h *Host) FindAudit(t testing.TB, pred func(audit.Record) bool) []audit.Record {
+	t.Helper()
+	var out []audit.Record
+	for _, r := range h.Audit(t) {
+		if pred(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// WaitState waits until shed name reports state (connected, disconnected…).
+func (h *Host) WaitState(t testing.TB, name, state string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		out, err := h.Spuff(t, "list", "--json")
+		if err == nil {
+			var sheds []struct{ Name, State, LastError string }
+			if json.Unmarshal([]byte(out), &sheds) == nil {
+				for _, s := range sheds {
+					if s.Name == name {
+						last = s.State + " " + s.LastError
+						if s.State == state {
+							return
+						}
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("shed %s did not become %s within 20s (last: %s)\nspuff-app log:\n%s", name, state, last, h.Log())
+}
+
+func mergeEnv(base []string, set map[string]string) []string {
+	out := make([]string, 0, len(base)+len(set))
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[k]; ok {
+			continue
+		}
+		out = append(out, kv)
+	}
+	for k, v := range set {
+		if v == "" && k == "SSH_AUTH_SOCK" {
+			continue // unset
+		}
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func stopProcess(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for {
+			if err := syscall.Kill(cmd.Process.Pid, 0); err != nil {
+				close(done)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
