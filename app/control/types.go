@@ -8,16 +8,16 @@ import (
 
 // Status is GET /v1/status.
 type Status struct {
-	Version   string                `json:"version"`
-	PID       int                   `json:"pid"`
-	Started   time.Time             `json:"started"`
-	Config    string                `json:"config"`
-	AuditLog  string                `json:"audit_log"`
-	Keychain  string                `json:"keychain,omitempty"`
-	Sheds     []broker.ShedStatus   `json:"sheds"`
-	Helpers   map[string]any        `json:"helpers,omitempty"`
-	Approvals *ApprovalsSummary     `json:"approvals,omitempty"`
-	Extra     map[string]any        `json:"extra,omitempty"`
+	Version   string              `json:"version"`
+	PID       int                 `json:"pid"`
+	Started   time.Time           `json:"started"`
+	Config    string              `json:"config"`
+	AuditLog  string              `json:"audit_log"`
+	Keychain  string              `json:"keychain,omitempty"`
+	Sheds     []broker.ShedStatus `json:"sheds"`
+	Helpers   map[string]any      `json:"helpers,omitempty"`
+	Approvals *ApprovalsSummary   `json:"approvals,omitempty"`
+	Extra     map[string]any      `json:"extra,omitempty"`
 }
 
 // ApprovalsSummary counts pending prompts and live grants.
