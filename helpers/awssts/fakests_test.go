@@ -30,7 +30,7 @@ type fakeSTS struct {
 	n        int
 }
 
-func newFakeSTS(t *testing.T) *fakeSTS {
+func newFakeSTS(t testing.TB) *fakeSTS {
 	f := &fakeSTS{lifetime: time.Hour}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -77,7 +77,7 @@ func (f *fakeSTS) set(fn func(*fakeSTS)) {
 
 // sourceProfile writes a scratch ~/.aws with profile "dev" holding a
 // long-lived key pair and returns load options that read only it.
-func sourceProfile(t *testing.T) (awsststest.User, []func(*awsconfig.LoadOptions) error) {
+func sourceProfile(t testing.TB) (awsststest.User, []func(*awsconfig.LoadOptions) error) {
 	t.Helper()
 	u := awsststest.User{AccessKey: "AKIASOURCEKEY0000001", SecretKey: awsststest.RandomSecret()}
 	f := awsststest.WriteProfile(t, t.TempDir(), "dev", u)
