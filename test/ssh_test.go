@@ -41,6 +41,13 @@ type sshHost struct {
 
 func startSSHHost(t *testing.T) *sshHost {
 	t.Helper()
+	return startSSHHostWith(t, "", nil)
+}
+
+// startSSHHostWith adds extraConfig (whole top-level YAML sections) to the
+// host's config and env to spuff-app's environment.
+func startSSHHostWith(t *testing.T, extraConfig string, env map[string]string) *sshHost {
+	t.Helper()
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +76,12 @@ sheds:
   rsa-only:
     ssh:
       keys: [%q]
-`, s.laptop.FP, s.rsa.FP, s.rsa.FP)
-	s.h = harness.Start(t, harness.Options{Config: cfg, Env: map[string]string{"SSH_AUTH_SOCK": s.agent.Sock}})
+`, s.laptop.FP, s.rsa.FP, s.rsa.FP) + extraConfig
+	appEnv := map[string]string{"SSH_AUTH_SOCK": s.agent.Sock}
+	for k, v := range env {
+		appEnv[k] = v
+	}
+	s.h = harness.Start(t, harness.Options{Config: cfg, Env: appEnv})
 	// The host's known_hosts names the server, as after a first ssh from the laptop.
 	dotSSH := filepath.Join(s.h.Dir, ".ssh")
 	if err := os.MkdirAll(dotSSH, 0o700); err != nil {
