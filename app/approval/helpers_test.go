@@ -2,7 +2,6 @@ package approval
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,8 +150,6 @@ func get(t *testing.T, ch <-chan result) result {
 		return result{}
 	}
 }
-
-var errNoAnswer = errors.New("no answer")
 
 // eventually waits for cond, which another goroutine makes true.
 func eventually(t *testing.T, what string, cond func() bool) {

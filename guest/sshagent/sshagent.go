@@ -223,10 +223,8 @@ func (r *reporter) result(op string, err error) {
 			return
 		}
 		r.down = true
-		msg := err.Error()
-		if !isBus {
-			msg = fmt.Sprintf("%s (%v)", hostAdvice, err)
-		} else {
+		msg := fmt.Sprintf("%s (%v)", hostAdvice, err)
+		if isBus {
 			msg = be.Message
 		}
 		r.log.Warn("sshagent: "+msg, "op", op)

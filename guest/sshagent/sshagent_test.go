@@ -38,7 +38,6 @@ type rig struct {
 	guest             *bus.Conn
 	sock              string
 	log               *syncBuffer
-	knownHosts        string
 	cancel            context.CancelFunc
 	done              chan error
 	keyDir, hostKnown string

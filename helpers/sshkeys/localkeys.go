@@ -1,7 +1,7 @@
 package sshkeys
 
 import (
-	"crypto/dsa" //nolint:staticcheck // only to recognise and skip DSA keys
+	"crypto/dsa" //lint:ignore SA1019 only to recognise and skip DSA keys
 	"crypto/rand"
 	"errors"
 	"fmt"
