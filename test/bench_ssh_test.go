@@ -1,0 +1,177 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
+	"github.com/spuff-dev/spuff/test/harness"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+// signLoop signs n times through the agent at sock and returns each latency.
+func signLoop(sock string, n int) ([]time.Duration, error) {
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ag := agent.NewClient(c)
+	keys, err := ag.List()
+	if err != nil || len(keys) == 0 {
+		return nil, fmt.Errorf("listing keys at %s: %v (%d keys)", sock, err, len(keys))
+	}
+	data := make([]byte, 64)
+	out := make([]time.Duration, 0, n)
+	for i := range n {
+		data[0] = byte(i)
+		start := time.Now()
+		if _, err := ag.Sign(keys[0], data); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+// TestSignLoopHelper is not a test: the ssh-forwarding benchmark runs this
+// binary on the far side of `ssh -A` to sign through the forwarded agent.
+func TestSignLoopHelper(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SPUFF_SIGNLOOP"))
+	if n == 0 {
+		t.Skip("helper process for BenchmarkSign")
+	}
+	d, err := signLoop(os.Getenv("SSH_AUTH_SOCK"), n)
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	b, _ := json.Marshal(d)
+	fmt.Println("SAMPLES", string(b))
+	os.Exit(0)
+}
+
+// forwardedSigns signs through OpenSSH agent forwarding: ssh -A to a local
+// sshd, where this test binary signs through the forwarded socket.
+func forwardedSigns(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.Key, n int) []time.Duration {
+	b.Helper()
+	sshd := testenv.StartSSHD(b, key.Line+"\n")
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	kh := harness.ShortTempDir(b) + "/known_hosts"
+	if err := os.WriteFile(kh, []byte(sshd.KnownHostsLine()+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(testenv.Tool(b, "ssh"), "-A", "-F", "none", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+kh,
+		"-p", sshd.Port, "root@127.0.0.1",
+		fmt.Sprintf("SPUFF_SIGNLOOP=%d %s -test.run '^TestSignLoopHelper$'", n, self))
+	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+ag.Sock)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("ssh -A sign loop: %v: %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "SAMPLES "); ok {
+			var d []time.Duration
+			if err := json.Unmarshal([]byte(rest), &d); err != nil {
+				b.Fatal(err)
+			}
+			return d
+		}
+	}
+	b.Fatalf("no samples from the forwarded side: %s", out)
+	return nil
+}
+
+// BenchmarkSign: an ed25519 signature requested in a shed, through the
+// broker (unix transport, audited), beside the same sign straight to the
+// host's OpenSSH ssh-agent (the floor) and through OpenSSH agent
+// forwarding, all in one run; then the local-keys backend through the
+// broker; then 10 sheds × 10 clients at once.
+func BenchmarkSign(b *testing.B) {
+	const n = 1000
+	keys := harness.ShortTempDir(b)
+	key := sshkeystest.NewKey(b, keys, "bench", "ed25519")
+	ag := sshkeystest.StartAgent(b, key.Path)
+	limits := "limits:\n  requests_per_second: 100000\n  burst: 100000\n"
+	h := harness.Start(b, harness.Options{Config: "ssh:\n  mode: agent-forward\n" + limits, Env: map[string]string{"SSH_AUTH_SOCK": ag.Sock}})
+	g := h.Guest(b, "bench")
+
+	// The local-keys broker reads the same key from its own ~/.ssh.
+	home := harness.ShortTempDir(b)
+	if err := os.MkdirAll(home+"/.ssh", 0o700); err != nil {
+		b.Fatal(err)
+	}
+	priv, _ := os.ReadFile(key.Path)
+	if err := os.WriteFile(home+"/.ssh/id_ed25519", priv, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	hl := harness.Start(b, harness.Options{Config: "ssh:\n  mode: local-keys\n" + limits, Env: map[string]string{"HOME": home}})
+	gl := hl.Guest(b, "bench-local")
+
+	var sheds []*harness.Guest
+	for i := range 10 {
+		sheds = append(sheds, h.Guest(b, fmt.Sprintf("fleet-%d", i)))
+	}
+
+	must := func(d []time.Duration, err error) []time.Duration {
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	b.ResetTimer()
+	for range b.N {
+		floor50, floor99 := percentiles(must(signLoop(ag.Sock, n)))
+		fwd50, fwd99 := percentiles(forwardedSigns(b, ag, key, n))
+		br50, br99 := percentiles(must(signLoop(g.RunDir+"/ssh-agent.sock", n)))
+		lk50, lk99 := percentiles(must(signLoop(gl.RunDir+"/ssh-agent.sock", n)))
+		b.ReportMetric(floor50, "direct-p50-µs")
+		b.ReportMetric(floor99, "direct-p99-µs")
+		b.ReportMetric(fwd50, "ssh-A-p50-µs")
+		b.ReportMetric(fwd99, "ssh-A-p99-µs")
+		b.ReportMetric(br50, "spuff-p50-µs")
+		b.ReportMetric(br99, "spuff-p99-µs")
+		b.ReportMetric(lk50, "spuff-localkeys-p50-µs")
+		b.ReportMetric(lk99, "spuff-localkeys-p99-µs")
+		b.ReportMetric(fwd50-floor50, "ssh-A-overhead-µs")
+		b.ReportMetric(br50-floor50, "spuff-overhead-µs")
+		b.ReportMetric((br50-floor50)/(fwd50-floor50), "overhead-ratio")
+
+		var ok, failed atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for _, s := range sheds {
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					d, err := signLoop(s.RunDir+"/ssh-agent.sock", 50)
+					if err != nil {
+						failed.Add(1)
+						return
+					}
+					ok.Add(int64(len(d)))
+				}()
+			}
+		}
+		wg.Wait()
+		b.ReportMetric(float64(ok.Load())/time.Since(start).Seconds(), "fleet-signs/s")
+		b.ReportMetric(float64(failed.Load()), "fleet-errors")
+	}
+	_ = context.Background
+}
