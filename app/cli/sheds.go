@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"time"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -22,7 +23,7 @@ func statusCmd(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "spuff-app %s running (pid %d, up %s)\n", st.Version, st.PID, ago(st.Started))
+			fmt.Fprintf(w, "spuff-app %s running (pid %d, up %s)\n", st.Version, st.PID, time.Since(st.Started).Round(time.Second))
 			fmt.Fprintf(w, "config:    %s\naudit log: %s\n", st.Config, st.AuditLog)
 			if st.Keychain != "" {
 				fmt.Fprintf(w, "keychain:  %s\n", st.Keychain)

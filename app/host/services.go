@@ -41,7 +41,7 @@ func services(cfg *config.Config, log *slog.Logger) (map[string]broker.Service, 
 	}
 	stats := func() map[string]any {
 		return map[string]any{
-			bus.NSSSHAgent: map[string]string{"mode": backend.Mode()},
+			bus.NSSSHAgent: map[string]any{"mode": backend.Mode(), "skipped": backend.Skipped()},
 			bus.NSAWS:      awsSvc.Stats(),
 		}
 	}

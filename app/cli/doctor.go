@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control"
+)
+
+// finding is one doctor line: ok, a warning, or a failure with its fix.
+type finding struct {
+	level string // ok | warn | fail
+	what  string
+	fix   string
+}
+
+func doctorCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "doctor",
+		Short: "Check the host side end to end and say what to fix",
+		Long: `Doctor checks this computer's side of spuff: the config file and its mode,
+the broker (spuff-app) and its control socket, the audit log, where SSH keys come
+from (and which were skipped, and why), the AWS and docker settings, the
+keychain that keeps approvals, and every attached shed's connection.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var fs []finding
+			add := func(level, what, fix string) { fs = append(fs, finding{level, what, fix}) }
+
+			path := config.ConfigPath()
+			cfg, err := config.Load(path)
+			switch {
+			case err != nil:
+				add("fail", "config "+path, err.Error())
+			default:
+				if _, serr := os.Stat(path); serr != nil {
+					add("ok", "config: none at "+path+"; defaults apply", "")
+				} else {
+					add("ok", "config "+path, "")
+				}
+			}
+
+			st, err := g.client.Status(cmd.Context())
+			if err != nil {
+				add("fail", "broker", err.Error())
+				return report(cmd.OutOrStdout(), fs)
+			}
+			add("ok", fmt.Sprintf("broker spuff-app %s (pid %d)", st.Version, st.PID), "")
+			if fi, err := os.Stat(st.AuditLog); err != nil {
+				add("warn", "audit log "+st.AuditLog+" not written yet", "it appears with the first request")
+			} else if fi.Mode().Perm()&0o077 != 0 {
+				add("fail", fmt.Sprintf("audit log %s is mode %04o", st.AuditLog, fi.Mode().Perm()), "run: chmod 600 "+st.AuditLog)
+			} else {
+				add("ok", "audit log "+st.AuditLog, "")
+			}
+			if st.Keychain == "file" {
+				add("warn", "approvals are kept in a 0600 file", "no Secret Service answered; install gnome-keyring or KeePassXC to keep them in a keyring")
+			} else if st.Keychain != "" {
+				add("ok", "approvals kept in "+st.Keychain, "")
+			}
+			sshChecks(st, add)
+			if cfg != nil {
+				configChecks(cfg, add)
+			}
+			for _, s := range st.Sheds {
+				if s.State == "connected" {
+					add("ok", fmt.Sprintf("shed %s connected (%s)", s.Name, s.URL), "")
+				} else {
+					add("fail", fmt.Sprintf("shed %s is %s: %s", s.Name, s.State, s.LastError), "is spuff-guest serve running in it? `spuff-guest status` there tells")
+				}
+			}
+			return report(cmd.OutOrStdout(), fs)
+		},
+	}
+}
+
+func sshChecks(st *control.Status, add func(level, what, fix string)) {
+	raw, err := json.Marshal(st.Helpers["ssh-agent"])
+	if err != nil {
+		return
+	}
+	var ssh struct {
+		Mode    string
+		Skipped []struct{ Path, Reason string }
+	}
+	if json.Unmarshal(raw, &ssh) != nil || ssh.Mode == "" {
+		return
+	}
+	add("ok", "ssh keys come from "+ssh.Mode, "")
+	for _, k := range ssh.Skipped {
+		add("warn", "ssh key "+k.Path+" not offered", k.Reason)
+	}
+}
+
+func configChecks(cfg *config.Config, add func(level, what, fix string)) {
+	if cfg.AWS.DefaultRole == "" {
+		roles := 0
+		for _, s := range cfg.Sheds {
+			if s.AWS != nil && s.AWS.Role != "" {
+				roles++
+			}
+		}
+		if roles == 0 {
+			add("warn", "no AWS role configured", "set aws.default_role (or sheds.NAME.aws.role) to give sheds AWS credentials")
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		if _, err := os.Stat(filepath.Join(home, ".aws")); err != nil && os.Getenv("AWS_CONFIG_FILE") == "" {
+			add("warn", "no ~/.aws on this computer", "configure the source profile "+cfg.AWS.SourceProfile+" with `aws configure` or `aws configure sso`")
+		}
+	}
+	if len(cfg.Docker.Registries) == 0 && !cfg.Docker.AllowAll {
+		add("warn", "no docker registry is allowlisted", "add docker.registries (e.g. [ghcr.io]) to let sheds pull private images")
+	}
+}
+
+func report(w io.Writer, fs []finding) error {
+	failed := 0
+	for _, f := range fs {
+		mark := map[string]string{"ok": "✓", "warn": "!", "fail": "✗"}[f.level]
+		fmt.Fprintf(w, "%s %s\n", mark, f.what)
+		if f.fix != "" {
+			fmt.Fprintf(w, "    → %s\n", f.fix)
+		}
+		if f.level == "fail" {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return errors.New("doctor found problems; fix the ✗ lines above")
+	}
+	return nil
+}
