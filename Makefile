@@ -68,8 +68,14 @@ fuzz:
 fuzz-short:
 	@scripts/fuzz.sh 3s
 
+# bench: every figure beside its peer, measured in the same run. The
+# end-to-end ones (./test) run the real processes; the package ones show
+# where the time goes.
+BENCH_PKGS := ./app/audit ./app/approval ./app/keychain ./helpers/sshkeys ./helpers/awssts ./helpers/dockercreds ./guest/sshagent ./guest/awsendpoint
 bench: deps
-	$(GO) run ./test/bench
+	@bash scripts/setup-aws.sh bench
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/
+	$(GO) test -run '^$$' -bench . -timeout 30m $(BENCH_PKGS)
 
 demo: deps build
 	@scripts/demo.sh
