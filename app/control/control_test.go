@@ -1,0 +1,137 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spuff-dev/spuff/app/approval"
+	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/broker"
+)
+
+type fakeBroker struct{ sheds map[string]string }
+
+func (f *fakeBroker) Attach(name, url string) error {
+	if _, ok := f.sheds[name]; ok {
+		return errors.New("broker: already attached")
+	}
+	f.sheds[name] = url
+	return nil
+}
+func (f *fakeBroker) Detach(name string) error {
+	if _, ok := f.sheds[name]; !ok {
+		return errors.New("broker: no shed named " + name)
+	}
+	delete(f.sheds, name)
+	return nil
+}
+func (f *fakeBroker) Sheds() []broker.ShedStatus {
+	var out []broker.ShedStatus
+	for n, u := range f.sheds {
+		out = append(out, broker.ShedStatus{Name: n, URL: u, State: broker.StateConnected})
+	}
+	return out
+}
+func (f *fakeBroker) Subscribe() (<-chan broker.Event, func()) {
+	ch := make(chan broker.Event)
+	return ch, func() {}
+}
+
+type fakeApprovals struct{ decided []string }
+
+func (f *fakeApprovals) Pending() []approval.PendingItem {
+	return []approval.PendingItem{{ID: "q1", Shed: "web", Prompt: "web wants to sign a git commit"}}
+}
+func (f *fakeApprovals) Decide(id string, allow bool, via string) error {
+	if id != "q1" {
+		return approval.ErrUnknown
+	}
+	f.decided = append(f.decided, id+" "+via)
+	return nil
+}
+func (f *fakeApprovals) Grants() []approval.Grant { return nil }
+func (f *fakeApprovals) Revoke(id string) error   { return approval.ErrUnknown }
+func (f *fakeApprovals) Lock() int                { return 3 }
+
+func serve(t *testing.T) (*Client, *fakeBroker, *fakeApprovals, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "spc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "run", "spuff.sock")
+	l, err := Listen(sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditPath := filepath.Join(dir, "audit.log")
+	w, err := audit.Open(auditPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, shed := range []string{"web", "db", "web"} {
+		_ = w.Write(context.Background(), audit.Record{Shed: shed, NS: "ssh-agent", Op: "sign", Result: "ok"})
+	}
+	w.Close()
+	fb, fa := &fakeBroker{sheds: map[string]string{}}, &fakeApprovals{}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &Server{Broker: fb, AuditPath: auditPath, Approvals: fa, Status: func() Status { return Status{Version: "test"} }}
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, l); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return NewClient(sock), fb, fa, sock
+}
+
+func TestRoutes(t *testing.T) {
+	c, fb, fa, sock := serve(t)
+	ctx := context.Background()
+	for path, want := range map[string]os.FileMode{sock: 0o600, filepath.Dir(sock): 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Fatalf("%s: %v %v, want mode %04o", path, fi, err, want)
+		}
+	}
+	if err := c.Attach(ctx, "web", "unix:///x/bus.sock"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Attach(ctx, "web", "unix:///x/bus.sock"); err == nil || !strings.Contains(err.Error(), "already attached") {
+		t.Fatalf("second attach: %v", err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.Version != "test" || len(st.Sheds) != 1 || st.PID != os.Getpid() {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if err := c.Detach(ctx, "web"); err != nil || len(fb.sheds) != 0 {
+		t.Fatalf("detach: %v, sheds %v", err, fb.sheds)
+	}
+	if err := c.Detach(ctx, "web"); err == nil {
+		t.Fatal("detaching an unknown shed succeeded")
+	}
+	var got []string
+	if err := c.Audit(ctx, audit.Filter{Shed: "web"}, false, func(r audit.Record) error { got = append(got, r.Shed); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("audit for web: %v", got)
+	}
+	if err := c.Decide(ctx, "q1", true, "cli"); err != nil || fa.decided[0] != "q1 cli" {
+		t.Fatalf("approve: %v %v", err, fa.decided)
+	}
+	if err := c.Decide(ctx, "nope", false, "cli"); err == nil {
+		t.Fatal("deciding an unknown question succeeded")
+	}
+	if n, err := c.Lock(ctx); err != nil || n != 3 {
+		t.Fatalf("lock: %d %v", n, err)
+	}
+}
+
+func TestNotRunning(t *testing.T) {
+	c := NewClient(filepath.Join(t.TempDir(), "none.sock"))
+	if _, err := c.Status(context.Background()); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("got %v, want ErrNotRunning", err)
+	}
+}
