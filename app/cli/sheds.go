@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
-	"time"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
