@@ -136,6 +136,8 @@ type file interface {
 	Write([]byte) (int, error)
 	Sync() error
 	Close() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
 }
 
 var _ file = (*os.File)(nil)
@@ -246,7 +248,11 @@ func (w *Writer) loop() {
 	var (
 		buf  []byte
 		torn bool
+		size int64 = -1 // the file's length after the last good write; -1 unknown
 	)
+	if fi, err := w.f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
 	batch := make([]*pending, 0, maxBatch)
 	for p := range w.reqs {
 		batch = append(batch[:0], p)
@@ -271,9 +277,23 @@ func (w *Writer) loop() {
 			buf = append(buf, p.line...)
 		}
 		n, err := w.f.Write(buf)
-		torn = err != nil && n > 0 && buf[n-1] != '\n'
-		if err == nil {
+		switch {
+		case err == nil:
+			if size >= 0 {
+				size += int64(n)
+			}
+			torn = false
 			err = w.f.Sync()
+		case n > 0:
+			// A short write (a full disk) leaves part of a line. Cut it off
+			// so the log stays whole; if that fails too, the next batch
+			// starts with a newline so the fragment spoils no other line.
+			if size < 0 || w.f.Truncate(size) != nil {
+				torn = buf[n-1] != '\n'
+				if size >= 0 {
+					size += int64(n)
+				}
+			}
 		}
 		if err != nil {
 			err = fmt.Errorf("audit: writing %s: %w", w.path, err)
