@@ -179,6 +179,10 @@ func Open(path string, log *slog.Logger) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: creating %s: %w", dir, err)
 	}
+	// A FIFO would block the open; devices would swallow the log.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("audit: %s is not a regular file (%s)", path, fi.Mode().Type())
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit: opening %s: %w", path, err)

@@ -23,6 +23,10 @@ const maxFile = 1 << 20
 // Default(). The file must be private to its owner (mode 0600 or tighter),
 // name only keys spuff knows, carry no secret, and pass Validate.
 func Load(path string) (*Config, error) {
+	// A FIFO would block the open; only a regular file is a config.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("config: %s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		c := Default()
@@ -258,7 +262,8 @@ func (k *keyCheck) walk(n *yaml.Node, t reflect.Type, path string) {
 			k.unknown = append(k.unknown, fmt.Errorf("config: key %q appears twice in %s (lines %d and %d)", full, k.name, line, kn.Line))
 		}
 		seen[key] = kn.Line
-		if hint, ok := secretKey(key, full); ok {
+		isName := t != nil && t.Kind() == reflect.Map // a shed's name, not a key
+		if hint, ok := secretKey(key, full); ok && !isName {
 			k.secrets = append(k.secrets, fmt.Errorf(
 				"config: key %q in %s (line %d) would hold a secret, and spuff never reads secrets from its config file: %s; remove the key",
 				full, k.name, kn.Line, hint))

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,6 +83,12 @@ func TestLoadRefusesFilesOthersCanReach(t *testing.T) {
 	if _, err := Load(t.TempDir()); err == nil {
 		t.Error("loaded a directory")
 	}
+	fifo := filepath.Join(t.TempDir(), "config.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err == nil {
+		if _, err := Load(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("fifo: %v", err)
+		}
+	}
 }
 
 const secretValue = "s3cr3t-Value-4711"
@@ -107,6 +114,7 @@ func TestSecretKeysRefusedWithTheEnvironmentVariable(t *testing.T) {
 		{"docker:\n  registries: [{host: ghcr.io, password: @V}]\n", `"docker.registries[].password"`, "docker login"},
 		{"sheds: {dev: {docker: {registry_password: @V}}}\n", `"sheds.dev.docker.registry_password"`, "docker login"},
 		{"secret: @V\n", `"secret"`, "environment"},
+		{"sheds: {token: {docker: {password: @V}}}\n", `"sheds.token.docker.password"`, "docker login"},
 		{"ssh: {private_key: @V}\n", `"ssh.private_key"`, "~/.ssh"},
 		{"x: &a {k: 1}\nssh:\n  <<: *a\n  PRIVATE-KEY: @V\n", `"ssh.PRIVATE-KEY"`, "ssh-agent"},
 	} {
@@ -271,7 +279,7 @@ func TestValidateRules(t *testing.T) {
 		{"sheds: {dev: {namespaces: []}}", ""},
 		{"sheds: {dev: {namespaces: [agent]}}", `config: sheds.dev.namespaces[0]: "agent" is not one of`},
 		{"sheds: {dev: {namespaces: [ssh-agent, SSH-agent]}}", "config: sheds.dev.namespaces[1]:"},
-		{"sheds: {a0-b: {}, '9': {}}", ""},
+		{"sheds: {a0-b: {}, '9': {}, api-token: {}, secret: {}}", ""}, // names, not keys
 		{"sheds: {'-dev': {}}", `shed name "-dev"`},
 		{"sheds: {" + strings.Repeat("a", 64) + ": {}}", "shed name"},
 
