@@ -78,11 +78,11 @@ func Parse(data []byte, name string) (*Config, error) {
 		func(dc *mapstructure.DecoderConfig) { dc.WeaklyTypedInput = false },
 	)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("config: %s is invalid:", name), decodeErrors(err))
+		return nil, errors.Join(fmt.Errorf("config: %s is invalid", name), decodeErrors(err))
 	}
 	c.resolve()
 	if err := c.Validate(); err != nil {
-		return nil, errors.Join(fmt.Errorf("config: %s is invalid:", name), err)
+		return nil, errors.Join(fmt.Errorf("config: %s is invalid", name), err)
 	}
 	return c, nil
 }
