@@ -37,7 +37,7 @@ type rig struct {
 	calls             *recCaller
 	guest             *bus.Conn
 	sock              string
-	log               *syncBuffer
+	log               *testenv.Buffer
 	cancel            context.CancelFunc
 	done              chan error
 	keyDir, hostKnown string
@@ -45,7 +45,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, log: &syncBuffer{}}
+	r := &rig{t: t, log: &testenv.Buffer{}}
 	r.keyDir = t.TempDir()
 	r.ed = sshkeystest.NewKey(t, r.keyDir, "laptop_ed25519", "ed25519")
 	r.rsa = sshkeystest.NewKey(t, r.keyDir, "laptop_rsa", "rsa")
@@ -414,7 +414,7 @@ func (unreachable) Call(context.Context, string, string, any, any) error {
 }
 
 func TestHostUnreachableLoggedOnce(t *testing.T) {
-	r := &rig{t: t, log: &syncBuffer{}}
+	r := &rig{t: t, log: &testenv.Buffer{}}
 	r.sock = filepath.Join(sshkeystest.ShortDir(t), "ssh-agent.sock")
 	r.serve(unreachable{})
 	pub := sshkeystest.NewKey(t, t.TempDir(), "k", "ed25519")
@@ -519,21 +519,4 @@ func TestListen(t *testing.T) {
 	if b, _ := os.ReadFile(regular); string(b) != "x" {
 		t.Fatal("the regular file changed")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spuff-dev/spuff/test/testenv"
 )
 
 // GuestOptions configure one shed process.
@@ -29,7 +31,7 @@ type Guest struct {
 	AWSAddr string // 127.0.0.1:PORT of the AWS endpoint
 	env     []string
 	args    []string
-	log     *syncBuffer
+	log     *testenv.Buffer
 	cmd     *exec.Cmd
 	h       *Host
 }
@@ -44,7 +46,7 @@ func (h *Host) Guest(t testing.TB, name string, opts ...GuestOptions) *Guest {
 	}
 	dir := ShortTempDir(t)
 	g := &Guest{Name: name, Dir: dir, RunDir: filepath.Join(dir, "run"), h: h}
-	g.AWSAddr = freeAddr(t)
+	g.AWSAddr = testenv.FreeAddr(t)
 	env := map[string]string{"HOME": dir, "SSH_AUTH_SOCK": ""}
 	for k, v := range o.Env {
 		env[k] = v
@@ -65,7 +67,7 @@ func (g *Guest) URL() string { return "unix://" + filepath.Join(g.RunDir, "bus.s
 
 func (g *Guest) start(t testing.TB) {
 	t.Helper()
-	g.log = &syncBuffer{}
+	g.log = &testenv.Buffer{}
 	cmd := exec.Command(g.h.bins.guest, g.args...)
 	cmd.Env = g.env
 	cmd.Stdout, cmd.Stderr = g.log, g.log
@@ -136,14 +138,4 @@ func (g *Guest) Command(name string, args ...string) *exec.Cmd {
 	cmd.Env = g.Env()
 	cmd.Dir = g.Dir
 	return cmd
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ type Host struct {
 	Socket    string
 	AuditPath string
 	env       []string
-	log       *syncBuffer
+	log       *testenv.Buffer
 	cmd       *exec.Cmd
 	bins      bins
 }
@@ -102,7 +101,7 @@ func Start(t testing.TB, opts Options) *Host {
 
 func (h *Host) start(t testing.TB) {
 	t.Helper()
-	h.log = &syncBuffer{}
+	h.log = &testenv.Buffer{}
 	cmd := exec.Command(h.bins.app, "--headless", "--debug")
 	cmd.Env = h.env
 	cmd.Stdout, cmd.Stderr = h.log, h.log
@@ -279,22 +278,4 @@ func stopProcess(cmd *exec.Cmd) {
 	case <-time.After(5 * time.Second):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -51,7 +51,7 @@ func StartSSHD(t testing.TB, authorizedKeys string) *SSHD {
 	}
 	// sshd refuses to start without its privilege separation directory.
 	_ = os.MkdirAll("/run/sshd", 0o755)
-	port := freePort(t)
+	port := FreePort(t)
 	cfg := filepath.Join(dir, "sshd_config")
 	conf := fmt.Sprintf(`Port %s
 ListenAddress 127.0.0.1
@@ -140,15 +140,4 @@ func KeyPair(t testing.TB, dir, name, typ string) (string, string) {
 		t.Fatal(err)
 	}
 	return p, strings.TrimSpace(string(pub))
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }

@@ -5,13 +5,11 @@ package keychaintest
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +23,7 @@ type Daemon struct {
 	Addr string // the bus address to hand to keychain.NewSecretService
 
 	t       testing.TB
-	out     syncBuffer // the daemons' chatter, shown when a test fails
+	out     testenv.Buffer // the daemons' chatter, shown when a test fails
 	dir     string
 	bus     *exec.Cmd
 	keyring *exec.Cmd
@@ -172,21 +170,4 @@ func waitName(addr, name string, within time.Duration) error {
 // Env is the environment for a libsecret tool (secret-tool) on this bus.
 func (d *Daemon) Env() []string {
 	return []string{"PATH=" + os.Getenv("PATH"), "DBUS_SESSION_BUS_ADDRESS=" + d.Addr}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

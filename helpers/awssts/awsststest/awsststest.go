@@ -8,16 +8,12 @@ package awsststest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,20 +37,13 @@ const DenyListing = `{"Version":"2012-10-17","Statement":[` +
 	`{"Effect":"Allow","Action":["s3:*"],"Resource":["arn:aws:s3:::*"]},` +
 	`{"Effect":"Deny","Action":["s3:ListAllMyBuckets","s3:ListBucket","s3:GetBucketLocation"],"Resource":["arn:aws:s3:::*"]}]}`
 
-// RandomSecret returns a fresh secret that is easy to grep for.
-func RandomSecret() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "sk" + hex.EncodeToString(b[:])
-}
-
 // MinIO is a running minio server.
 type MinIO struct {
 	Endpoint string // http://127.0.0.1:PORT, for S3 and STS alike
 	Dir      string
 	mc       string
 	mcEnv    []string
-	log      *logBuffer
+	log      *testenv.Buffer
 	cmd      *exec.Cmd
 }
 
@@ -73,8 +62,8 @@ func StartMinIO(t testing.TB) *MinIO {
 	dir := t.TempDir()
 	rootUser, rootPass := "root"+RandomSecret()[2:14], RandomSecret()
 	for attempt := 0; ; attempt++ {
-		addr := freeAddr(t)
-		m := &MinIO{Endpoint: "http://" + addr, Dir: dir, mc: mc, log: &logBuffer{}}
+		addr := testenv.FreeAddr(t)
+		m := &MinIO{Endpoint: "http://" + addr, Dir: dir, mc: mc, log: &testenv.Buffer{}}
 		cmd := exec.Command(bin, "server", "--quiet", "--address", addr, filepath.Join(dir, "data"))
 		cmd.Env = append(cleanEnv(),
 			"MINIO_ROOT_USER="+rootUser,
@@ -220,32 +209,5 @@ func waitReady(endpoint string, exited <-chan struct{}) bool {
 	return false
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// RandomSecret returns a fresh secret that is easy to grep for.
+func RandomSecret() string { return testenv.RandomSecret("sk") }

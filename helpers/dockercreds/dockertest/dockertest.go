@@ -6,11 +6,8 @@ package dockertest
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,13 +21,6 @@ import (
 	"github.com/spuff-dev/spuff/test/testenv"
 	"golang.org/x/crypto/bcrypt"
 )
-
-// RandomSecret returns a fresh password that is easy to grep for.
-func RandomSecret() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "pw-" + hex.EncodeToString(b[:])
-}
 
 // Registry is a docker-registry process serving plain HTTP on 127.0.0.1.
 type Registry struct {
@@ -55,7 +45,7 @@ func StartRegistry(t testing.TB, user, password string) *Registry {
 		t.Fatal(err)
 	}
 	for attempt := 0; ; attempt++ {
-		addr := freeAddr(t)
+		addr := testenv.FreeAddr(t)
 		cfg := filepath.Join(dir, "config.yml")
 		yaml := fmt.Sprintf(`version: 0.1
 log:
@@ -112,16 +102,6 @@ func cleanEnv() []string {
 		}
 	}
 	return env
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func waitUp(r *Registry, exited <-chan struct{}) bool {
@@ -254,3 +234,6 @@ func WriteConfig(t testing.TB, dir string, v any) string {
 	}
 	return p
 }
+
+// RandomSecret returns a fresh password that is easy to grep for.
+func RandomSecret() string { return testenv.RandomSecret("pw-") }
