@@ -21,7 +21,15 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 wait_for() { for _ in $(seq 1 200); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 1; }
 sshd=$(command -v sshd || echo /usr/sbin/sshd)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() {  # a loopback port nothing answers on
+  local p
+  for _ in $(seq 1 50); do
+    p=$(shuf -i 20000-60000 -n 1)
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  echo "no free port" >&2; exit 1
+}
+port=$(free_port)
 user=$(id -un)
 
 say "your computer: a key in an ssh-agent, and a git server that trusts it"
