@@ -38,6 +38,8 @@ Usage:
                                 (the forced command of the host's ssh key)
   spuff-guest status            show whether the host is connected
   spuff-guest ping              ask the host for a pong through the daemon (audited)
+  spuff-guest install --user U  install the binaries, the systemd unit for user U,
+                                the login environment and U's docker config
   spuff-guest version
 
 Run 'spuff-guest serve -h' for the daemon's flags.
@@ -59,6 +61,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = status(args[1:], stdout)
 	case "ping":
 		err = ping(args[1:], stdout)
+	case "install":
+		err = install(args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "spuff-guest", Version)
 	case "help", "-h", "--help":

@@ -1,0 +1,160 @@
+package guestcmd
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+
+	guestfiles "github.com/spuff-dev/spuff/packaging/guest"
+)
+
+// install puts spuff-guest in place in a shed: the binaries, the systemd
+// unit for the shed's user, the login environment and the user's docker
+// config, then enables the unit.
+func install(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("install", flag.ContinueOnError)
+	userName := fs.String("user", os.Getenv("SUDO_USER"), "the shed's user: the daemon runs as them and their sockets are theirs")
+	root := fs.String("root", "/", "install under this directory (for images and tests)")
+	home := fs.String("home", "", "the user's home directory (default: from the user database)")
+	noEnable := fs.Bool("no-enable", false, "do not run systemctl")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *userName == "" {
+		return errors.New("install: name the shed's user with --user NAME")
+	}
+	u, err := user.Lookup(*userName)
+	if err != nil {
+		return fmt.Errorf("install: looking up user %q: %w", *userName, err)
+	}
+	if *home == "" {
+		*home = filepath.Join(*root, u.HomeDir)
+	}
+	at := func(p string) string { return filepath.Join(*root, p) }
+
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("install: finding this binary: %w", err)
+	}
+	steps := []struct{ from, to string }{{self, at("/usr/local/bin/spuff-guest")}}
+	if helper := filepath.Join(filepath.Dir(self), "docker-credential-spuff"); fileExists(helper) {
+		steps = append(steps, struct{ from, to string }{helper, at("/usr/local/bin/docker-credential-spuff")})
+	}
+	for _, s := range steps {
+		if err := copyFile(s.from, s.to, 0o755); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "installed", s.to)
+	}
+	for name, dest := range map[string]string{
+		"spuff-guest@.service":     at("/etc/systemd/system/spuff-guest@.service"),
+		"spuff.conf.environment.d": at("/etc/environment.d/60-spuff.conf"),
+		"profile.sh":               at("/etc/profile.d/spuff.sh"),
+	} {
+		b, err := guestfiles.Files.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dest, b, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "installed", dest)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cfg, err := dockerConfig(filepath.Join(*home, ".docker"), uid, gid)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "docker credentials via spuff in", cfg)
+
+	unit := "spuff-guest@" + *userName
+	if *noEnable || *root != "/" {
+		fmt.Fprintf(stdout, "next: systemctl daemon-reload && systemctl enable --now %s\n", unit)
+		return nil
+	}
+	for _, c := range [][]string{{"daemon-reload"}, {"enable", "--now", unit}} {
+		cmd := exec.Command("systemctl", c...)
+		cmd.Stdout, cmd.Stderr = stdout, stdout
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("install: systemctl %v: %w", c, err)
+		}
+	}
+	fmt.Fprintf(stdout, "%s is running; `spuff-guest status` shows whether your computer is attached\n", unit)
+	return nil
+}
+
+// dockerConfig sets credsStore to spuff in dir/config.json, keeping every
+// other setting, and returns its path.
+func dockerConfig(dir string, uid, gid int) (string, error) {
+	p := filepath.Join(dir, "config.json")
+	cfg := map[string]any{}
+	if b, err := os.ReadFile(p); err == nil {
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return "", fmt.Errorf("install: %s is not JSON (%v); fix or move it, then retry", p, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("install: reading %s: %w", p, err)
+	}
+	if auths, ok := cfg["auths"].(map[string]any); ok && len(auths) > 0 {
+		return "", fmt.Errorf("install: %s holds registry logins (auths); a shed should not keep them — remove them, then retry", p)
+	}
+	cfg["credsStore"] = "spuff"
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("install: %w", err)
+	}
+	if err := writeFile(p, append(b, '\n'), 0o600); err != nil {
+		return "", err
+	}
+	for _, q := range []string{dir, p} {
+		if err := os.Lchown(q, uid, gid); err != nil && os.Geteuid() == 0 {
+			return "", fmt.Errorf("install: giving %s to the shed's user: %w", q, err)
+		}
+	}
+	return p, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+func copyFile(from, to string, mode os.FileMode) error {
+	if a, err1 := os.Stat(from); err1 == nil {
+		if b, err2 := os.Stat(to); err2 == nil && os.SameFile(a, b) {
+			return nil
+		}
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("install: reading %s: %w", from, err)
+	}
+	return writeFile(to, b, mode)
+}
+
+// writeFile replaces dest atomically.
+func writeFile(dest string, b []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	tmp := dest + ".spuff-tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return fmt.Errorf("install: writing %s: %w", dest, err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return fmt.Errorf("install: placing %s: %w", dest, err)
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package guestcmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestInstallIntoRoot(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, home := t.TempDir(), t.TempDir()
+	// An existing docker config keeps its other settings.
+	if err := os.MkdirAll(filepath.Join(home, ".docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(`{"detachKeys":"ctrl-x"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := install([]string{"--user", me.Username, "--root", root, "--home", home}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]os.FileMode{
+		"usr/local/bin/spuff-guest":               0o755,
+		"etc/systemd/system/spuff-guest@.service": 0o644,
+		"etc/environment.d/60-spuff.conf":         0o644,
+		"etc/profile.d/spuff.sh":                  0o644,
+	} {
+		fi, err := os.Stat(filepath.Join(root, p))
+		if err != nil || fi.Mode().Perm() != mode {
+			t.Fatalf("%s: %v %v, want mode %04o", p, fi, err, mode)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(root, "etc/systemd/system/spuff-guest@.service"))
+	if !strings.Contains(string(unit), "User=%i") {
+		t.Fatalf("the unit does not run as the shed's user:\n%s", unit)
+	}
+	b, _ := os.ReadFile(filepath.Join(home, ".docker", "config.json"))
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil || cfg["credsStore"] != "spuff" || cfg["detachKeys"] != "ctrl-x" {
+		t.Fatalf("docker config %s (%v)", b, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(home, ".docker", "config.json")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("docker config mode %04o", fi.Mode().Perm())
+	}
+	if !strings.Contains(out.String(), "systemctl enable --now spuff-guest@"+me.Username) {
+		t.Fatalf("no next step printed:\n%s", out.String())
+	}
+}
+
+func TestInstallRefusesStoredLogins(t *testing.T) {
+	me, _ := user.Current()
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".docker"), 0o700)
+	os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(`{"auths":{"ghcr.io":{"auth":"dXNlcjpwYXNz"}}}`), 0o600)
+	var out bytes.Buffer
+	err := install([]string{"--user", me.Username, "--root", t.TempDir(), "--home", home}, &out)
+	if err == nil || !strings.Contains(err.Error(), "registry logins") {
+		t.Fatalf("install kept a shed holding registry logins: %v", err)
+	}
+	if strings.Contains(err.Error(), "dXNlcjpwYXNz") {
+		t.Fatal("the error echoes the stored login")
+	}
+}
+
+func TestInstallNeedsUser(t *testing.T) {
+	t.Setenv("SUDO_USER", "")
+	if err := install([]string{"--root", t.TempDir()}, &bytes.Buffer{}); err == nil {
+		t.Fatal("install without a user succeeded")
+	}
+}
