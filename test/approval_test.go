@@ -191,7 +191,7 @@ func TestApprovalGrantSurvivesRestart(t *testing.T) {
 	}
 
 	s.h.Restart(t)
-	s.h.MustSpuff(t, "attach", "keeper", sh.g.URL())
+	// The broker remembers its sheds (state.db) and reconnects them.
 	s.h.WaitState(t, "keeper", "connected")
 	if out, err := sh.ssh(t); err != nil || !strings.Contains(out, "logged-in") {
 		t.Fatalf("ssh after restart, with a grant: %v: %s\n%s", err, out, s.h.Log())

@@ -123,6 +123,28 @@ func TestReconnectAfterGuestRestart(t *testing.T) {
 	}
 }
 
+func TestBrokerRestartReattaches(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	g := h.Guest(t, "steady")
+	gone := h.Guest(t, "gone")
+	h.MustSpuff(t, "detach", "gone")
+	h.Restart(t)
+	h.WaitState(t, "steady", "connected")
+	if err := guestPing(t, g); err != nil {
+		t.Fatalf("ping after the broker restarted: %v", err)
+	}
+	out := h.MustSpuff(t, "list")
+	if strings.Contains(out, "gone") {
+		t.Fatalf("a detached shed came back after restart:\n%s", out)
+	}
+	if err := guestPing(t, gone); err == nil {
+		t.Fatal("the detached shed's ping was answered")
+	}
+	if fi, err := os.Stat(filepath.Join(h.Home, "state.db")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state.db: %v %v, want 0600", fi, err)
+	}
+}
+
 func TestControlSocketRefusesOtherUsers(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run a client as another uid")

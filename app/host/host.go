@@ -20,6 +20,7 @@ import (
 	"github.com/spuff-dev/spuff/app/tray"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/provisioning/sshconn"
+	"github.com/spuff-dev/spuff/provisioning/state"
 )
 
 // Options are spuff-app's flags.
@@ -79,6 +80,13 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer b.Close()
+	db, err := state.Open(config.StatePath())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sheds := &rememberingBroker{Broker: b, db: db, log: log}
+	sheds.restore(ctx)
 
 	l, err := control.Listen(config.SocketPath(), log)
 	if err != nil {
@@ -86,7 +94,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	started := time.Now().UTC()
 	srv := &control.Server{
-		Broker:    b,
+		Broker:    sheds,
 		AuditPath: aw.Path(),
 		Log:       log,
 		Approvals: appr,

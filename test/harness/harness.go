@@ -139,8 +139,8 @@ func (h *Host) Stop(t testing.TB) {
 	h.cmd = nil
 }
 
-// Restart stops and starts spuff-app with the same home; attachments are
-// not kept, so the caller attaches again.
+// Restart stops and starts spuff-app with the same home; it reattaches the
+// sheds it remembers.
 func (h *Host) Restart(t testing.TB) {
 	t.Helper()
 	h.Stop(t)
