@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -173,5 +172,4 @@ func BenchmarkSign(b *testing.B) {
 		b.ReportMetric(float64(ok.Load())/time.Since(start).Seconds(), "fleet-signs/s")
 		b.ReportMetric(float64(failed.Load()), "fleet-errors")
 	}
-	_ = context.Background
 }

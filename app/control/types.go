@@ -17,7 +17,6 @@ type Status struct {
 	Sheds     []broker.ShedStatus `json:"sheds"`
 	Helpers   map[string]any      `json:"helpers,omitempty"`
 	Approvals *ApprovalsSummary   `json:"approvals,omitempty"`
-	Extra     map[string]any      `json:"extra,omitempty"`
 }
 
 // ApprovalsSummary counts pending prompts and live grants.
