@@ -271,29 +271,14 @@ func (b *Broker) pipeline(ctx context.Context, s *session, r *bus.Request, rec *
 		rec.Detail = "replay guard"
 		return nil, err
 	}
+	if err := b.admit(s, r); err != nil {
+		return nil, err
+	}
 	if r.NS == bus.NSAgent {
-		if r.Op != bus.OpPing {
-			return nil, bus.Errorf(bus.CodeBadRequest, "the host serves only agent/ping; %q is a host→guest operation", r.Op)
-		}
-		if !s.limiter.Allow() {
-			return nil, bus.Errorf(bus.CodeRateLimited, "shed %q is over its request rate", s.name)
-		}
 		rec.Detail = "pong"
 		return bus.PingResponse{Time: b.opts.Now().UTC()}, nil
 	}
-	svc, known := b.opts.Services[r.NS]
-	if !known && !slices.Contains(config.DefaultNamespaces, r.NS) {
-		return nil, bus.Errorf(bus.CodeBadRequest, "unknown namespace %.40q", r.NS)
-	}
-	if !s.cfg.Allows(r.NS) {
-		return nil, bus.Errorf(bus.CodeNotAllowed, "namespace %s is not enabled for shed %q (sheds.%s.namespaces in the host config)", r.NS, s.name, s.name)
-	}
-	if !known {
-		return nil, bus.Errorf(bus.CodeNotAllowed, "namespace %s is not served by this host", r.NS)
-	}
-	if !s.limiter.Allow() {
-		return nil, bus.Errorf(bus.CodeRateLimited, "shed %q is over its request rate", s.name)
-	}
+	svc := b.opts.Services[r.NS]
 	req := &Request{ID: r.ID, Shed: s.name, NS: r.NS, Op: r.Op, Payload: json.RawMessage(r.Payload), Config: s.cfg}
 	act, err := svc.Describe(ctx, req)
 	if err != nil {
@@ -321,6 +306,27 @@ func (b *Broker) pipeline(ctx context.Context, s *session, r *bus.Request, rec *
 	out, err := svc.Serve(ctx, req, act)
 	rec.Detail = act.Detail
 	return out, err
+}
+
+// admit checks that the shed may use this namespace at all, then its rate.
+func (b *Broker) admit(s *session, r *bus.Request) error {
+	_, served := b.opts.Services[r.NS]
+	switch {
+	case r.NS == bus.NSAgent:
+		if r.Op != bus.OpPing {
+			return bus.Errorf(bus.CodeBadRequest, "the host serves only agent/ping; %q is a host→guest operation", r.Op)
+		}
+	case !served && !slices.Contains(config.DefaultNamespaces, r.NS):
+		return bus.Errorf(bus.CodeBadRequest, "unknown namespace %.40q", r.NS)
+	case !s.cfg.Allows(r.NS):
+		return bus.Errorf(bus.CodeNotAllowed, "namespace %s is not enabled for shed %q (sheds.%s.namespaces in the host config)", r.NS, s.name, s.name)
+	case !served:
+		return bus.Errorf(bus.CodeNotAllowed, "namespace %s is not served by this host", r.NS)
+	}
+	if !s.limiter.Allow() {
+		return bus.Errorf(bus.CodeRateLimited, "shed %q is over its request rate", s.name)
+	}
+	return nil
 }
 
 // resultOf maps an outcome to the audit result.
