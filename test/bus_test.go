@@ -1,7 +1,9 @@
 package test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,5 +225,52 @@ func TestAppRefusesUnsafeConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditFollow runs `spuff audit --follow --shed NAME --json` and sees a
+// new line for that shed, and none for another.
+func TestAuditFollow(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	mine, other := h.Guest(t, "followed"), h.Guest(t, "ignored")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testenv.GoBinary(t, "./app/cmd/spuff"), "--socket", h.Socket, "audit", "--follow", "--shed", "followed", "--json")
+	cmd.Env = h.Env()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	time.Sleep(500 * time.Millisecond) // let follow reach the end of the log
+	if err := guestPing(t, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := guestPing(t, mine); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	select {
+	case l := <-lines:
+		var r audit.Record
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Shed != "followed" || r.Op != "ping" || r.Result != "ok" {
+			t.Fatalf("followed line %q (%v)", l, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("spuff audit --follow printed nothing for a new request")
+	}
+	select {
+	case l := <-lines:
+		t.Fatalf("a second line arrived, for a filtered shed or twice: %q", l)
+	case <-time.After(500 * time.Millisecond):
 	}
 }
