@@ -197,6 +197,8 @@ func TestAppRefusesUnsafeConfig(t *testing.T) {
 		"token in file":  {"digitalocean_token: abcdef0123456789\n", 0o600, []string{"DIGITALOCEAN_TOKEN"}},
 		"aws secret":     {"aws:\n  secret_access_key: wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n", 0o600, []string{"secret_access_key"}},
 		"unknown key":    {"aws:\n  sesion_duration: 1h\n", 0o600, []string{"aws.sesion_duration"}},
+		// The audit log is never silently off: no log, no broker.
+		"audit to a device": {"audit:\n  path: /dev/null\n", 0o600, []string{"audit", "not a regular file"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

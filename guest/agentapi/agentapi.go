@@ -25,17 +25,17 @@ type Source interface {
 
 // API serves the agent routes.
 type API struct {
-	src       Source
 	token     []byte
 	heartbeat atomic.Int64
 }
 
-// New returns the API, or an error when token is empty.
-func New(src Source, token string) (*API, error) {
+// New returns the API, or an error when token is empty: with no token the
+// shed's agent API does not start at all, rather than start open.
+func New(token string) (*API, error) {
 	if strings.TrimSpace(token) == "" {
 		return nil, errors.New("agentapi: no agent token configured (SPUFF_AGENT_TOKEN); refusing to serve without one")
 	}
-	return &API{src: src, token: []byte(token)}, nil
+	return &API{token: []byte(token)}, nil
 }
 
 // Listen binds addr, which must be a loopback address.
@@ -50,20 +50,20 @@ func Listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// Handler returns the routes.
-func (a *API) Handler() http.Handler {
+// Handler returns the routes, reporting on src.
+func (a *API) Handler(src Source) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /status", a.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, a.src.StatusJSON())
+		writeJSON(w, http.StatusOK, src.StatusJSON())
 	}))
 	mux.Handle("GET /metrics", a.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, a.src.MetricsJSON())
+		writeJSON(w, http.StatusOK, src.MetricsJSON())
 	}))
 	mux.Handle("GET /idle", a.auth(func(w http.ResponseWriter, r *http.Request) {
-		last := a.src.IdleSince()
+		last := src.IdleSince()
 		if hb := time.Unix(0, a.heartbeat.Load()); hb.After(last) {
 			last = hb
 		}

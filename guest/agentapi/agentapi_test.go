@@ -15,18 +15,18 @@ func (src) IdleSince() time.Time { return time.Now().Add(-time.Minute) }
 
 func TestNoTokenRefusesToStart(t *testing.T) {
 	for _, tok := range []string{"", "   "} {
-		if _, err := New(src{}, tok); err == nil {
+		if _, err := New(tok); err == nil {
 			t.Fatalf("started with token %q", tok)
 		}
 	}
 }
 
 func TestTokenOnEveryRouteButHealth(t *testing.T) {
-	a, err := New(src{}, "s3cret-token")
+	a, err := New("s3cret-token")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewServer(a.Handler(src{}))
 	defer srv.Close()
 	do := func(method, path, auth string) int {
 		req, _ := http.NewRequest(method, srv.URL+path, nil)

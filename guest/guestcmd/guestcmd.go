@@ -117,6 +117,15 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		gid, _ = strconv.Atoi(g.Gid)
 	}
+	var api *agentapi.API
+	if *agentListen != "" {
+		// Checked before anything listens: no token, no daemon.
+		a, err := agentapi.New(os.Getenv("SPUFF_AGENT_TOKEN"))
+		if err != nil {
+			return err
+		}
+		api = a
+	}
 	if *sshSock == "" {
 		*sshSock = filepath.Join(*runDir, "ssh-agent.sock")
 	}
@@ -129,16 +138,12 @@ func serve(args []string, stderr io.Writer) error {
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *agentListen != "" {
-		api, err := agentapi.New(d, os.Getenv("SPUFF_AGENT_TOKEN"))
-		if err != nil {
-			return err
-		}
+	if api != nil {
 		l, err := agentapi.Listen(*agentListen)
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: api.Handler(d), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(l) //nolint:errcheck // ends with the process
 		defer srv.Close()
 	}

@@ -76,3 +76,18 @@ func TestInstallNeedsUser(t *testing.T) {
 		t.Fatal("install without a user succeeded")
 	}
 }
+
+// TestServeRefusesAgentAPIWithoutToken: with --agent-listen and no token the
+// daemon does not start at all, and leaves no socket behind.
+func TestServeRefusesAgentAPIWithoutToken(t *testing.T) {
+	t.Setenv("SPUFF_AGENT_TOKEN", "")
+	run := filepath.Join(t.TempDir(), "run")
+	var out, errb bytes.Buffer
+	code := Main([]string{"serve", "--run-dir", run, "--aws-listen", "off", "--agent-listen", "127.0.0.1:0"}, nil, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "SPUFF_AGENT_TOKEN") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if _, err := os.Stat(run); err == nil {
+		t.Fatal("the daemon created its run dir before refusing")
+	}
+}
