@@ -127,6 +127,11 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("audit: bad ts %q: %w", w.TS, err)
 	}
+	// Lines are written in UTC; an offset that moves the time out of years
+	// 0000–9999 could not be written back, so such a line is not a record.
+	if y := ts.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("audit: ts %q is out of range", w.TS)
+	}
 	*r = Record{TS: ts, Shed: w.Shed, NS: w.NS, Op: w.Op, Result: w.Result, Detail: w.Detail, Approval: w.Approval, ID: w.ID, Code: w.Code}
 	return nil
 }
