@@ -3,13 +3,7 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spuff-dev/spuff/app/host"
 )
@@ -17,21 +11,5 @@ import (
 var version = "dev"
 
 func main() {
-	var opts host.Options
-	flag.StringVar(&opts.ConfigPath, "config", "", "config file (default ~/.spuff/config.yaml; SPUFF_HOME moves ~/.spuff)")
-	flag.BoolVar(&opts.Headless, "headless", false, "run without the menu-bar tray")
-	debug := flag.Bool("debug", false, "log debug detail (never secrets)")
-	flag.Parse()
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	opts.Version = version
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := host.Run(ctx, opts); err != nil {
-		fmt.Fprintln(os.Stderr, "spuff-app:", err)
-		os.Exit(1)
-	}
+	os.Exit(host.Main(os.Args[1:], os.Stderr, version))
 }
