@@ -210,3 +210,30 @@ func TestApprovalGrantSurvivesRestart(t *testing.T) {
 		t.Fatalf("grants came back after lock and restart: %+v", g)
 	}
 }
+
+// TestApprovalWithNobodyToAsk: spuff-app --no-prompt denies at once, with
+// a message that says why, instead of letting the shed wait for a timeout.
+func TestApprovalWithNobodyToAsk(t *testing.T) {
+	s := startSSHHostArgs(t, approvalConfig("per-request", "30s"), "--no-prompt")
+	sh := s.shed(t, "unwatched")
+	start := time.Now()
+	out, err := sh.ssh(t)
+	if err == nil || strings.Contains(out, "logged-in") {
+		t.Fatalf("ssh logged in with nobody to approve: %s", out)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("denial took %s; with nobody to ask it must not wait for the 30s prompt", took)
+	}
+	recs := s.h.FindAudit(t, loginSigns("unwatched"))
+	if len(recs) == 0 {
+		t.Fatal("no sign line in the audit log")
+	}
+	for _, r := range recs {
+		if r.Result != "denied" || r.Code != "DENIED" {
+			t.Fatalf("sign line %+v, want denied/DENIED", r)
+		}
+	}
+	if !strings.Contains(s.h.Log(), "nobody can be asked") {
+		t.Fatalf("spuff-app did not say why it denied:\n%s", s.h.Log())
+	}
+}

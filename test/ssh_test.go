@@ -44,9 +44,20 @@ func startSSHHost(t *testing.T) *sshHost {
 	return startSSHHostWith(t, "", nil)
 }
 
+// startSSHHostArgs is startSSHHostWith with extra spuff-app flags.
+func startSSHHostArgs(t *testing.T, extraConfig string, args ...string) *sshHost {
+	t.Helper()
+	return startSSHHostWithArgs(t, extraConfig, nil, args)
+}
+
 // startSSHHostWith adds extraConfig (whole top-level YAML sections) to the
 // host's config and env to spuff-app's environment.
 func startSSHHostWith(t *testing.T, extraConfig string, env map[string]string) *sshHost {
+	t.Helper()
+	return startSSHHostWithArgs(t, extraConfig, env, nil)
+}
+
+func startSSHHostWithArgs(t *testing.T, extraConfig string, env map[string]string, args []string) *sshHost {
 	t.Helper()
 	u, err := user.Current()
 	if err != nil {
@@ -81,7 +92,7 @@ sheds:
 	for k, v := range env {
 		appEnv[k] = v
 	}
-	s.h = harness.Start(t, harness.Options{Config: cfg, Env: appEnv})
+	s.h = harness.Start(t, harness.Options{Config: cfg, Env: appEnv, Args: args})
 	// The host's known_hosts names the server, as after a first ssh from the laptop.
 	dotSSH := filepath.Join(s.h.Dir, ".ssh")
 	if err := os.MkdirAll(dotSSH, 0o700); err != nil {

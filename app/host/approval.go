@@ -11,8 +11,9 @@ import (
 
 // approver builds the approver: grants kept in the platform keychain (or a
 // 0600 file where there is none), Touch ID where the hardware has it, and
-// the pending queue that `spuff approve` and the tray answer.
-func approver(headless bool, log *slog.Logger) (*approval.Approver, string, error) {
+// the pending queue that `spuff approve` and the tray answer. With noPrompt
+// (nobody will answer) a request that needs approval is denied at once.
+func approver(headless, noPrompt bool, log *slog.Logger) (*approval.Approver, string, error) {
 	st, kind, err := keychain.Open(filepath.Join(config.Home(), "keychain"), log)
 	if err != nil {
 		return nil, "", err
@@ -23,5 +24,5 @@ func approver(headless bool, log *slog.Logger) (*approval.Approver, string, erro
 	} else {
 		log.Debug("touch id not used", "reason", err)
 	}
-	return approval.New(approval.Options{Store: st, Prompters: prompters, Headless: headless, Log: log}), kind, nil
+	return approval.New(approval.Options{Store: st, Prompters: prompters, Headless: headless, NoPrompter: noPrompt, Log: log}), kind, nil
 }

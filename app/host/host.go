@@ -27,6 +27,7 @@ import (
 type Options struct {
 	ConfigPath string // default ~/.spuff/config.yaml
 	Headless   bool
+	NoPrompt   bool // nobody answers approval prompts: deny at once
 	Version    string
 	Log        *slog.Logger
 }
@@ -56,7 +57,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer closeSvcs()
 
-	appr, kcKind, err := approver(opts.Headless, log)
+	appr, kcKind, err := approver(opts.Headless, opts.NoPrompt, log)
 	if err != nil {
 		return err
 	}

@@ -20,9 +20,10 @@ func Main(args []string, stderr io.Writer, version string) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.ConfigPath, "config", "", "config file (default ~/.spuff/config.yaml; SPUFF_HOME moves ~/.spuff)")
 	fs.BoolVar(&opts.Headless, "headless", false, "run without the menu-bar tray")
+	fs.BoolVar(&opts.NoPrompt, "no-prompt", false, "nobody will answer approval prompts (a server, CI): deny at once what needs approval")
 	debug := fs.Bool("debug", false, "log debug detail (never secrets)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "spuff-app is the broker: it signs, mints and audits on this computer for every\nattached shed. Drive it with the spuff command.\n\nUsage: spuff-app [--headless] [--config FILE] [--debug]\n\n")
+		fmt.Fprint(stderr, "spuff-app is the broker: it signs, mints and audits on this computer for every\nattached shed. Drive it with the spuff command.\n\nUsage: spuff-app [--headless] [--no-prompt] [--config FILE] [--debug]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -30,6 +30,8 @@ type Options struct {
 	// Env adds to (or overrides) spuff-app's environment. HOME defaults to a
 	// fresh directory, so the host's real ~/.ssh, ~/.aws and ~/.docker stay out.
 	Env map[string]string
+	// Args are extra spuff-app flags.
+	Args []string
 }
 
 // Host is a running spuff-app.
@@ -39,6 +41,7 @@ type Host struct {
 	Socket    string
 	AuditPath string
 	env       []string
+	args      []string
 	log       *testenv.Buffer
 	cmd       *exec.Cmd
 	bins      bins
@@ -94,6 +97,7 @@ func Start(t testing.TB, opts Options) *Host {
 		env[k] = v
 	}
 	h.env = mergeEnv(os.Environ(), env)
+	h.args = opts.Args
 	h.start(t)
 	t.Cleanup(func() { h.Stop(t) })
 	return h
@@ -102,7 +106,7 @@ func Start(t testing.TB, opts Options) *Host {
 func (h *Host) start(t testing.TB) {
 	t.Helper()
 	h.log = &testenv.Buffer{}
-	cmd := exec.Command(h.bins.app, "--headless", "--debug")
+	cmd := exec.Command(h.bins.app, append([]string{"--headless", "--debug"}, h.args...)...)
 	cmd.Env = h.env
 	cmd.Stdout, cmd.Stderr = h.log, h.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
