@@ -1,0 +1,43 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spuff-dev/spuff/test/harness"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+// TestDoctor: spuff doctor reports a passphrase-protected key it could not
+// offer, with the fix, and exits 0 on warnings; with the broker gone it
+// fails and says how to start it.
+func TestDoctor(t *testing.T) {
+	home := harness.ShortTempDir(t)
+	dotSSH := filepath.Join(home, ".ssh")
+	if err := os.MkdirAll(dotSSH, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keygen := testenv.Tool(t, "ssh-keygen")
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "a passphrase", "-f", filepath.Join(dotSSH, "id_ed25519")).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	h := harness.Start(t, harness.Options{Config: "ssh:\n  mode: local-keys\n", Env: map[string]string{"HOME": home}})
+	h.Guest(t, "checked")
+	out, err := h.Spuff(t, "doctor")
+	if err != nil {
+		t.Fatalf("doctor failed on warnings only: %v\n%s", err, out)
+	}
+	for _, want := range []string{"✓ broker", "✓ shed checked connected", "id_ed25519 not offered", "ssh-add", "no docker registry is allowlisted"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+	h.Stop(t)
+	out, err = h.Spuff(t, "doctor")
+	if err == nil || !strings.Contains(out, "spuff-app --headless") {
+		t.Fatalf("doctor with the broker down: %v\n%s", err, out)
+	}
+}
