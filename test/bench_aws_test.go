@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,13 +41,6 @@ func credentialGETs(b *testing.B, url, token string, n int) []time.Duration {
 		out = append(out, time.Since(start))
 	}
 	return out
-}
-
-// p50p99 returns the median and 99th percentile of s (sorted in place), in µs.
-func p50p99(s []time.Duration) (float64, float64) {
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	at := func(q float64) float64 { return float64(s[int(q*float64(len(s)-1))].Nanoseconds()) / 1e3 }
-	return at(0.50), at(0.99)
 }
 
 // awsVaultECS runs `aws-vault exec --ecs-server` for a profile whose
@@ -137,8 +129,8 @@ func BenchmarkAWSCredentialGET(b *testing.B) {
 
 	b.ResetTimer()
 	for range b.N {
-		s50, s99 := p50p99(credentialGETs(b, url, tok, n))
-		v50, v99 := p50p99(credentialGETs(b, avURL, avTok, n))
+		s50, s99 := testenv.Percentiles(credentialGETs(b, url, tok, n))
+		v50, v99 := testenv.Percentiles(credentialGETs(b, avURL, avTok, n))
 		b.ReportMetric(s50, "spuff-p50-µs")
 		b.ReportMetric(s99, "spuff-p99-µs")
 		b.ReportMetric(v50, "aws-vault-p50-µs")

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -16,13 +15,6 @@ import (
 	"github.com/spuff-dev/spuff/test/harness"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
-
-// percentiles reports p50 and p99 of samples (sorted in place), in µs.
-func percentiles(s []time.Duration) (p50, p99 float64) {
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	at := func(q float64) float64 { return float64(s[int(q*float64(len(s)-1))].Nanoseconds()) / 1e3 }
-	return at(0.50), at(0.99)
-}
 
 // guestConn opens a bus connection to the guest daemon's guest.sock, the
 // way a one-shot tool in the shed does.
@@ -120,9 +112,9 @@ func BenchmarkPing(b *testing.B) {
 
 	b.ResetTimer()
 	for range b.N {
-		floor50, floor99 := percentiles(rawEcho(b, n))
-		u50, u99 := percentiles(samplePings(b, guestConn(b, viaUnix), n))
-		s50, s99 := percentiles(samplePings(b, guestConn(b, viaSSH), n))
+		floor50, floor99 := testenv.Percentiles(rawEcho(b, n))
+		u50, u99 := testenv.Percentiles(samplePings(b, guestConn(b, viaUnix), n))
+		s50, s99 := testenv.Percentiles(samplePings(b, guestConn(b, viaSSH), n))
 		b.ReportMetric(floor50, "floor-p50-µs")
 		b.ReportMetric(floor99, "floor-p99-µs")
 		b.ReportMetric(u50, "unix-p50-µs")

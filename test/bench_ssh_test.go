@@ -135,10 +135,10 @@ func BenchmarkSign(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		floor50, floor99 := percentiles(must(signLoop(ag.Sock, n)))
-		fwd50, fwd99 := percentiles(forwardedSigns(b, ag, key, n))
-		br50, br99 := percentiles(must(signLoop(g.RunDir+"/ssh-agent.sock", n)))
-		lk50, lk99 := percentiles(must(signLoop(gl.RunDir+"/ssh-agent.sock", n)))
+		floor50, floor99 := testenv.Percentiles(must(signLoop(ag.Sock, n)))
+		fwd50, fwd99 := testenv.Percentiles(forwardedSigns(b, ag, key, n))
+		br50, br99 := testenv.Percentiles(must(signLoop(g.RunDir+"/ssh-agent.sock", n)))
+		lk50, lk99 := testenv.Percentiles(must(signLoop(gl.RunDir+"/ssh-agent.sock", n)))
 		b.ReportMetric(floor50, "direct-p50-µs")
 		b.ReportMetric(floor99, "direct-p99-µs")
 		b.ReportMetric(fwd50, "ssh-A-p50-µs")

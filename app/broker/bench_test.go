@@ -6,13 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
 	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/test/testenv"
 )
 
 type discardAudit struct{}
@@ -75,10 +75,6 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		return raw, full
 	}
-	p50 := func(d []time.Duration) float64 {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		return float64(d[len(d)/2].Nanoseconds()) / 1e3
-	}
 	for range b.N {
 		raw, noAudit := run(b, discardAudit{})
 		w, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), nil)
@@ -87,8 +83,11 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		_, fsynced := run(b, w)
 		w.Close()
-		b.ReportMetric(p50(raw), "bus-pong-p50-µs")
-		b.ReportMetric(p50(noAudit), "pipeline-no-audit-p50-µs")
-		b.ReportMetric(p50(fsynced), "pipeline-fsync-audit-p50-µs")
+		rawP50, _ := testenv.Percentiles(raw)
+		noAuditP50, _ := testenv.Percentiles(noAudit)
+		fsyncP50, _ := testenv.Percentiles(fsynced)
+		b.ReportMetric(rawP50, "bus-pong-p50-µs")
+		b.ReportMetric(noAuditP50, "pipeline-no-audit-p50-µs")
+		b.ReportMetric(fsyncP50, "pipeline-fsync-audit-p50-µs")
 	}
 }

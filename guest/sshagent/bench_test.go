@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/sshkeys"
 	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
+	"github.com/spuff-dev/spuff/test/testenv"
 )
 
 // BenchmarkShedSign signs 64 bytes with ed25519 as a program in a shed
@@ -64,9 +64,9 @@ func BenchmarkShedSign(b *testing.B) {
 					b.Fatalf("sign: %v", err)
 				}
 			}
-			slices.Sort(d)
-			b.ReportMetric(float64(d[len(d)/2].Nanoseconds())/1e3, "p50-µs")
-			b.ReportMetric(float64(d[len(d)*99/100].Nanoseconds())/1e3, "p99-µs")
+			p50, p99 := testenv.Percentiles(d)
+			b.ReportMetric(p50, "p50-µs")
+			b.ReportMetric(p99, "p99-µs")
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
+	"github.com/spuff-dev/spuff/test/testenv"
 )
 
 // BenchmarkSignEd25519 signs 64 bytes (about a userauth request's size)
@@ -152,9 +152,7 @@ func timed(b *testing.B, op func() error) {
 		d = append(d, time.Since(t0))
 	}
 	b.StopTimer()
-	slices.Sort(d)
-	if len(d) > 0 {
-		b.ReportMetric(float64(d[len(d)/2].Nanoseconds())/1e3, "p50-µs")
-		b.ReportMetric(float64(d[len(d)*99/100].Nanoseconds())/1e3, "p99-µs")
-	}
+	p50, p99 := testenv.Percentiles(d)
+	b.ReportMetric(p50, "p50-µs")
+	b.ReportMetric(p99, "p99-µs")
 }

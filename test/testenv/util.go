@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // FreeAddr returns a 127.0.0.1:PORT that was free a moment ago.
@@ -54,4 +56,17 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Percentiles sorts samples in place and returns their p50 and p99 in µs,
+// the figures every benchmark here prints beside its peer's.
+func Percentiles(samples []time.Duration) (p50, p99 float64) {
+	if len(samples) == 0 {
+		return 0, 0
+	}
+	slices.Sort(samples)
+	at := func(q float64) float64 {
+		return float64(samples[int(q*float64(len(samples)-1))].Nanoseconds()) / 1e3
+	}
+	return at(0.50), at(0.99)
 }
