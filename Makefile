@@ -61,12 +61,14 @@ test: deps
 
 check: fmt vet vet-darwin staticcheck test
 
-# Every fuzz target, FUZZTIME each (fuzz-short: a few seconds each in `make test`).
+# Every fuzz target, FUZZTIME each. fuzz-short, run by `make test`, gives
+# each target a fixed number of inputs rather than a duration: see
+# scripts/fuzz.sh for why a duration can flake on this Go release.
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
 fuzz-short:
-	@scripts/fuzz.sh 3s
+	@scripts/fuzz.sh 20000x
 
 # bench: every figure beside its peer, measured in the same run. The
 # end-to-end ones (./test) run the real processes; the package ones show
