@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -85,20 +85,10 @@ func awsVaultECS(b *testing.B, creds []byte) (url, token string) {
 	cmd := exec.Command(bin, "exec", "--ecs-server", "--prompt=zenity", "bench", "--", "/bin/sh", "-c",
 		`printf '%s\n%s\n' "$AWS_CONTAINER_CREDENTIALS_FULL_URI" "$AWS_CONTAINER_AUTHORIZATION_TOKEN"; exec sleep 3600`)
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
+	out, w := io.Pipe()
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	testenv.MustStartProcess(b, "aws-vault", cmd)
 	sc := bufio.NewScanner(out)
 	var lines []string
 	for len(lines) < 2 && sc.Scan() {

@@ -2,11 +2,9 @@ package harness
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,8 +29,7 @@ type Guest struct {
 	AWSAddr string // 127.0.0.1:PORT of the AWS endpoint
 	env     []string
 	args    []string
-	log     *testenv.Buffer
-	cmd     *exec.Cmd
+	proc    *testenv.Process
 	h       *Host
 }
 
@@ -67,43 +64,24 @@ func (g *Guest) URL() string { return "unix://" + filepath.Join(g.RunDir, "bus.s
 
 func (g *Guest) start(t testing.TB) {
 	t.Helper()
-	g.log = &testenv.Buffer{}
 	cmd := exec.Command(g.h.bins.guest, g.args...)
 	cmd.Env = g.env
-	cmd.Stdout, cmd.Stderr = g.log, g.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting spuff-guest: %v", err)
+	p, err := testenv.StartProcess("spuff-guest", cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	g.cmd = cmd
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	sock := filepath.Join(g.RunDir, "guest.sock")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("spuff-guest exited at start:\n%s", g.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("spuff-guest did not open %s within 15s:\n%s", sock, g.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	g.proc = p
+	if err := p.WaitReady(15*time.Second, testenv.Dialable("unix", filepath.Join(g.RunDir, "guest.sock"))); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // Stop ends the guest process.
 func (g *Guest) Stop(t testing.TB) {
-	if g.cmd == nil {
+	if g.proc == nil {
 		return
 	}
-	stopProcess(g.cmd)
-	g.cmd = nil
+	g.proc.Stop()
 }
 
 // Restart stops and starts the guest process with the same run dir.
@@ -114,7 +92,7 @@ func (g *Guest) Restart(t testing.TB) {
 }
 
 // Log returns what spuff-guest printed so far.
-func (g *Guest) Log() string { return g.log.String() }
+func (g *Guest) Log() string { return g.proc.Log() }
 
 // Env is the environment a program in the shed gets: the guest's own plus
 // SSH_AUTH_SOCK, the AWS container-credentials variables and SPUFF_GUEST_SOCK.

@@ -10,12 +10,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,8 +40,7 @@ type Host struct {
 	AuditPath string
 	env       []string
 	args      []string
-	log       *testenv.Buffer
-	cmd       *exec.Cmd
+	proc      *testenv.Process
 	bins      bins
 }
 
@@ -105,42 +102,24 @@ func Start(t testing.TB, opts Options) *Host {
 
 func (h *Host) start(t testing.TB) {
 	t.Helper()
-	h.log = &testenv.Buffer{}
 	cmd := exec.Command(h.bins.app, append([]string{"--headless", "--debug"}, h.args...)...)
 	cmd.Env = h.env
-	cmd.Stdout, cmd.Stderr = h.log, h.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting spuff-app: %v", err)
+	p, err := testenv.StartProcess("spuff-app", cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	h.cmd = cmd
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := net.Dial("unix", h.Socket); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("spuff-app exited at start:\n%s", h.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("spuff-app did not open %s within 15s:\n%s", h.Socket, h.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	h.proc = p
+	if err := p.WaitReady(15*time.Second, testenv.Dialable("unix", h.Socket)); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // Stop ends spuff-app (SIGTERM, then SIGKILL).
 func (h *Host) Stop(t testing.TB) {
-	if h.cmd == nil {
+	if h.proc == nil {
 		return
 	}
-	stopProcess(h.cmd)
-	h.cmd = nil
+	h.proc.Stop()
 }
 
 // Restart stops and starts spuff-app with the same home; it reattaches the
@@ -152,7 +131,7 @@ func (h *Host) Restart(t testing.TB) {
 }
 
 // Log returns what spuff-app printed so far.
-func (h *Host) Log() string { return h.log.String() }
+func (h *Host) Log() string { return h.proc.Log() }
 
 // Env is spuff-app's environment.
 func (h *Host) Env() []string { return append([]string(nil), h.env...) }
@@ -260,26 +239,4 @@ func mergeEnv(base []string, set map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-func stopProcess(cmd *exec.Cmd) {
-	if cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for {
-			if err := syscall.Kill(cmd.Process.Pid, 0); err != nil {
-				close(done)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
 }

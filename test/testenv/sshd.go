@@ -2,12 +2,11 @@ package testenv
 
 import (
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -80,28 +79,16 @@ Subsystem sftp internal-sftp
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting sshd: %v", err)
+	p := MustStartProcess(t, "sshd", withOutput(exec.Command(sshd, "-D", "-e", "-f", cfg), logf))
+	if err := p.WaitReady(10*time.Second, Dialable("tcp", s.Addr)); err != nil {
+		t.Fatalf("sshd did not listen on %s: %v\n%s", s.Addr, err, s.Log())
 	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", s.Addr)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on %s: %s", s.Addr, s.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return s
+}
+
+func withOutput(cmd *exec.Cmd, w io.Writer) *exec.Cmd {
+	cmd.Stdout, cmd.Stderr = w, w
+	return cmd
 }
 
 // KnownHostsLine is the line an ssh client's known_hosts needs for this sshd.

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,8 +42,7 @@ type MinIO struct {
 	Dir      string
 	mc       string
 	mcEnv    []string
-	log      *testenv.Buffer
-	cmd      *exec.Cmd
+	proc     *testenv.Process
 }
 
 // User is a MinIO user: long-lived keys, the kind a source profile holds.
@@ -63,7 +61,7 @@ func StartMinIO(t testing.TB) *MinIO {
 	rootUser, rootPass := "root"+RandomSecret()[2:14], RandomSecret()
 	for attempt := 0; ; attempt++ {
 		addr := testenv.FreeAddr(t)
-		m := &MinIO{Endpoint: "http://" + addr, Dir: dir, mc: mc, log: &testenv.Buffer{}}
+		m := &MinIO{Endpoint: "http://" + addr, Dir: dir, mc: mc}
 		cmd := exec.Command(bin, "server", "--quiet", "--address", addr, filepath.Join(dir, "data"))
 		cmd.Env = append(cleanEnv(),
 			"MINIO_ROOT_USER="+rootUser,
@@ -72,25 +70,15 @@ func StartMinIO(t testing.TB) *MinIO {
 			"MINIO_UPDATE=off",
 			"HOME="+dir,
 		)
-		cmd.Stdout, cmd.Stderr = m.log, m.log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting minio: %v", err)
+		p, err := testenv.StartProcess("minio", cmd)
+		if err != nil {
+			t.Fatal(err)
 		}
-		m.cmd = cmd
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		stop := func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-			}
-		}
-		if waitReady(m.Endpoint, exited) {
-			t.Cleanup(stop)
+		m.proc = p
+		// Another test may take the free port before minio binds it: retry.
+		err = p.WaitReady(20*time.Second, ready(m.Endpoint))
+		if err == nil {
+			t.Cleanup(p.Stop)
 			m.mcEnv = append(cleanEnv(),
 				"MC_CONFIG_DIR="+filepath.Join(dir, "mc"),
 				"MC_HOST_spuff=http://"+rootUser+":"+rootPass+"@"+addr,
@@ -98,15 +86,15 @@ func StartMinIO(t testing.TB) *MinIO {
 			)
 			return m
 		}
-		stop()
+		p.Stop()
 		if attempt == 2 {
-			t.Fatalf("minio did not become ready on %s:\n%s", addr, m.log.String())
+			t.Fatalf("minio did not become ready on %s: %v", addr, err)
 		}
 	}
 }
 
 // Log is what minio printed so far.
-func (m *MinIO) Log() string { return m.log.String() }
+func (m *MinIO) Log() string { return m.proc.Log() }
 
 // AddUser creates a user allowed s3:* on every bucket.
 func (m *MinIO) AddUser(t testing.TB) User {
@@ -188,25 +176,16 @@ func cleanEnv() []string {
 	return out
 }
 
-func waitReady(endpoint string, exited <-chan struct{}) bool {
+func ready(endpoint string) func() bool {
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
+	return func() bool {
 		resp, err := client.Get(endpoint + "/minio/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return true
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	}
-	return false
 }
 
 // RandomSecret returns a fresh secret that is easy to grep for.

@@ -5,7 +5,6 @@
 package dockertest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -70,25 +69,23 @@ auth:
 		}
 		cmd := exec.Command(bin, "serve", cfg)
 		cmd.Env = cleanEnv()
-		var logs bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting docker-registry: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		stop := func() {
-			_ = cmd.Process.Kill()
-			<-exited
+		p, err := testenv.StartProcess("docker-registry", cmd)
+		if err != nil {
+			t.Fatal(err)
 		}
 		r := &Registry{Addr: addr, User: user, Password: password, Dir: dir}
-		if waitUp(r, exited) {
-			t.Cleanup(stop)
+		// Another test may take the free port before the registry binds it: retry.
+		err = p.WaitReady(15*time.Second, func() bool {
+			code, err := r.Ping("", "")
+			return err == nil && code == http.StatusUnauthorized
+		})
+		if err == nil {
+			t.Cleanup(p.Stop)
 			return r
 		}
-		stop()
+		p.Stop()
 		if attempt == 2 {
-			t.Fatalf("docker-registry did not come up on %s:\n%s", addr, logs.String())
+			t.Fatalf("docker-registry did not come up on %s: %v", addr, err)
 		}
 	}
 }
@@ -102,22 +99,6 @@ func cleanEnv() []string {
 		}
 	}
 	return env
-}
-
-func waitUp(r *Registry, exited <-chan struct{}) bool {
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if code, err := r.Ping("", ""); err == nil && code == http.StatusUnauthorized {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }
 
 // Ping asks GET /v2/ with the given basic credentials (none when user is "")

@@ -10,9 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,7 +56,7 @@ func ShortDir(t testing.TB) string {
 // Agent is a running OpenSSH ssh-agent.
 type Agent struct {
 	Sock string
-	cmd  *exec.Cmd
+	proc *testenv.Process
 }
 
 // StartAgent runs `ssh-agent -D -a SOCK` and ssh-adds the given private key
@@ -72,25 +70,10 @@ func StartAgent(t testing.TB, keys ...string) *Agent {
 func StartAgentAt(t testing.TB, sock string, keys ...string) *Agent {
 	t.Helper()
 	bin := testenv.Tool(t, "ssh-agent")
-	cmd := exec.Command(bin, "-D", "-a", sock)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting ssh-agent: %v", err)
-	}
-	a := &Agent{Sock: sock, cmd: cmd}
-	t.Cleanup(a.Stop)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ssh-agent did not listen on %s", sock)
-		}
-		time.Sleep(5 * time.Millisecond)
+	p := testenv.MustStartProcess(t, "ssh-agent", exec.Command(bin, "-D", "-a", sock))
+	a := &Agent{Sock: sock, proc: p}
+	if err := p.WaitReady(5*time.Second, testenv.Dialable("unix", sock)); err != nil {
+		t.Fatal(err)
 	}
 	for _, k := range keys {
 		a.Add(t, k)
@@ -99,14 +82,7 @@ func StartAgentAt(t testing.TB, sock string, keys ...string) *Agent {
 }
 
 // Stop ends the agent (it removes its socket).
-func (a *Agent) Stop() {
-	if a.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
-	_ = a.cmd.Wait()
-	a.cmd = nil
-}
+func (a *Agent) Stop() { a.proc.Stop() }
 
 // Add ssh-adds a private key file.
 func (a *Agent) Add(t testing.TB, key string) {
