@@ -59,6 +59,14 @@ func startSSHHostWith(t *testing.T, extraConfig string, env map[string]string) *
 
 func startSSHHostWithArgs(t *testing.T, extraConfig string, env map[string]string, args []string) *sshHost {
 	t.Helper()
+	return startSSHHostOpts(t, extraConfig, harness.Options{Env: env, Args: args})
+}
+
+// startSSHHostOpts starts the host with o's Env, Args and Tray; Config is
+// the SSH one plus extraConfig.
+func startSSHHostOpts(t *testing.T, extraConfig string, o harness.Options) *sshHost {
+	t.Helper()
+	env := o.Env
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
@@ -88,11 +96,12 @@ sheds:
     ssh:
       keys: [%q]
 `, s.laptop.FP, s.rsa.FP, s.rsa.FP) + extraConfig
-	appEnv := map[string]string{"SSH_AUTH_SOCK": s.agent.Sock}
+	o.Config = cfg
+	o.Env = map[string]string{"SSH_AUTH_SOCK": s.agent.Sock}
 	for k, v := range env {
-		appEnv[k] = v
+		o.Env[k] = v
 	}
-	s.h = harness.Start(t, harness.Options{Config: cfg, Env: appEnv, Args: args})
+	s.h = harness.Start(t, o)
 	// The host's known_hosts names the server, as after a first ssh from the laptop.
 	dotSSH := filepath.Join(s.h.Dir, ".ssh")
 	if err := os.MkdirAll(dotSSH, 0o700); err != nil {

@@ -7,6 +7,7 @@ package tray
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spuff-dev/spuff/app/approval"
 	"github.com/spuff-dev/spuff/app/broker"
@@ -30,6 +31,9 @@ type Item struct {
 	Action    func(ctx context.Context, c Client) error
 	Sub       []Item
 	Separator bool
+	// Key tells apart items whose text is the same, such as two pending
+	// requests with the same prompt.
+	Key string
 }
 
 // Build lays out the menu for the current state. It is pure so the menu can
@@ -44,6 +48,7 @@ func Build(sheds []broker.ShedStatus, pending []approval.PendingItem, err error)
 		for _, p := range pending {
 			id := p.ID
 			items = append(items, Item{
+				Key:     p.ID,
 				Title:   "⚠ " + p.Prompt,
 				Tooltip: fmt.Sprintf("%s %s/%s, %d waiting", p.Shed, p.NS, p.Op, p.Waiting),
 				Sub: []Item{
@@ -78,4 +83,21 @@ func Build(sheds []broker.ShedStatus, pending []approval.PendingItem, err error)
 		}},
 	)
 	return items
+}
+
+// Signature identifies what a menu offers: its items, their titles and
+// which of them act, but not their tooltips. The tray rebuilds only when it
+// changes: a rebuild closes a menu the user has open and renumbers its
+// items, so rebuilding on every poll would snatch it from under them.
+func Signature(items []Item) string {
+	var b strings.Builder
+	var walk func(items []Item, depth int)
+	walk = func(items []Item, depth int) {
+		for _, it := range items {
+			fmt.Fprintf(&b, "%d|%t|%t|%q|%q\n", depth, it.Separator, it.Action != nil, it.Key, it.Title)
+			walk(it.Sub, depth+1)
+		}
+	}
+	walk(items, 0)
+	return b.String()
 }

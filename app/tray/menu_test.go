@@ -71,3 +71,30 @@ func TestMenuShowsTrouble(t *testing.T) {
 		t.Fatal("no empty-state line")
 	}
 }
+
+func TestSignatureIgnoresCountersButNotWhatTheMenuOffers(t *testing.T) {
+	web := broker.ShedStatus{Name: "web", State: broker.StateConnected, URL: "unix:///run/web"}
+	ask := approval.PendingItem{ID: "p1", Shed: "web", Prompt: "web wants to log in", Waiting: 1}
+	base := Signature(Build([]broker.ShedStatus{web}, []approval.PendingItem{ask}, nil))
+
+	busier, more := web, ask
+	busier.Requests, busier.Denied, more.Waiting = 40, 3, 5
+	if got := Signature(Build([]broker.ShedStatus{busier}, []approval.PendingItem{more}, nil)); got != base {
+		t.Fatalf("request counters changed the signature, so the menu would be rebuilt under the user:\n%s\n%s", base, got)
+	}
+
+	other := ask
+	other.ID = "p2" // same prompt, another request: its Approve must answer p2
+	down := web
+	down.State = broker.StateDisconnected
+	for name, sig := range map[string]string{
+		"another request, same prompt": Signature(Build([]broker.ShedStatus{web}, []approval.PendingItem{other}, nil)),
+		"shed state":                   Signature(Build([]broker.ShedStatus{down}, []approval.PendingItem{ask}, nil)),
+		"request answered":             Signature(Build([]broker.ShedStatus{web}, nil, nil)),
+		"broker not answering":         Signature(Build([]broker.ShedStatus{web}, []approval.PendingItem{ask}, errors.New("down"))),
+	} {
+		if sig == base {
+			t.Errorf("%s: the signature did not change, so the menu would go stale", name)
+		}
+	}
+}

@@ -37,8 +37,9 @@ func Run(ctx context.Context, c Client, log *slog.Logger) error {
 		go func() {
 			tick := time.NewTicker(2 * time.Second) // pending prompts expire without an event
 			defer tick.Stop()
+			var m shown
 			for {
-				render(ctx, c, log, poke)
+				m.render(ctx, c, log, poke)
 				select {
 				case <-ctx.Done():
 					systray.Quit()
@@ -53,7 +54,18 @@ func Run(ctx context.Context, c Client, log *slog.Logger) error {
 	return nil
 }
 
-func render(ctx context.Context, c Client, log *slog.Logger, poke func()) {
+// shown is the menu on screen: its Signature, and its items in walk order
+// (separators left out) with the tooltips they show.
+type shown struct {
+	sig      string
+	items    []*systray.MenuItem
+	tooltips []string
+}
+
+// render brings the menu up to date. A change in what the menu offers
+// rebuilds it; a change in tooltips alone (request counters) is applied in
+// place, so that an open menu is not closed under the user every poll.
+func (m *shown) render(ctx context.Context, c Client, log *slog.Logger, poke func()) {
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	sheds, err := c.Sheds(qctx)
@@ -61,29 +73,57 @@ func render(ctx context.Context, c Client, log *slog.Logger, poke func()) {
 	if err == nil {
 		err = perr
 	}
+	items := Build(sheds, pending, err)
+	sig := Signature(items)
+	if sig == m.sig {
+		for i, tip := range tooltips(items, nil) {
+			if tip != m.tooltips[i] {
+				m.items[i].SetTooltip(tip)
+				m.tooltips[i] = tip
+			}
+		}
+		return
+	}
+	m.sig = sig
 	systray.ResetMenu()
 	if len(pending) > 0 {
 		systray.SetTitle("spuff ⚠")
 	} else {
 		systray.SetTitle("spuff")
 	}
-	for _, it := range Build(sheds, pending, err) {
-		add(ctx, c, log, nil, it, poke)
+	m.items = m.items[:0]
+	for _, it := range items {
+		m.items = add(ctx, c, log, nil, it, poke, m.items)
 	}
+	m.tooltips = tooltips(items, nil)
 	systray.AddSeparator()
 	quit := systray.AddMenuItem("Quit spuff", "stop the broker; sheds lose their credentials")
 	go func() {
-		<-quit.ClickedCh
-		systray.Quit()
+		// The next rebuild closes the channel: that is not a click.
+		if _, clicked := <-quit.ClickedCh; clicked {
+			systray.Quit()
+		}
 	}()
 }
 
-func add(ctx context.Context, c Client, log *slog.Logger, parent *systray.MenuItem, it Item, poke func()) {
+func tooltips(items []Item, out []string) []string {
+	for _, it := range items {
+		if !it.Separator {
+			out = append(out, it.Tooltip)
+			out = tooltips(it.Sub, out)
+		}
+	}
+	return out
+}
+
+// add adds it (and its submenu) under parent and appends the new items to
+// made in walk order.
+func add(ctx context.Context, c Client, log *slog.Logger, parent *systray.MenuItem, it Item, poke func(), made []*systray.MenuItem) []*systray.MenuItem {
 	if it.Separator {
 		if parent == nil {
 			systray.AddSeparator()
 		}
-		return
+		return made
 	}
 	var m *systray.MenuItem
 	if parent == nil {
@@ -91,14 +131,15 @@ func add(ctx context.Context, c Client, log *slog.Logger, parent *systray.MenuIt
 	} else {
 		m = parent.AddSubMenuItem(it.Title, it.Tooltip)
 	}
+	made = append(made, m)
 	for _, sub := range it.Sub {
-		add(ctx, c, log, m, sub, poke)
+		made = add(ctx, c, log, m, sub, poke, made)
 	}
 	if it.Action == nil {
 		if len(it.Sub) == 0 {
 			m.Disable()
 		}
-		return
+		return made
 	}
 	go func() {
 		for range m.ClickedCh {
@@ -108,4 +149,5 @@ func add(ctx context.Context, c Client, log *slog.Logger, parent *systray.MenuIt
 			poke()
 		}
 	}()
+	return made
 }

@@ -30,6 +30,9 @@ type Options struct {
 	Env map[string]string
 	// Args are extra spuff-app flags.
 	Args []string
+	// Tray runs spuff-app with its menu-bar tray instead of --headless; it
+	// needs DBUS_SESSION_BUS_ADDRESS in Env.
+	Tray bool
 }
 
 // Host is a running spuff-app.
@@ -67,7 +70,7 @@ func ShortTempDir(t testing.TB) string {
 	return d
 }
 
-// Start runs spuff-app --headless and waits until its control socket answers.
+// Start runs spuff-app (--headless unless opts.Tray) and waits until its control socket answers.
 func Start(t testing.TB, opts Options) *Host {
 	t.Helper()
 	dir := ShortTempDir(t)
@@ -94,7 +97,10 @@ func Start(t testing.TB, opts Options) *Host {
 		env[k] = v
 	}
 	h.env = mergeEnv(os.Environ(), env)
-	h.args = opts.Args
+	h.args = append([]string{"--debug"}, opts.Args...)
+	if !opts.Tray {
+		h.args = append([]string{"--headless"}, h.args...)
+	}
 	h.start(t)
 	t.Cleanup(func() { h.Stop(t) })
 	return h
@@ -102,7 +108,7 @@ func Start(t testing.TB, opts Options) *Host {
 
 func (h *Host) start(t testing.TB) {
 	t.Helper()
-	cmd := exec.Command(h.bins.app, append([]string{"--headless", "--debug"}, h.args...)...)
+	cmd := exec.Command(h.bins.app, h.args...)
 	cmd.Env = h.env
 	p, err := testenv.StartProcess("spuff-app", cmd)
 	if err != nil {
@@ -129,6 +135,9 @@ func (h *Host) Restart(t testing.TB) {
 	h.Stop(t)
 	h.start(t)
 }
+
+// Exited is closed once spuff-app has ended.
+func (h *Host) Exited() <-chan struct{} { return h.proc.Exited() }
 
 // Log returns what spuff-app printed so far.
 func (h *Host) Log() string { return h.proc.Log() }
