@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the keychain and approval tests talk to: a D-Bus session bus,
-# gnome-keyring's Secret Service, and libsecret's secret-tool (an independent
-# client the tests check interoperability with). Idempotent.
+# Installs what the desktop-side tests talk to: a D-Bus session bus (the
+# keychain and the tray), gnome-keyring's Secret Service, libsecret's
+# secret-tool (an independent client the tests check interoperability with)
+# and desktop-file-validate (checks the start-at-login entry). Idempotent.
 set -euo pipefail
 
 if [[ "$(uname -s)" != Linux ]]; then
@@ -13,7 +14,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 known() { apt-cache show "$1" >/dev/null 2>&1; }
 
 # dbus-daemon is its own package on newer Debian/Ubuntu and part of dbus on older ones.
-want=(dbus gnome-keyring libsecret-tools)
+want=(dbus gnome-keyring libsecret-tools desktop-file-utils)
 if known dbus-daemon; then want+=(dbus-daemon); fi
 
 missing=()
@@ -26,7 +27,7 @@ if ((${#missing[@]})); then
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-for t in dbus-daemon gnome-keyring-daemon secret-tool; do
+for t in dbus-daemon gnome-keyring-daemon secret-tool desktop-file-validate; do
 	command -v "$t" >/dev/null || { echo "setup-keyring: $t still missing" >&2; exit 1; }
 done
-echo "setup-keyring: dbus-daemon, gnome-keyring-daemon and secret-tool are ready"
+echo "setup-keyring: dbus-daemon, gnome-keyring-daemon, secret-tool and desktop-file-validate are ready"

@@ -3,6 +3,8 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,7 @@ type menuEntry struct {
 	ID       int32
 	Label    string
 	Enabled  bool
+	Checked  bool
 	Children []menuEntry
 }
 
@@ -81,6 +84,9 @@ func parseLayout(v any) (menuEntry, error) {
 	}
 	if en, ok := props["enabled"].Value().(bool); ok {
 		e.Enabled = en
+	}
+	if ts, ok := props["toggle-state"].Value().(int32); ok {
+		e.Checked = ts == 1
 	}
 	for _, c := range children {
 		ce, err := parseLayout(c.Value())
@@ -174,8 +180,9 @@ func startTray(t *testing.T, extraConfig string) (*sshHost, *trayClient) {
 
 // TestTrayListsShedsAndApprovesARealLogin: the menu lists an attached shed,
 // shows its ssh login waiting for approval, and a click on Approve lets the
-// real ssh in, audited as a tray approval. Disconnect detaches the shed, and
-// Quit ends spuff-app. The broker stays up through every rebuild of the menu.
+// real ssh in, audited as a tray approval. Disconnect detaches the shed,
+// Start at login writes and removes the autostart entry, and Quit ends
+// spuff-app. The broker stays up through every rebuild of the menu.
 func TestTrayListsShedsAndApprovesARealLogin(t *testing.T) {
 	s, tray := startTray(t, approvalConfig("per-request", "30s"))
 	tray.waitFor("the empty state", labelled("No sheds attached"))
@@ -228,6 +235,19 @@ func TestTrayListsShedsAndApprovesARealLogin(t *testing.T) {
 	}
 	if len(sheds) != 0 {
 		t.Fatalf("after Disconnect spuff list shows %+v", sheds)
+	}
+
+	entry := filepath.Join(s.h.Dir, ".config", "autostart", "spuff.desktop")
+	auto := tray.waitFor("Start at login, off", func(e menuEntry) bool { return e.Label == "Start at login" && !e.Checked })
+	tray.click(auto)
+	tray.waitFor("Start at login, checked", func(e menuEntry) bool { return e.Label == "Start at login" && e.Checked })
+	if b, err := os.ReadFile(entry); err != nil || !strings.Contains(string(b), "spuff-app") {
+		t.Fatalf("Start at login wrote no entry for spuff-app: %v %s", err, b)
+	}
+	tray.click(tray.waitFor("Start at login, checked", func(e menuEntry) bool { return e.Label == "Start at login" && e.Checked }))
+	tray.waitFor("Start at login, off again", func(e menuEntry) bool { return e.Label == "Start at login" && !e.Checked })
+	if _, err := os.Stat(entry); !os.IsNotExist(err) {
+		t.Fatalf("unchecking Start at login left %s: %v", entry, err)
 	}
 
 	tray.click(tray.waitFor("Quit", labelled("Quit spuff")))

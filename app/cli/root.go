@@ -1,5 +1,6 @@
 // Package cli holds the cobra commands of `spuff`. Every command is a client
-// of the control API; none touches the broker, the keychain or a helper.
+// of the control API, except autostart, which writes the start-at-login
+// entry; none touches the broker, the keychain or a helper.
 package cli
 
 import (
@@ -63,7 +64,7 @@ writes an audit line for every request. This command talks to that broker.`,
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "control socket of spuff-app (default ~/.spuff/run/spuff.sock; SPUFF_HOME moves it)")
 	root.AddCommand(statusCmd(g), listCmd(g), attachCmd(g), detachCmd(g), auditCmd(g),
-		pendingCmd(g), decideCmd(g, true), decideCmd(g, false), approvalsCmd(g), lockCmd(g), doctorCmd(g))
+		pendingCmd(g), decideCmd(g, true), decideCmd(g, false), approvalsCmd(g), lockCmd(g), doctorCmd(g), autostartCmd())
 	return root
 }
 

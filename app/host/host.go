@@ -17,6 +17,7 @@ import (
 	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control"
+	"github.com/spuff-dev/spuff/app/login"
 	"github.com/spuff-dev/spuff/app/tray"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/provisioning/sshconn"
@@ -113,7 +114,11 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { served <- srv.Serve(ctx, l) }()
 	if !opts.Headless {
 		// The tray owns the main goroutine until the user quits it.
-		if err := tray.Run(ctx, control.NewClient(config.SocketPath()), log); err != nil {
+		var auto tray.Autostart
+		if exe, err := os.Executable(); err == nil {
+			auto = login.Switch{Exe: exe}
+		}
+		if err := tray.Run(ctx, control.NewClient(config.SocketPath()), auto, log); err != nil {
 			log.Warn("no menu-bar tray; running headless", "reason", err)
 		} else {
 			cancel()

@@ -58,3 +58,18 @@ func Enabled() bool {
 	_, err = os.Stat(e.Path)
 	return err == nil
 }
+
+// Switch turns start-at-login on and off for the spuff-app at Exe.
+type Switch struct{ Exe string }
+
+// Enabled reports whether spuff starts at login.
+func (s Switch) Enabled() bool { return Enabled() }
+
+// Enable makes spuff-app start at login.
+func (s Switch) Enable() error {
+	_, err := Enable(s.Exe)
+	return err
+}
+
+// Disable stops spuff-app starting at login.
+func (s Switch) Disable() error { return Disable() }

@@ -34,6 +34,31 @@ type Item struct {
 	// Key tells apart items whose text is the same, such as two pending
 	// requests with the same prompt.
 	Key string
+	// Checked makes the item a checkbox in that state; nil is no checkbox.
+	Checked *bool
+}
+
+// Autostart is the start-at-login switch the tray offers.
+type Autostart interface {
+	Enabled() bool
+	Enable() error
+	Disable() error
+}
+
+// AutostartItem is the "Start at login" checkbox for a.
+func AutostartItem(a Autostart) Item {
+	on := a.Enabled()
+	return Item{
+		Title:   "Start at login",
+		Tooltip: "start spuff when you log in to this computer",
+		Checked: &on,
+		Action: func(context.Context, Client) error {
+			if on {
+				return a.Disable()
+			}
+			return a.Enable()
+		},
+	}
 }
 
 // Build lays out the menu for the current state. It is pure so the menu can
@@ -94,7 +119,11 @@ func Signature(items []Item) string {
 	var walk func(items []Item, depth int)
 	walk = func(items []Item, depth int) {
 		for _, it := range items {
-			fmt.Fprintf(&b, "%d|%t|%t|%q|%q\n", depth, it.Separator, it.Action != nil, it.Key, it.Title)
+			check := "-"
+			if it.Checked != nil {
+				check = fmt.Sprint(*it.Checked)
+			}
+			fmt.Fprintf(&b, "%d|%t|%t|%s|%q|%q\n", depth, it.Separator, it.Action != nil, check, it.Key, it.Title)
 			walk(it.Sub, depth+1)
 		}
 	}

@@ -98,3 +98,29 @@ func TestSignatureIgnoresCountersButNotWhatTheMenuOffers(t *testing.T) {
 		}
 	}
 }
+
+type fakeAutostart struct{ on bool }
+
+func (f *fakeAutostart) Enabled() bool  { return f.on }
+func (f *fakeAutostart) Enable() error  { f.on = true; return nil }
+func (f *fakeAutostart) Disable() error { f.on = false; return nil }
+
+func TestAutostartItemToggles(t *testing.T) {
+	a := &fakeAutostart{}
+	off := AutostartItem(a)
+	if off.Checked == nil || *off.Checked {
+		t.Fatalf("item for an off switch: %+v", off)
+	}
+	_ = off.Action(context.Background(), nil)
+	on := AutostartItem(a)
+	if !a.on || !*on.Checked {
+		t.Fatalf("clicking it did not turn start-at-login on: %+v", a)
+	}
+	if Signature([]Item{off}) == Signature([]Item{on}) {
+		t.Fatal("the checkbox state is not in the signature, so the menu would not show the change")
+	}
+	_ = on.Action(context.Background(), nil)
+	if a.on {
+		t.Fatal("clicking it again did not turn start-at-login off")
+	}
+}

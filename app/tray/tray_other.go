@@ -9,6 +9,6 @@ import (
 )
 
 // Run reports that this build has no tray (darwin needs cgo for it).
-func Run(ctx context.Context, c Client, log *slog.Logger) error {
+func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error {
 	return errors.New("tray: this build has no menu-bar support; run spuff-app --headless")
 }

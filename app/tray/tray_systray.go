@@ -13,8 +13,9 @@ import (
 )
 
 // Run shows the tray until ctx ends or the user picks Quit. It must be
-// called from the main goroutine (macOS requires it).
-func Run(ctx context.Context, c Client, log *slog.Logger) error {
+// called from the main goroutine (macOS requires it). A nil auto leaves out
+// the start-at-login switch.
+func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error {
 	if err := available(); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func Run(ctx context.Context, c Client, log *slog.Logger) error {
 			defer tick.Stop()
 			var m shown
 			for {
-				m.render(ctx, c, log, poke)
+				m.render(ctx, c, auto, log, poke)
 				select {
 				case <-ctx.Done():
 					systray.Quit()
@@ -65,7 +66,7 @@ type shown struct {
 // render brings the menu up to date. A change in what the menu offers
 // rebuilds it; a change in tooltips alone (request counters) is applied in
 // place, so that an open menu is not closed under the user every poll.
-func (m *shown) render(ctx context.Context, c Client, log *slog.Logger, poke func()) {
+func (m *shown) render(ctx context.Context, c Client, auto Autostart, log *slog.Logger, poke func()) {
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	sheds, err := c.Sheds(qctx)
@@ -74,6 +75,9 @@ func (m *shown) render(ctx context.Context, c Client, log *slog.Logger, poke fun
 		err = perr
 	}
 	items := Build(sheds, pending, err)
+	if auto != nil {
+		items = append(items, AutostartItem(auto))
+	}
 	sig := Signature(items)
 	if sig == m.sig {
 		for i, tip := range tooltips(items, nil) {
@@ -126,9 +130,14 @@ func add(ctx context.Context, c Client, log *slog.Logger, parent *systray.MenuIt
 		return made
 	}
 	var m *systray.MenuItem
-	if parent == nil {
+	switch {
+	case parent == nil && it.Checked != nil:
+		m = systray.AddMenuItemCheckbox(it.Title, it.Tooltip, *it.Checked)
+	case parent == nil:
 		m = systray.AddMenuItem(it.Title, it.Tooltip)
-	} else {
+	case it.Checked != nil:
+		m = parent.AddSubMenuItemCheckbox(it.Title, it.Tooltip, *it.Checked)
+	default:
 		m = parent.AddSubMenuItem(it.Title, it.Tooltip)
 	}
 	made = append(made, m)

@@ -91,7 +91,9 @@ func Start(t testing.TB, opts Options) *Host {
 		"HOME":          dir,
 		"SPUFF_HOME":    h.Home,
 		"XDG_DATA_HOME": filepath.Join(dir, "data"),
-		"SSH_AUTH_SOCK": "",
+		// Start-at-login entries go here, not into the real ~/.config.
+		"XDG_CONFIG_HOME": filepath.Join(dir, ".config"),
+		"SSH_AUTH_SOCK":   "",
 	}
 	for k, v := range opts.Env {
 		env[k] = v
