@@ -20,14 +20,22 @@ import (
 	"github.com/spuff-dev/spuff/guest/bus"
 )
 
-// memAudit keeps records in memory and can be made to fail.
+// memAudit keeps records in memory and can be made to fail, or to hold
+// every write until gate is closed.
 type memAudit struct {
 	mu   sync.Mutex
 	recs []audit.Record
 	fail error
+	gate chan struct{}
 }
 
 func (m *memAudit) Write(_ context.Context, r audit.Record) error {
+	m.mu.Lock()
+	gate := m.gate
+	m.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
@@ -359,6 +367,58 @@ func TestAuditFailureDenies(t *testing.T) {
 	r := g.ask(&bus.Envelope{V: 1, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSSSHAgent, Op: bus.OpList})
 	if code(r) != bus.CodeDenied || len(r.Payload) != 0 {
 		t.Fatalf("with the audit log failing: %+v, want DENIED and no payload", r)
+	}
+}
+
+// TestReplyWaitsForTheAuditLine: nothing reaches the guest, not even the
+// answer to a ping, until the audit line is written.
+func TestReplyWaitsForTheAuditLine(t *testing.T) {
+	f := newFixture(t, nil)
+	g := newRawGuest(t)
+	f.attach(t, "s1", g)
+	gate := make(chan struct{})
+	f.audit.mu.Lock()
+	f.audit.gate = gate
+	f.audit.mu.Unlock()
+	for _, req := range []*bus.Envelope{
+		ping(bus.NewID()),
+		{V: 1, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSSSHAgent, Op: bus.OpList},
+		{V: 1, ID: "not-a-uuid", Type: bus.TypeRequest, NS: bus.NSSSHAgent, Op: bus.OpList}, // a denial waits too
+	} {
+		b, err := bus.EncodeEnvelope(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.writeRaw(b)
+	}
+	deadline := time.After(1500 * time.Millisecond)
+wait:
+	for {
+		select {
+		case r := <-g.got:
+			if r.Type == bus.TypeResponse {
+				t.Fatalf("a reply left before its audit line was written: %+v", r)
+			}
+		case <-deadline:
+			break wait
+		}
+	}
+	if n := len(f.audit.all()); n != 0 {
+		t.Fatalf("%d audit lines recorded while the writer was held", n)
+	}
+	close(gate)
+	for replies := 0; replies < 3; {
+		select {
+		case r := <-g.got:
+			if r.Type == bus.TypeResponse {
+				replies++
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of 3 replies after the audit lines were written", replies)
+		}
+	}
+	if n := len(f.audit.all()); n != 3 {
+		t.Fatalf("%d audit lines for 3 replies", n)
 	}
 }
 
