@@ -62,7 +62,6 @@ type Approver struct {
 	log        *slog.Logger
 	wall       func() time.Time
 	mono       func() time.Duration
-	every      time.Duration // progress interval
 
 	mu      sync.Mutex
 	grants  []*Grant
@@ -84,7 +83,6 @@ func New(opts Options) *Approver {
 		log:        opts.Log,
 		wall:       opts.Now,
 		mono:       opts.Monotonic,
-		every:      time.Second,
 		flights:    map[flightKey]*flight{},
 		byID:       map[string]*flight{},
 		subs:       map[int]chan struct{}{},
@@ -131,7 +129,7 @@ type flightKey struct {
 // flight is one question in progress and everyone waiting on it.
 type flight struct {
 	key     flightKey
-	q       Request // the first request, without its Progress
+	q       Request // the first request
 	rule    rule
 	item    PendingItem
 	waiters int
@@ -178,22 +176,15 @@ func (a *Approver) Approve(ctx context.Context, q *Request) (string, error) {
 		a.notify()
 	}
 
-	tick := time.NewTicker(a.every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-f.done:
-			return f.method, f.err
-		case <-tick.C:
-			if q.Progress != nil {
-				q.Progress()
-			}
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return "", bus.Errorf(bus.CodeApprovalTimeout, "gave up waiting for approval on the host")
-			}
-			return "", fmt.Errorf("approval: waiting for an answer: %w", ctx.Err())
+	// The broker sends the guest progress frames while this waits.
+	select {
+	case <-f.done:
+		return f.method, f.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return "", bus.Errorf(bus.CodeApprovalTimeout, "gave up waiting for approval on the host")
 		}
+		return "", fmt.Errorf("approval: waiting for an answer: %w", ctx.Err())
 	}
 }
 
@@ -206,7 +197,6 @@ func (a *Approver) startLocked(k flightKey, q *Request, r rule) *flight {
 		prompt = fmt.Sprintf("%s asks for %s %s (%s)", q.Shed, q.NS, q.Op, q.Class)
 	}
 	f := &flight{key: k, q: *q, rule: r, done: make(chan struct{})}
-	f.q.Progress = nil
 	f.item = PendingItem{
 		ID: a.newIDLocked(), Shed: q.Shed, NS: q.NS, Op: q.Op, Class: q.Class, Scope: q.Scope,
 		Subject: q.Subject, Policy: r.policy, Prompt: prompt, Since: now, Expires: now.Add(r.timeout),

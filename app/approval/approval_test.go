@@ -239,15 +239,10 @@ func TestTimeout(t *testing.T) {
 	a := newApprover(t, newClock(), nil, touch)
 	cfg := policy(PolicyPerSession)
 	cfg.PromptTimeout = 50 * time.Millisecond
-	var progress int
 	q := req("dev", ClassSSHLogin, "", "k", cfg)
-	q.Progress = func() { progress++ }
 	m, err := a.Approve(context.Background(), q)
 	if bus.CodeOf(err) != bus.CodeApprovalTimeout {
 		t.Fatalf("Approve = %q, %v; want APPROVAL_TIMEOUT", m, err)
-	}
-	if progress == 0 {
-		t.Fatal("no progress while waiting")
 	}
 	if ps := a.Pending(); len(ps) != 0 {
 		t.Fatalf("timed-out question still pending: %+v", ps)

@@ -86,7 +86,6 @@ func newApprover(t *testing.T, c *clock, store keychain.Store, ps ...Prompter) *
 		store = keychain.NewMemory()
 	}
 	a := New(Options{Store: store, Prompters: ps, Now: c.Now, Monotonic: c.Mono})
-	a.every = 5 * time.Millisecond
 	return a
 }
 

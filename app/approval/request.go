@@ -30,7 +30,4 @@ type Request struct {
 	Subject string // key fingerprint, role ARN or registry: part of the coalescing key
 	Prompt  string // for a human: "my-service wants to sign in to git@github.com with ssh-ed25519 SHA256:… (laptop)"
 	Policy  config.Approval
-	// Progress is called about once a second while a human is being asked,
-	// so the guest keeps waiting. It may be nil.
-	Progress func()
 }
