@@ -12,8 +12,8 @@ import (
 )
 
 // TestDoctor: spuff doctor reports a passphrase-protected key it could not
-// offer, with the fix, and exits 0 on warnings; with the broker gone it
-// fails and says how to start it.
+// offer and a broker that does not start at login, each with the fix, and
+// exits 0 on warnings; with the broker gone it fails and says how to start it.
 func TestDoctor(t *testing.T) {
 	home := harness.ShortTempDir(t)
 	dotSSH := filepath.Join(home, ".ssh")
@@ -30,10 +30,15 @@ func TestDoctor(t *testing.T) {
 	if err != nil {
 		t.Fatalf("doctor failed on warnings only: %v\n%s", err, out)
 	}
-	for _, want := range []string{"✓ broker", "✓ shed checked connected", "id_ed25519 not offered", "ssh-add", "no docker registry is allowlisted"} {
+	for _, want := range []string{"✓ broker", "✓ shed checked connected", "id_ed25519 not offered", "ssh-add", "no docker registry is allowlisted",
+		"does not start at login", "spuff autostart on"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("doctor output lacks %q:\n%s", want, out)
 		}
+	}
+	h.MustSpuff(t, "autostart", "on")
+	if out := h.MustSpuff(t, "doctor"); !strings.Contains(out, "✓ spuff-app starts at login") {
+		t.Fatalf("doctor after spuff autostart on:\n%s", out)
 	}
 	h.Stop(t)
 	out, err = h.Spuff(t, "doctor")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control"
+	"github.com/spuff-dev/spuff/app/login"
 )
 
 // finding is one doctor line: ok, a warning, or a failure with its fix.
@@ -26,9 +27,10 @@ func doctorCmd(g *globals) *cobra.Command {
 		Use:   "doctor",
 		Short: "Check the host side end to end and say what to fix",
 		Long: `Doctor checks this computer's side of spuff: the config file and its mode,
-the broker (spuff-app) and its control socket, the audit log, where SSH keys come
-from (and which were skipped, and why), the AWS and docker settings, the
-keychain that keeps approvals, and every attached shed's connection.`,
+the broker (spuff-app), its control socket and whether it starts at login, the
+audit log, where SSH keys come from (and which were skipped, and why), the AWS
+and docker settings, the keychain that keeps approvals, and every attached
+shed's connection.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var fs []finding
@@ -53,6 +55,11 @@ keychain that keeps approvals, and every attached shed's connection.`,
 				return report(cmd.OutOrStdout(), fs)
 			}
 			add("ok", fmt.Sprintf("broker spuff-app %s (pid %d)", st.Version, st.PID), "")
+			if login.Enabled() {
+				add("ok", "spuff-app starts at login", "")
+			} else {
+				add("warn", "spuff-app does not start at login", "run: spuff autostart on (or tick Start at login in the tray); a server can run spuff-app --headless as a service instead")
+			}
 			if fi, err := os.Stat(st.AuditLog); err != nil {
 				add("warn", "audit log "+st.AuditLog+" not written yet", "it appears with the first request")
 			} else if fi.Mode().Perm()&0o077 != 0 {
