@@ -112,15 +112,9 @@ func BenchmarkPing(b *testing.B) {
 
 	b.ResetTimer()
 	for range b.N {
-		floor50, floor99 := testenv.Percentiles(rawEcho(b, n))
-		u50, u99 := testenv.Percentiles(samplePings(b, guestConn(b, viaUnix), n))
-		s50, s99 := testenv.Percentiles(samplePings(b, guestConn(b, viaSSH), n))
-		b.ReportMetric(floor50, "floor-p50-µs")
-		b.ReportMetric(floor99, "floor-p99-µs")
-		b.ReportMetric(u50, "unix-p50-µs")
-		b.ReportMetric(u99, "unix-p99-µs")
-		b.ReportMetric(s50, "ssh-p50-µs")
-		b.ReportMetric(s99, "ssh-p99-µs")
+		floor50 := testenv.ReportPercentiles(b, "floor", rawEcho(b, n))
+		u50 := testenv.ReportPercentiles(b, "unix", samplePings(b, guestConn(b, viaUnix), n))
+		s50 := testenv.ReportPercentiles(b, "ssh", samplePings(b, guestConn(b, viaSSH), n))
 		b.ReportMetric(u50/floor50, "unix/floor")
 		b.ReportMetric(s50/floor50, "ssh/floor")
 	}

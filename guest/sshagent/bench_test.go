@@ -64,9 +64,7 @@ func BenchmarkShedSign(b *testing.B) {
 					b.Fatalf("sign: %v", err)
 				}
 			}
-			p50, p99 := testenv.Percentiles(d)
-			b.ReportMetric(p50, "p50-µs")
-			b.ReportMetric(p99, "p99-µs")
+			testenv.ReportPercentiles(b, "", d)
 		})
 	}
 }

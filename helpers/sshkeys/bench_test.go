@@ -152,7 +152,5 @@ func timed(b *testing.B, op func() error) {
 		d = append(d, time.Since(t0))
 	}
 	b.StopTimer()
-	p50, p99 := testenv.Percentiles(d)
-	b.ReportMetric(p50, "p50-µs")
-	b.ReportMetric(p99, "p99-µs")
+	testenv.ReportPercentiles(b, "", d)
 }

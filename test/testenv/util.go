@@ -70,3 +70,16 @@ func Percentiles(samples []time.Duration) (p50, p99 float64) {
 	}
 	return at(0.50), at(0.99)
 }
+
+// ReportPercentiles reports samples' p50 and p99 as NAME-p50-µs and
+// NAME-p99-µs ("p50-µs" and "p99-µs" when name is empty) and returns the p50,
+// which figures beside a peer are divided by.
+func ReportPercentiles(b *testing.B, name string, samples []time.Duration) float64 {
+	p50, p99 := Percentiles(samples)
+	if name != "" {
+		name += "-"
+	}
+	b.ReportMetric(p50, name+"p50-µs")
+	b.ReportMetric(p99, name+"p99-µs")
+	return p50
+}
