@@ -46,6 +46,31 @@ limits:                      # per shed
 audit:
   path: ~/.local/share/shed/extensions-audit.log   # always on; default follows XDG_DATA_HOME
 
+provision:
+  provider: qemu             # what spuff up makes: qemu (local VM) | digitalocean | hetzner
+  user: dev                  # the shed's login user (sudo, key-only)
+  idle_timeout: 2h           # the host stops (local) or destroys (cloud) a shed idle this long; 0 = never
+  idle_notice: 10m           # warn this long before
+
+qemu:                        # local VM sheds
+  image: debian-12           # base image, built or downloaded once into ~/.cache/spuff/images
+  cpus: 2
+  memory: 2GiB
+  disk: 20GiB
+  accel: auto                # auto (KVM/HVF when they work, else TCG) | kvm | hvf | tcg
+
+digitalocean:                # token: DIGITALOCEAN_TOKEN in spuff-app's environment
+  region: fra1
+  size: s-2vcpu-4gb
+  image: debian-12-x64
+  ssh_from: []               # CIDRs the shed's firewall admits to port 22; empty = anywhere
+
+hetzner:                     # token: HCLOUD_TOKEN in spuff-app's environment
+  location: fsn1
+  server_type: cx22
+  image: debian-12
+  ssh_from: []
+
 sheds:                       # per-shed overrides of the sections above (example)
   my-service:
     namespaces: [ssh-agent, aws-credentials]       # what this shed may use at all; default all three
@@ -72,4 +97,6 @@ sheds:                       # per-shed overrides of the sections above (example
     limits:
       requests_per_second: 5
       burst: 10
+    provider: digitalocean                          # what spuff up my-service makes
+    idle_timeout: 30m
 `

@@ -16,13 +16,18 @@ func ValidShedName(name string) bool { return shedName.MatchString(name) }
 
 // Config is the whole file. Every key is optional.
 type Config struct {
-	SSH      SSH                     `mapstructure:"ssh" yaml:"ssh" json:"ssh"`
-	AWS      AWS                     `mapstructure:"aws" yaml:"aws" json:"aws"`
-	Docker   Docker                  `mapstructure:"docker" yaml:"docker" json:"docker"`
-	Approval Approval                `mapstructure:"approval" yaml:"approval" json:"approval"`
-	Limits   Limits                  `mapstructure:"limits" yaml:"limits" json:"limits"`
-	Audit    Audit                   `mapstructure:"audit" yaml:"audit" json:"audit"`
-	Sheds    map[string]ShedOverride `mapstructure:"sheds" yaml:"sheds" json:"sheds"`
+	SSH      SSH      `mapstructure:"ssh" yaml:"ssh" json:"ssh"`
+	AWS      AWS      `mapstructure:"aws" yaml:"aws" json:"aws"`
+	Docker   Docker   `mapstructure:"docker" yaml:"docker" json:"docker"`
+	Approval Approval `mapstructure:"approval" yaml:"approval" json:"approval"`
+	Limits   Limits   `mapstructure:"limits" yaml:"limits" json:"limits"`
+	Audit    Audit    `mapstructure:"audit" yaml:"audit" json:"audit"`
+	// Provisioning: how sheds are made and ended (provisioning/).
+	Provision    Provision               `mapstructure:"provision" yaml:"provision" json:"provision"`
+	QEMU         QEMU                    `mapstructure:"qemu" yaml:"qemu" json:"qemu"`
+	DigitalOcean DigitalOcean            `mapstructure:"digitalocean" yaml:"digitalocean" json:"digitalocean"`
+	Hetzner      Hetzner                 `mapstructure:"hetzner" yaml:"hetzner" json:"hetzner"`
+	Sheds        map[string]ShedOverride `mapstructure:"sheds" yaml:"sheds" json:"sheds"`
 }
 
 // SSH configures the ssh-agent namespace.
@@ -85,6 +90,10 @@ type ShedOverride struct {
 	Docker     *DockerOverride   `mapstructure:"docker" yaml:"docker" json:"docker,omitempty"`
 	Approval   *ApprovalOverride `mapstructure:"approval" yaml:"approval" json:"approval,omitempty"`
 	Limits     *Limits           `mapstructure:"limits" yaml:"limits" json:"limits,omitempty"`
+	// Provider makes this shed when `spuff up NAME` names no --provider.
+	Provider string `mapstructure:"provider" yaml:"provider" json:"provider,omitempty"`
+	// IdleTimeout overrides provision.idle_timeout; 0 = never.
+	IdleTimeout *time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout" json:"idle_timeout,omitempty"`
 }
 
 // SSHOverride is sheds.NAME.ssh.
@@ -130,6 +139,9 @@ type Shed struct {
 	Docker        Docker
 	Approval      Approval
 	Limits        Limits
+	Provider      string        // provider `spuff up` uses for it
+	IdleTimeout   time.Duration // 0 = never
+	IdleNotice    time.Duration
 }
 
 // Allows reports whether the shed may use namespace ns at all.
@@ -138,14 +150,17 @@ func (s *Shed) Allows(ns string) bool { return slices.Contains(s.Namespaces, ns)
 // ForShed resolves the effective configuration of shed name.
 func (c *Config) ForShed(name string) Shed {
 	s := Shed{
-		Name:       name,
-		Namespaces: slices.Clone(DefaultNamespaces),
-		SSH:        SSH{Mode: c.SSH.Mode, Keys: slices.Clone(c.SSH.Keys)},
-		AWS:        c.AWS,
-		Role:       c.AWS.DefaultRole,
-		Docker:     Docker{Registries: slices.Clone(c.Docker.Registries), AllowAll: c.Docker.AllowAll},
-		Approval:   c.Approval,
-		Limits:     c.Limits,
+		Name:        name,
+		Namespaces:  slices.Clone(DefaultNamespaces),
+		SSH:         SSH{Mode: c.SSH.Mode, Keys: slices.Clone(c.SSH.Keys)},
+		AWS:         c.AWS,
+		Role:        c.AWS.DefaultRole,
+		Docker:      Docker{Registries: slices.Clone(c.Docker.Registries), AllowAll: c.Docker.AllowAll},
+		Approval:    c.Approval,
+		Limits:      c.Limits,
+		Provider:    c.Provision.Provider,
+		IdleTimeout: c.Provision.IdleTimeout,
+		IdleNotice:  c.Provision.IdleNotice,
 	}
 	s.Approval.Require.SSHSign = slices.Clone(c.Approval.Require.SSHSign)
 	o, ok := c.Sheds[name]
@@ -195,6 +210,16 @@ func (c *Config) ForShed(name string) Shed {
 			s.Approval.Require = *a.Require
 		}
 	}
+	if o.Provider != "" {
+		s.Provider = o.Provider
+	}
+	if o.IdleTimeout != nil {
+		s.IdleTimeout = *o.IdleTimeout
+		if s.IdleNotice >= s.IdleTimeout {
+			// A notice as long as the timeout would warn at once; keep a tenth.
+			s.IdleNotice = s.IdleTimeout / 10
+		}
+	}
 	if o.Limits != nil {
 		if o.Limits.RequestsPerSecond > 0 {
 			s.Limits.RequestsPerSecond = o.Limits.RequestsPerSecond
@@ -208,7 +233,7 @@ func (c *Config) ForShed(name string) Shed {
 
 // Default returns the configuration used when the file sets nothing.
 func Default() *Config {
-	return &Config{
+	c := &Config{
 		SSH: SSH{Mode: "auto"},
 		AWS: AWS{
 			SourceProfile:      "default",
@@ -225,4 +250,6 @@ func Default() *Config {
 		},
 		Limits: Limits{RequestsPerSecond: 20, Burst: 50},
 	}
+	c.Provision, c.QEMU, c.DigitalOcean, c.Hetzner = defaultProvision()
+	return c
 }

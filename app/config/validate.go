@@ -69,6 +69,7 @@ func (c *Config) Validate() error {
 	v.registries("docker.registries", c.Docker.Registries)
 	v.approval("approval", c.Approval)
 	v.limits("limits", c.Limits, false)
+	v.provision(c)
 
 	if c.Audit.Path == "" {
 		v.addf("audit.path", "is empty; the audit log cannot be turned off")
@@ -120,6 +121,12 @@ func (c *Config) Validate() error {
 		}
 		if s.Limits != nil {
 			v.limits(p+".limits", *s.Limits, true)
+		}
+		if s.Provider != "" {
+			v.oneOf(p+".provider", s.Provider, Providers)
+		}
+		if s.IdleTimeout != nil && *s.IdleTimeout < 0 {
+			v.addf(p+".idle_timeout", "%s must be 0 (never) or positive", *s.IdleTimeout)
 		}
 	}
 	return errors.Join(v.errs...)
