@@ -1,0 +1,5 @@
+//go:build !linux && !darwin
+
+package notify
+
+func newPlatform(Options) (Notifier, error) { return nil, ErrUnavailable }
