@@ -1,7 +1,8 @@
-// Package audit is spuff's audit log: one JSON line per request, written and
-// fsync'd before the request is answered (group commit), and read back with
-// filters or followed as it grows. It cannot be turned off; a line that
-// cannot be written makes the broker deny its request.
+// Package audit is spuff's audit log: one JSON line per request, written
+// before the request is answered and flushed right behind it or before it
+// (audit.durability), and read back with filters or followed as it grows. It
+// cannot be turned off; a line that cannot be written or flushed makes the
+// broker deny its request, and every later one until the log is healthy.
 package audit
 
 import (
@@ -147,39 +148,121 @@ type file interface {
 
 var _ file = (*os.File)(nil)
 
-// maxBatch bounds one group commit.
-const maxBatch = 256
+// Durability says when a written line is flushed to disk. In both modes the
+// line is written (write(2) returned) before Write returns, so a crash or
+// kill -9 of spuff-app never loses the line of an answered request; the
+// modes differ only on power loss.
+type Durability string
 
-// Writer appends records. Concurrent Writes are batched by one goroutine:
-// one write and one fsync commit every line queued meanwhile, and each Write
-// returns only once its line is on disk, or with the batch's error.
+const (
+	// Batch (the default) returns once the line is written; a flusher
+	// fsyncs right behind, so a line is undurable for at most one flush.
+	Batch Durability = "batch"
+	// Fsync returns only once the line is fsync'd. Concurrent writers share
+	// one fsync: the first to wait leads it, later ones join the next.
+	Fsync Durability = "fsync"
+)
+
+// ParseDurability reads audit.durability; "" is Batch.
+func ParseDurability(s string) (Durability, error) {
+	switch d := Durability(s); d {
+	case "":
+		return Batch, nil
+	case Batch, Fsync:
+		return d, nil
+	}
+	return "", fmt.Errorf("audit: durability %q: use %q or %q", s, Batch, Fsync)
+}
+
+// The writer's own lines (a reopen after rotation) carry this ns and op.
+const (
+	NSAudit  = "audit"
+	OpReopen = "reopen"
+)
+
+// State is the log's health, for status surfaces. Err is empty while the
+// log is healthy; otherwise every request is denied and Since says when
+// that began.
+type State struct {
+	Path       string     `json:"path"`
+	Durability Durability `json:"durability"`
+	Err        string     `json:"error,omitempty"`
+	Since      time.Time  `json:"since,omitzero"`
+}
+
+// Options tune a Writer. Zero values take the defaults.
+type Options struct {
+	Durability Durability // Batch
+	Log        *slog.Logger
+	// OnState, if set, is called (never concurrently with itself) each time
+	// the log turns unhealthy or healthy again.
+	OnState func(State)
+}
+
+// Writer appends records. Write returns once its line is written, and in
+// Fsync mode once it is also on disk. A failed write or flush makes the log
+// unhealthy: that request and every later one get an error (and so are
+// denied) until a line is again written and fsync'd, which each later Write
+// tries. Each Write first checks that the path still names the open file;
+// after a delete or a rotation it reopens the path and says so in a line.
 type Writer struct {
 	path string
-	f    file
+	mode Durability
 	log  *slog.Logger
-	reqs chan *pending
-	done chan struct{}
+	hook func(State)
 
-	mu     sync.RWMutex // held for reading while queueing, for writing by Close
-	closed bool
+	mu      sync.Mutex // guards everything below, and the file's writes
+	cond    *sync.Cond // a flush finished
+	f       file
+	fi      os.FileInfo // what f is, to notice the path naming another file
+	torn    bool        // the file ends in a fragment of a failed write
+	closed  bool
+	bad     error // non-nil: unhealthy
+	badAt   time.Time
+	written uint64 // lines written so far (sequence numbers)
+	syncing bool   // a flush is under way
+	waiters []*waiter
+
+	kick    chan struct{} // Batch: lines await the flusher
+	flusher chan struct{} // closed when the flusher has ended
 
 	closeOnce sync.Once
 	cerr      error
 }
 
-type pending struct {
-	line []byte
-	err  chan error
+// waiter is a Write that waits for the flush that covers its line.
+type waiter struct {
+	seq  uint64
+	done bool
+	err  error
 }
 
-// Open opens (creating) the log at path: its directory 0700 when created,
-// the file 0600. A file others can read is tightened to 0600 with a warning.
-// Anything but a regular file (a device such as /dev/null would swallow the
-// log) is refused.
+// Open opens (creating) the log at path in Batch mode.
 func Open(path string, log *slog.Logger) (*Writer, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	return OpenWith(path, Options{Log: log})
+}
+
+// OpenWith opens (creating) the log at path: its directory 0700 when
+// created, the file 0600. A file others can read is tightened to 0600 with a
+// warning. Anything but a regular file (a device such as /dev/null would
+// swallow the log) is refused.
+func OpenWith(path string, opts Options) (*Writer, error) {
+	d, err := ParseDurability(string(opts.Durability))
+	if err != nil {
+		return nil, err
 	}
+	opts.Durability = d
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	f, err := openFile(path, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	return newWriter(path, f, opts), nil
+}
+
+func openFile(path string, log *slog.Logger) (*os.File, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: creating %s: %w", dir, err)
@@ -209,26 +292,51 @@ func Open(path string, log *slog.Logger) (*Writer, error) {
 			return nil, fmt.Errorf("audit: chmod 600 %s: %w", path, err)
 		}
 	}
-	return newWriter(path, f, log), nil
+	return f, nil
 }
 
-func newWriter(path string, f file, log *slog.Logger) *Writer {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func newWriter(path string, f file, opts Options) *Writer {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	w := &Writer{path: path, f: f, log: log, reqs: make(chan *pending, maxBatch), done: make(chan struct{})}
-	go w.loop()
+	if opts.Durability == "" {
+		opts.Durability = Batch
+	}
+	w := &Writer{path: path, mode: opts.Durability, log: opts.Log, hook: opts.OnState, f: f, kick: make(chan struct{}, 1), flusher: make(chan struct{})}
+	w.cond = sync.NewCond(&w.mu)
+	w.fi, _ = f.Stat()
+	if w.mode == Batch {
+		go w.flushLoop()
+	} else {
+		close(w.flusher)
+	}
 	return w
 }
 
 // Path is the log file's path.
 func (w *Writer) Path() string { return w.path }
 
-// Write appends r and returns once it is fsync'd. A zero TS is stamped with
-// now. An error means the line is not durable and the caller must not act as
-// if it were audited. Once queued, a line is committed whatever ctx does, so
-// the log never misses a line for a request that went ahead.
-func (w *Writer) Write(ctx context.Context, r Record) error {
+// State reports the log's health.
+func (w *Writer) State() State {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stateLocked()
+}
+
+func (w *Writer) stateLocked() State {
+	s := State{Path: w.path, Durability: w.mode}
+	if w.bad != nil {
+		s.Err, s.Since = w.bad.Error(), w.badAt
+	}
+	return s
+}
+
+// Write appends r. It returns once the line is written, and in Fsync mode
+// (or while the log is unhealthy) once it is fsync'd too. A zero TS is
+// stamped with now. An error means the line is not written or not durable,
+// and the caller must not act as if it were audited. ctx is not consulted:
+// the line of a request that went ahead is written whatever its context.
+func (w *Writer) Write(_ context.Context, r Record) error {
 	if r.TS.IsZero() {
 		r.TS = time.Now()
 	}
@@ -236,94 +344,193 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	p := &pending{line: line, err: make(chan error, 1)}
-	w.mu.RLock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.closed {
-		w.mu.RUnlock()
 		return ErrClosed
 	}
-	select {
-	case w.reqs <- p:
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		return fmt.Errorf("audit: line not written: %w", ctx.Err())
+	if err := w.checkPath(); err != nil {
+		w.setBad(err)
+		return err
 	}
-	w.mu.RUnlock()
-	return <-p.err
+	if err := w.writeLocked(line); err != nil {
+		w.setBad(err)
+		return err
+	}
+	if w.mode == Batch && w.bad == nil {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	// Fsync mode, or an unhealthy log proving itself well again.
+	me := &waiter{seq: w.written}
+	w.waiters = append(w.waiters, me)
+	for !me.done {
+		if w.syncing {
+			w.cond.Wait()
+			continue
+		}
+		w.flushLocked()
+	}
+	if me.err == nil && w.bad != nil {
+		w.setBad(nil)
+	}
+	return me.err
 }
 
-func (w *Writer) loop() {
-	defer close(w.done)
-	var (
-		buf  []byte
-		torn bool
-		size int64 = -1 // the file's length after the last good write; -1 unknown
-	)
-	if fi, err := w.f.Stat(); err == nil && fi.Mode().IsRegular() {
-		size = fi.Size()
+// writeLocked appends line in one write(2).
+func (w *Writer) writeLocked(line []byte) error {
+	buf := line
+	if w.torn {
+		// End the fragment a failed write left, so it spoils no other line.
+		buf = append([]byte{'\n'}, line...)
 	}
-	batch := make([]*pending, 0, maxBatch)
-	for p := range w.reqs {
-		batch = append(batch[:0], p)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case p, ok := <-w.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, p)
-			default:
-				break drain
-			}
+	n, err := w.f.Write(buf)
+	if err == nil {
+		w.torn = false
+		w.written++
+		return nil
+	}
+	if n > 0 {
+		// A short write (a full disk) leaves part of a line. Cut it off so
+		// the log stays whole; if that fails too, the next write starts
+		// with a newline so the fragment spoils no other line.
+		fi, serr := w.f.Stat()
+		if serr != nil || w.f.Truncate(fi.Size()-int64(n)) != nil {
+			w.torn = buf[n-1] != '\n'
 		}
-		buf = buf[:0]
-		if torn {
-			// End the fragment a failed write left, so it spoils no other line.
-			buf = append(buf, '\n')
+	}
+	return fmt.Errorf("audit: writing %s: %w", w.path, err)
+}
+
+// flushLocked fsyncs every line written so far, with mu released during the
+// fsync so that other writers can write meanwhile, and gives each waiter it
+// covers the result. Only one flush runs at a time.
+func (w *Writer) flushLocked() {
+	w.syncing = true
+	target, f := w.written, w.f
+	w.mu.Unlock()
+	err := f.Sync()
+	w.mu.Lock()
+	w.syncing = false
+	if err != nil {
+		err = fmt.Errorf("audit: flushing %s: %w", w.path, err)
+		w.setBad(err)
+	}
+	kept := w.waiters[:0]
+	for _, x := range w.waiters {
+		if x.seq <= target {
+			x.done, x.err = true, err
+		} else {
+			kept = append(kept, x)
 		}
-		for _, p := range batch {
-			buf = append(buf, p.line...)
+	}
+	clear(w.waiters[len(kept):])
+	w.waiters = kept
+	w.cond.Broadcast()
+}
+
+// flushLoop is Batch mode's flusher: it fsyncs right behind the writers.
+func (w *Writer) flushLoop() {
+	defer close(w.flusher)
+	for range w.kick {
+		w.mu.Lock()
+		for w.syncing {
+			w.cond.Wait()
 		}
-		n, err := w.f.Write(buf)
-		switch {
-		case err == nil:
-			if size >= 0 {
-				size += int64(n)
-			}
-			torn = false
-			err = w.f.Sync()
-		case n > 0:
-			// A short write (a full disk) leaves part of a line. Cut it off
-			// so the log stays whole; if that fails too, the next batch
-			// starts with a newline so the fragment spoils no other line.
-			if size < 0 || w.f.Truncate(size) != nil {
-				torn = buf[n-1] != '\n'
-				if size >= 0 {
-					size += int64(n)
-				}
-			}
-		}
-		if err != nil {
-			err = fmt.Errorf("audit: writing %s: %w", w.path, err)
-			w.log.Error("audit lines not written; their requests are denied", "err", err, "lines", len(batch))
-		}
-		for _, p := range batch {
-			p.err <- err
-		}
+		w.flushLocked()
+		w.mu.Unlock()
 	}
 }
 
-// Close commits the lines already queued, then closes the file. Writes after
-// Close return ErrClosed.
+// checkPath reopens the log when its path no longer names the open file
+// (deleted, or moved away as logrotate does), and writes a line saying so.
+func (w *Writer) checkPath() error {
+	fi, err := os.Stat(w.path)
+	if err == nil && w.fi != nil && os.SameFile(fi, w.fi) {
+		return nil
+	}
+	why := "was deleted or moved away"
+	if err == nil {
+		why = "now names another file (rotated)"
+	}
+	nf, oerr := openFile(w.path, w.log)
+	if oerr != nil {
+		return fmt.Errorf("audit: the log %s, and reopening it failed: %w", why, oerr)
+	}
+	nfi, err := nf.Stat()
+	if err != nil {
+		nf.Close()
+		return fmt.Errorf("audit: reopening %s: %w", w.path, err)
+	}
+	// Lines already written to the old file get their flush before it goes;
+	// a flush under way holds its own reference to it.
+	if w.syncing {
+		for w.syncing {
+			w.cond.Wait()
+		}
+	}
+	old := w.f
+	if err := old.Sync(); err != nil {
+		w.log.Warn("audit: flushing the old log file before reopening", "path", w.path, "err", err)
+	}
+	old.Close()
+	w.f, w.fi, w.torn = nf, nfi, false
+	w.log.Warn("audit log reopened", "path", w.path, "reason", why)
+	line, err := Record{TS: time.Now(), NS: NSAudit, Op: OpReopen, Result: ResultOK,
+		Detail: fmt.Sprintf("the audit log %s %s; reopened it, earlier lines are in the old file if it still exists", w.path, why)}.line()
+	if err != nil {
+		return err
+	}
+	return w.writeLocked(line)
+}
+
+// setBad records the log's health (nil: healthy), logging each change.
+func (w *Writer) setBad(err error) {
+	switch {
+	case err != nil && w.bad == nil:
+		w.bad, w.badAt = err, time.Now()
+		w.log.Error("audit log failing; every request is denied until it is healthy again", "err", err)
+	case err != nil:
+		w.bad = err
+		w.log.Error("audit lines not written; their requests are denied", "err", err)
+		return
+	case w.bad != nil:
+		w.log.Warn("audit log healthy again; requests are served", "path", w.path, "was", w.bad.Error(), "for", time.Since(w.badAt).Round(time.Millisecond))
+		w.bad, w.badAt = nil, time.Time{}
+	default:
+		return
+	}
+	if w.hook != nil {
+		w.hook(w.stateLocked())
+	}
+}
+
+// Close flushes the lines written, then closes the file. Writes after Close
+// return ErrClosed.
 func (w *Writer) Close() error {
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.reqs)
-	}
+	first := !w.closed
+	w.closed = true
 	w.mu.Unlock()
-	<-w.done
-	w.closeOnce.Do(func() { w.cerr = w.f.Close() })
+	if first && w.mode == Batch {
+		close(w.kick)
+	}
+	<-w.flusher
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		for w.syncing {
+			w.cond.Wait()
+		}
+		f := w.f
+		w.mu.Unlock()
+		serr := f.Sync()
+		w.cerr = errors.Join(serr, f.Close())
+		if w.cerr != nil {
+			w.cerr = fmt.Errorf("audit: closing %s: %w", w.path, w.cerr)
+		}
+	})
 	return w.cerr
 }

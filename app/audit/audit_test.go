@@ -218,8 +218,8 @@ func TestGroupCommitKeepsEveryLine(t *testing.T) {
 	}
 }
 
-// gatedFile holds the first write until release is closed, so the test
-// knows every other writer queued behind it.
+// gatedFile holds the first fsync until release is closed, so the test
+// knows every other writer wrote while it ran.
 type gatedFile struct {
 	*os.File
 	release chan struct{}
@@ -228,27 +228,33 @@ type gatedFile struct {
 }
 
 func (g *gatedFile) Write(b []byte) (int, error) {
-	if g.writes.Add(1) == 1 {
-		<-g.release
-	}
+	defer g.writes.Add(1)
 	return g.File.Write(b)
 }
 
-func (g *gatedFile) Sync() error { g.syncs.Add(1); return g.File.Sync() }
+func (g *gatedFile) Sync() error {
+	if g.syncs.Add(1) == 1 {
+		<-g.release
+	}
+	return g.File.Sync()
+}
 
-func TestGroupCommitBatchesQueuedWriters(t *testing.T) {
+// TestGroupCommitBatchesWaitingWriters (Fsync mode): the first writer leads
+// an fsync; the writers that wrote meanwhile share the next one, and none
+// returns before its line is flushed.
+func TestGroupCommitBatchesWaitingWriters(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "a.log")
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := &gatedFile{File: f, release: make(chan struct{})}
-	w := newWriter(p, g, nil)
+	w := newWriter(p, g, Options{Durability: Fsync})
 	const n = 200
 	var wg sync.WaitGroup
 	first := make(chan error, 1)
 	go func() { first <- w.Write(context.Background(), Record{TS: ts, Shed: "first"}) }()
-	for g.writes.Load() == 0 {
+	for g.syncs.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	var returned atomic.Int32
@@ -260,23 +266,111 @@ func TestGroupCommitBatchesQueuedWriters(t *testing.T) {
 			returned.Add(1)
 		})
 	}
-	for len(w.reqs) < n-1 {
+	for g.writes.Load() < n {
 		time.Sleep(time.Millisecond)
 	}
-	if returned.Load() != 0 {
-		t.Fatal("a write returned before its line was written")
+	time.Sleep(10 * time.Millisecond)
+	if returned.Load() != 0 || len(first) != 0 {
+		t.Fatal("a write returned before its line was flushed")
 	}
 	close(g.release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	w.Close()
 	if got := g.syncs.Load(); got != 2 {
-		t.Fatalf("%d fsyncs for %d writers queued behind one, want 2", got, n-1)
+		t.Fatalf("%d fsyncs for %d writers waiting behind one, want 2", got, n-1)
 	}
+	w.Close()
 	if got := len(readLines(t, p)); got != n {
 		t.Fatalf("%d lines, want %d", got, n)
+	}
+}
+
+// TestBatchWriteReturnsBeforeTheFlush: in Batch mode a line is written when
+// Write returns, and its flush follows without anyone waiting for it.
+func TestBatchWriteReturnsBeforeTheFlush(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.log")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedFile{File: f, release: make(chan struct{})}
+	w := newWriter(p, g, Options{Durability: Batch})
+	for i := range 50 {
+		if err := w.Write(context.Background(), Record{TS: ts, Shed: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(readLines(t, p)); got != 50 {
+		t.Fatalf("%d lines in the file once Write returned, want 50", got)
+	}
+	for g.syncs.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(g.release)
+	w.Close()
+	if got := g.syncs.Load(); got < 2 || got > 50 {
+		t.Fatalf("%d fsyncs for 50 lines written while one was held", got)
+	}
+}
+
+// syncFailFile fails its fsyncs while fail is set.
+type syncFailFile struct {
+	*os.File
+	fail atomic.Bool
+}
+
+func (s *syncFailFile) Sync() error {
+	if s.fail.Load() {
+		return syscall.EIO
+	}
+	return s.File.Sync()
+}
+
+// TestFailedFlushDeniesUntilHealthy: in both modes a failed fsync makes the
+// log unhealthy; every later Write fails until one is written and flushed.
+func TestFailedFlushDeniesUntilHealthy(t *testing.T) {
+	for _, mode := range []Durability{Batch, Fsync} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "a.log")
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sf := &syncFailFile{File: f}
+			var logBuf bytes.Buffer
+			var states []State
+			w := newWriter(p, sf, Options{Durability: mode, Log: slogTo(&logBuf), OnState: func(s State) { states = append(states, s) }})
+			defer w.Close()
+			sf.fail.Store(true)
+			// Batch: the write succeeds and its flush fails behind it.
+			err = w.Write(context.Background(), Record{TS: ts, Shed: "s"})
+			if mode == Fsync && !errors.Is(err, syscall.EIO) {
+				t.Fatalf("fsync mode write with a failing flush: %v", err)
+			}
+			for w.State().Err == "" {
+				time.Sleep(time.Millisecond)
+			}
+			for range 3 {
+				if err := w.Write(context.Background(), Record{TS: ts, Shed: "s"}); !errors.Is(err, syscall.EIO) {
+					t.Fatalf("write on an unhealthy log: %v", err)
+				}
+			}
+			sf.fail.Store(false)
+			if err := w.Write(context.Background(), Record{TS: ts, Shed: "s"}); err != nil {
+				t.Fatalf("write once flushes work again: %v", err)
+			}
+			if s := w.State(); s.Err != "" || s.Durability != mode {
+				t.Fatalf("state after recovery: %+v", s)
+			}
+			if len(states) != 2 || states[0].Err == "" || states[1].Err != "" {
+				t.Fatalf("state changes %+v, want unhealthy then healthy", states)
+			}
+			if l := logBuf.String(); !strings.Contains(l, "denied") || !strings.Contains(l, "healthy again") {
+				t.Errorf("log does not say so: %q", l)
+			}
+		})
 	}
 }
 
@@ -288,7 +382,7 @@ func TestFailsClosed(t *testing.T) {
 		t.Skip("no /dev/full:", err)
 	}
 	var logBuf bytes.Buffer
-	w := newWriter("/dev/full", f, slogTo(&logBuf))
+	w := newWriter("/dev/full", f, Options{Log: slogTo(&logBuf)})
 	defer w.Close()
 	var wg sync.WaitGroup
 	for range 50 {
@@ -329,7 +423,7 @@ func TestTornWriteSpoilsNoLaterLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(p, &tornFile{File: f}, nil)
+	w := newWriter(p, &tornFile{File: f}, Options{})
 	if err := w.Write(context.Background(), Record{TS: ts, Shed: "lost"}); err == nil {
 		t.Fatal("torn write reported success")
 	}
@@ -399,43 +493,77 @@ func TestZeroTimeIsStamped(t *testing.T) {
 	}
 }
 
-// BenchmarkWriteSequential is one writer at a time: one fsync per line.
+var benchRecord = Record{TS: ts, Shed: "bench", NS: "agent", Op: "ping", Result: "ok", Detail: "ssh-ed25519 SHA256:abc"}
+
+// BenchmarkWriteSequential is one writer at a time, in each mode, beside its
+// floors measured in the same run: a bare write(2) of the same line
+// ("floor-write", what batch costs at best) and write(2) plus fsync
+// ("floor-write+fsync", what fsync mode costs at best).
 func BenchmarkWriteSequential(b *testing.B) {
-	w, err := Open(filepath.Join(b.TempDir(), "a.log"), nil)
+	line, err := benchRecord.line()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.Close()
-	r := Record{TS: ts, Shed: "bench", NS: "agent", Op: "ping", Result: "ok", Detail: "ssh-ed25519 SHA256:abc"}
-	start := time.Now()
-	for b.Loop() {
-		if err := w.Write(context.Background(), r); err != nil {
-			b.Fatal(err)
-		}
+	for _, floor := range []struct {
+		name string
+		sync bool
+	}{{"floor-write", false}, {"floor-write+fsync", true}} {
+		b.Run(floor.name, func(b *testing.B) {
+			f, err := os.OpenFile(filepath.Join(b.TempDir(), "a.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			for b.Loop() {
+				if _, err := f.Write(line); err != nil {
+					b.Fatal(err)
+				}
+				if floor.sync {
+					if err := f.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
+	for _, mode := range []Durability{Batch, Fsync} {
+		b.Run(string(mode), func(b *testing.B) {
+			w, err := OpenWith(filepath.Join(b.TempDir(), "a.log"), Options{Durability: mode})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			for b.Loop() {
+				if err := w.Write(context.Background(), benchRecord); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
-// BenchmarkWriteParallel is 64 writers at once, every line still fsync'd
-// before its Write returns: the gap to the sequential figure is what group
-// commit buys.
+// BenchmarkWriteParallel is 64 writers at once in each mode: in fsync mode
+// the gap to the sequential figure is what group commit buys.
 func BenchmarkWriteParallel(b *testing.B) {
-	w, err := Open(filepath.Join(b.TempDir(), "a.log"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	r := Record{TS: ts, Shed: "bench", NS: "agent", Op: "ping", Result: "ok", Detail: "ssh-ed25519 SHA256:abc"}
-	b.SetParallelism(max(1, 64/runtimeProcs()))
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := w.Write(context.Background(), r); err != nil {
-				b.Error(err)
+	for _, mode := range []Durability{Batch, Fsync} {
+		b.Run(string(mode), func(b *testing.B) {
+			w, err := OpenWith(filepath.Join(b.TempDir(), "a.log"), Options{Durability: mode})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
+			defer w.Close()
+			b.SetParallelism(max(1, 64/runtimeProcs()))
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := w.Write(context.Background(), benchRecord); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
+		})
+	}
 }
 
 func TestOpenRefusesFIFO(t *testing.T) {

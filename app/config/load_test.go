@@ -286,6 +286,8 @@ func TestValidateRules(t *testing.T) {
 		{"audit: {path: /var/log/spuff.log}", ""},
 		{"audit: {path: ~/audit.log}", ""},
 		{"audit: {path: audit.log}", "config: audit.path:"},
+		{"audit: {durability: fsync}", ""},
+		{"audit: {durability: always}", "config: audit.durability:"},
 	} {
 		_, err := load(t, c.yaml+"\n")
 		switch {

@@ -80,6 +80,10 @@ type Limits struct {
 // Audit says where the audit log goes. It cannot be turned off.
 type Audit struct {
 	Path string `mapstructure:"path" yaml:"path" json:"path"`
+	// Durability is when a line is flushed: "batch" (default) right after
+	// the reply, "fsync" before it. The line is written before the reply
+	// either way.
+	Durability string `mapstructure:"durability" yaml:"durability" json:"durability"`
 }
 
 // ShedOverride is one sheds.NAME section. Nil or empty fields inherit.
@@ -249,6 +253,7 @@ func Default() *Config {
 			Require:       Require{SSHLogin: true, SSHSign: []string{"*"}},
 		},
 		Limits: Limits{RequestsPerSecond: 20, Burst: 50},
+		Audit:  Audit{Durability: "batch"},
 	}
 	c.Provision, c.QEMU, c.DigitalOcean, c.Hetzner = defaultProvision()
 	return c

@@ -76,6 +76,9 @@ func (c *Config) Validate() error {
 	} else if !filepath.IsAbs(ExpandHome(c.Audit.Path)) {
 		v.addf("audit.path", "%q must be absolute (or start with ~/)", c.Audit.Path)
 	}
+	if d := c.Audit.Durability; d != "" && d != "batch" && d != "fsync" {
+		v.addf("audit.durability", "%q: use batch (flush right after the reply) or fsync (flush before it)", d)
+	}
 
 	for _, name := range slices.Sorted(maps.Keys(c.Sheds)) {
 		s := c.Sheds[name]

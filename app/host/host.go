@@ -46,7 +46,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	aw, err := audit.Open(cfg.Audit.Path, log)
+	aw, err := audit.OpenWith(cfg.Audit.Path, audit.Options{Durability: audit.Durability(cfg.Audit.Durability), Log: log})
 	if err != nil {
 		return fmt.Errorf("host: the audit log is required and could not be opened: %w", err)
 	}
