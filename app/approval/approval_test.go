@@ -13,6 +13,7 @@ import (
 
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // TestPolicyMatrix runs four requests per row through an Approver whose
@@ -43,28 +44,28 @@ func TestPolicyMatrix(t *testing.T) {
 		scope   string
 		want    string
 	}{
-		{PolicyPerSession, true, "dev", ClassSSHLogin, "", sess},
-		{PolicyPerShed, true, "dev", ClassSSHLogin, "", pershd},
-		{PolicyPerRequest, true, "dev", ClassSSHLogin, "", ask},
-		{PolicyNone, true, "dev", ClassSSHLogin, "", none},
-		{"", true, "dev", ClassSSHLogin, "", sess},                // default policy
-		{"sometimes", true, "dev", ClassSSHLogin, "", ask},        // unknown policy fails closed
-		{PolicyPerSession, false, "dev", ClassSSHLogin, "", none}, // disabled
-		{PolicyPerSession, true, "dev", ClassSSHSign, "git", sess},
-		{PolicyPerShed, true, "dev", ClassSSHSign, "git", pershd},
-		{PolicyPerSession, true, "dev", ClassSSHSign, "file", none}, // namespace not required
-		{PolicyPerSession, true, "dev", ClassAWS, "", sess},
-		{PolicyPerRequest, true, "dev", ClassAWS, "", ask},
-		{PolicyPerSession, true, "dev", ClassDocker, "", none}, // class not required
-		{PolicyPerSession, true, "dev", "", "", none},          // no class never asks
+		{PolicyPerSession, true, "dev", helper.ClassSSHLogin, "", sess},
+		{PolicyPerShed, true, "dev", helper.ClassSSHLogin, "", pershd},
+		{PolicyPerRequest, true, "dev", helper.ClassSSHLogin, "", ask},
+		{PolicyNone, true, "dev", helper.ClassSSHLogin, "", none},
+		{"", true, "dev", helper.ClassSSHLogin, "", sess},                // default policy
+		{"sometimes", true, "dev", helper.ClassSSHLogin, "", ask},        // unknown policy fails closed
+		{PolicyPerSession, false, "dev", helper.ClassSSHLogin, "", none}, // disabled
+		{PolicyPerSession, true, "dev", helper.ClassSSHSign, "git", sess},
+		{PolicyPerShed, true, "dev", helper.ClassSSHSign, "git", pershd},
+		{PolicyPerSession, true, "dev", helper.ClassSSHSign, "file", none}, // namespace not required
+		{PolicyPerSession, true, "dev", helper.ClassAWS, "", sess},
+		{PolicyPerRequest, true, "dev", helper.ClassAWS, "", ask},
+		{PolicyPerSession, true, "dev", helper.ClassDocker, "", none}, // class not required
+		{PolicyPerSession, true, "dev", "", "", none},                 // no class never asks
 		// per-shed overrides
-		{PolicyPerSession, true, "strict", ClassSSHLogin, "", ask},
-		{PolicyPerRequest, true, "wide", ClassAWS, "", pershd},
-		{PolicyPerShed, true, "wide", ClassSSHSign, "git", pershd},
-		{PolicyPerSession, true, "off", ClassSSHLogin, "", none},
-		{PolicyPerSession, false, "on", ClassSSHLogin, "", sess},
-		{PolicyPerSession, true, "anysig", ClassSSHSign, "file", sess},
-		{PolicyPerShed, true, "shortttl", ClassSSHLogin, "", pershd},
+		{PolicyPerSession, true, "strict", helper.ClassSSHLogin, "", ask},
+		{PolicyPerRequest, true, "wide", helper.ClassAWS, "", pershd},
+		{PolicyPerShed, true, "wide", helper.ClassSSHSign, "git", pershd},
+		{PolicyPerSession, true, "off", helper.ClassSSHLogin, "", none},
+		{PolicyPerSession, false, "on", helper.ClassSSHLogin, "", sess},
+		{PolicyPerSession, true, "anysig", helper.ClassSSHSign, "file", sess},
+		{PolicyPerShed, true, "shortttl", helper.ClassSSHLogin, "", pershd},
 	} {
 		name := fmt.Sprintf("%s/%v/%s/%s/%s", c.policy, c.enabled, c.shed, c.class, c.scope)
 		t.Run(name, func(t *testing.T) {
@@ -114,24 +115,24 @@ func TestGrantScope(t *testing.T) {
 			t.Fatalf("Approve(%s %s %s %s) = %q, %v; want %q", q.Shed, q.Class, q.Scope, q.Subject, m, err, want)
 		}
 	}
-	mustMethod(req("a", ClassSSHLogin, "", "k1", cfg), MethodTouchID)
-	mustMethod(req("a", ClassSSHLogin, "", "k2", cfg), MethodCached)
-	mustMethod(req("b", ClassSSHLogin, "", "k1", cfg), MethodTouchID) // other shed
-	mustMethod(req("a", ClassAWS, "", "k1", cfg), MethodTouchID)      // other class
+	mustMethod(req("a", helper.ClassSSHLogin, "", "k1", cfg), MethodTouchID)
+	mustMethod(req("a", helper.ClassSSHLogin, "", "k2", cfg), MethodCached)
+	mustMethod(req("b", helper.ClassSSHLogin, "", "k1", cfg), MethodTouchID) // other shed
+	mustMethod(req("a", helper.ClassAWS, "", "k1", cfg), MethodTouchID)      // other class
 
 	sess := policy(PolicyPerSession)
 	sess.Require.SSHSign = []string{"*"}
-	mustMethod(req("a", ClassSSHSign, "git", "k1", sess), MethodTouchID)
-	mustMethod(req("a", ClassSSHSign, "git", "k1", sess), MethodCached)
-	mustMethod(req("a", ClassSSHSign, "file", "k1", sess), MethodTouchID) // other scope
+	mustMethod(req("a", helper.ClassSSHSign, "git", "k1", sess), MethodTouchID)
+	mustMethod(req("a", helper.ClassSSHSign, "git", "k1", sess), MethodCached)
+	mustMethod(req("a", helper.ClassSSHSign, "file", "k1", sess), MethodTouchID) // other scope
 	// A per-shed grant does not answer under a per-session policy or the
 	// other way round: a policy change takes effect at once.
-	mustMethod(req("a", ClassSSHLogin, "", "k1", sess), MethodTouchID)
+	mustMethod(req("a", helper.ClassSSHLogin, "", "k1", sess), MethodTouchID)
 	// Shortening the TTL in config shortens live grants.
 	clk.Advance(30 * time.Minute)
 	short := sess
 	short.SessionTTL = 10 * time.Minute
-	mustMethod(req("a", ClassSSHSign, "git", "k1", short), MethodTouchID)
+	mustMethod(req("a", helper.ClassSSHSign, "git", "k1", short), MethodTouchID)
 }
 
 func TestUnknownClassFailsClosed(t *testing.T) {
@@ -152,7 +153,7 @@ func TestCoalescing(t *testing.T) {
 	results := make(chan result, 50)
 	for range 50 {
 		wg.Go(func() {
-			m, err := a.Approve(context.Background(), req("dev", ClassSSHLogin, "", "SHA256:k", cfg))
+			m, err := a.Approve(context.Background(), req("dev", helper.ClassSSHLogin, "", "SHA256:k", cfg))
 			results <- result{m, err}
 		})
 	}
@@ -193,9 +194,9 @@ func TestNoGlobalSerialization(t *testing.T) {
 	a := newApprover(t, newClock(), nil)
 	cfg := policy(PolicyPerRequest)
 	ctx := context.Background()
-	qa := req("dev", ClassSSHLogin, "", "SHA256:a", cfg)
-	qb := req("dev", ClassSSHLogin, "", "SHA256:b", cfg)
-	qc := req("dev", ClassSSHLogin, "", "SHA256:a", cfg)
+	qa := req("dev", helper.ClassSSHLogin, "", "SHA256:a", cfg)
+	qb := req("dev", helper.ClassSSHLogin, "", "SHA256:b", cfg)
+	qc := req("dev", helper.ClassSSHLogin, "", "SHA256:a", cfg)
 	qc.Prompt = "dev wants to sign in to root@prod"
 	ra, rb, rc := approveAsync(ctx, a, qa), approveAsync(ctx, a, qb), approveAsync(ctx, a, qc)
 	var ps []PendingItem
@@ -239,7 +240,7 @@ func TestTimeout(t *testing.T) {
 	a := newApprover(t, newClock(), nil, touch)
 	cfg := policy(PolicyPerSession)
 	cfg.PromptTimeout = 50 * time.Millisecond
-	q := req("dev", ClassSSHLogin, "", "k", cfg)
+	q := req("dev", helper.ClassSSHLogin, "", "k", cfg)
 	m, err := a.Approve(context.Background(), q)
 	if bus.CodeOf(err) != bus.CodeApprovalTimeout {
 		t.Fatalf("Approve = %q, %v; want APPROVAL_TIMEOUT", m, err)
@@ -259,7 +260,7 @@ func TestWithdrawn(t *testing.T) {
 	touch := &prompter{method: MethodTouchID, block: true}
 	a := newApprover(t, newClock(), nil, touch)
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := approveAsync(ctx, a, req("dev", ClassSSHLogin, "", "k", policy(PolicyPerSession)))
+	ch := approveAsync(ctx, a, req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession)))
 	item := waitPending(t, a, 1)
 	cancel()
 	if r := get(t, ch); r.err == nil || bus.CodeOf(r.err) == "" {
@@ -273,7 +274,7 @@ func TestWithdrawn(t *testing.T) {
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel2()
-	if _, err := a.Approve(ctx2, req("dev", ClassSSHLogin, "", "k", policy(PolicyPerSession))); bus.CodeOf(err) != bus.CodeApprovalTimeout {
+	if _, err := a.Approve(ctx2, req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession))); bus.CodeOf(err) != bus.CodeApprovalTimeout {
 		t.Fatalf("Approve past the caller's deadline = %v, want APPROVAL_TIMEOUT", err)
 	}
 }
@@ -282,7 +283,7 @@ func TestDenyIsNotRemembered(t *testing.T) {
 	a := newApprover(t, newClock(), nil)
 	cfg := policy(PolicyPerSession)
 	for i, allow := range []bool{false, true} {
-		ch := approveAsync(context.Background(), a, req("dev", ClassAWS, "", "role", cfg))
+		ch := approveAsync(context.Background(), a, req("dev", helper.ClassAWS, "", "role", cfg))
 		item := waitPending(t, a, 1)
 		if err := a.Decide(item.ID, allow, MethodTray); err != nil {
 			t.Fatal(err)
@@ -308,7 +309,7 @@ func TestDenyIsNotRemembered(t *testing.T) {
 func TestPromptersRace(t *testing.T) {
 	touch := &prompter{method: MethodTouchID, answer: true, delay: 10 * time.Millisecond}
 	a := newApprover(t, newClock(), nil, touch)
-	m, err := a.Approve(context.Background(), req("dev", ClassSSHLogin, "", "k", policy(PolicyPerSession)))
+	m, err := a.Approve(context.Background(), req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession)))
 	if err != nil || m != MethodTouchID {
 		t.Fatalf("Approve = %q, %v; want touchid", m, err)
 	}
@@ -317,7 +318,7 @@ func TestPromptersRace(t *testing.T) {
 	}
 	no := &prompter{method: MethodTouchID, answer: false, delay: 10 * time.Millisecond}
 	a = newApprover(t, newClock(), nil, no)
-	if m, err := a.Approve(context.Background(), req("dev", ClassSSHLogin, "", "k", policy(PolicyPerSession))); bus.CodeOf(err) != bus.CodeDenied || m != MethodTouchID {
+	if m, err := a.Approve(context.Background(), req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession))); bus.CodeOf(err) != bus.CodeDenied || m != MethodTouchID {
 		t.Fatalf("refused Touch ID = %q, %v; want DENIED by touchid", m, err)
 	}
 }
@@ -325,7 +326,7 @@ func TestPromptersRace(t *testing.T) {
 func TestNoPrompter(t *testing.T) {
 	clk := newClock()
 	a := New(Options{NoPrompter: true, Headless: true, Now: clk.Now, Monotonic: clk.Mono})
-	_, err := a.Approve(context.Background(), req("dev", ClassSSHLogin, "", "k", policy(PolicyPerSession)))
+	_, err := a.Approve(context.Background(), req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession)))
 	if bus.CodeOf(err) != bus.CodeDenied || !strings.Contains(err.Error(), "nobody can be asked") {
 		t.Fatalf("Approve = %v, want DENIED naming why", err)
 	}
@@ -333,12 +334,12 @@ func TestNoPrompter(t *testing.T) {
 		t.Fatal("NoPrompter left a pending question")
 	}
 	// Unrequired requests still pass.
-	if m, err := a.Approve(context.Background(), req("dev", ClassDocker, "", "r", policy(PolicyPerSession))); err != nil || m != MethodNone {
+	if m, err := a.Approve(context.Background(), req("dev", helper.ClassDocker, "", "r", policy(PolicyPerSession))); err != nil || m != MethodNone {
 		t.Fatalf("unrequired = %q, %v", m, err)
 	}
 	// With Touch ID there is someone to ask.
 	a = New(Options{NoPrompter: true, Prompters: []Prompter{&prompter{method: MethodTouchID, answer: true}}})
-	if m, err := a.Approve(context.Background(), req("dev", ClassSSHLogin, "", "k", policy(PolicyPerSession))); err != nil || m != MethodTouchID {
+	if m, err := a.Approve(context.Background(), req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession))); err != nil || m != MethodTouchID {
 		t.Fatalf("NoPrompter with Touch ID = %q, %v", m, err)
 	}
 }
@@ -347,7 +348,7 @@ func TestHeadlessLogsTheCommand(t *testing.T) {
 	var logs bytes.Buffer
 	clk := newClock()
 	a := New(Options{Headless: true, Log: slog.New(slog.NewTextHandler(&logs, nil)), Now: clk.Now, Monotonic: clk.Mono})
-	ch := approveAsync(context.Background(), a, req("dev", ClassSSHLogin, "", "k", policy(PolicyPerSession)))
+	ch := approveAsync(context.Background(), a, req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession)))
 	item := waitPending(t, a, 1)
 	if !strings.Contains(logs.String(), "spuff approve "+item.ID) {
 		t.Fatalf("headless log does not say how to approve:\n%s", logs.String())
@@ -364,7 +365,7 @@ func TestMonotonicExpiry(t *testing.T) {
 	a := newApprover(t, clk, nil, human)
 	cfg := policy(PolicyPerSession) // TTL 1h
 	q := func() string {
-		m, err := a.Approve(context.Background(), req("dev", ClassSSHLogin, "", "k", cfg))
+		m, err := a.Approve(context.Background(), req("dev", helper.ClassSSHLogin, "", "k", cfg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,7 +402,7 @@ func TestLockAndRevoke(t *testing.T) {
 	cfg := policy(PolicyPerSession)
 	ctx := context.Background()
 	for _, k := range []string{"k1", "k2"} {
-		if _, err := a.Approve(ctx, req("dev", ClassSSHLogin, "", k, cfg)); err != nil {
+		if _, err := a.Approve(ctx, req("dev", helper.ClassSSHLogin, "", k, cfg)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -415,15 +416,15 @@ func TestLockAndRevoke(t *testing.T) {
 	if err := a.Revoke(gs[0].ID); !errors.Is(err, ErrUnknown) {
 		t.Fatalf("second Revoke = %v", err)
 	}
-	if m, _ := a.Approve(ctx, req("dev", ClassSSHLogin, "", gs[0].Subject, cfg)); m != MethodTouchID {
+	if m, _ := a.Approve(ctx, req("dev", helper.ClassSSHLogin, "", gs[0].Subject, cfg)); m != MethodTouchID {
 		t.Fatalf("revoked grant still answers: %s", m)
 	}
 
 	// Lock: every grant gone, every pending question denied.
 	b := newApprover(t, newClock(), nil)
 	b.grants = a.grants
-	ch1 := approveAsync(ctx, b, req("dev", ClassAWS, "", "r1", cfg))
-	ch2 := approveAsync(ctx, b, req("other", ClassAWS, "", "r2", cfg))
+	ch1 := approveAsync(ctx, b, req("dev", helper.ClassAWS, "", "r1", cfg))
+	ch2 := approveAsync(ctx, b, req("other", helper.ClassAWS, "", "r2", cfg))
 	for deadline := time.Now().Add(5 * time.Second); len(b.Pending()) < 2; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("requests did not become pending")
@@ -446,7 +447,7 @@ func TestSubscribe(t *testing.T) {
 	a := newApprover(t, newClock(), nil)
 	ch, stop := a.Subscribe()
 	defer stop()
-	res := approveAsync(context.Background(), a, req("dev", ClassSSHLogin, "", "k", policy(PolicyPerSession)))
+	res := approveAsync(context.Background(), a, req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession)))
 	select {
 	case <-ch:
 	case <-time.After(5 * time.Second):

@@ -3,6 +3,8 @@ package approval
 import (
 	"context"
 	"testing"
+
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // BenchmarkApprove measures the approval step a request pays when nobody is
@@ -14,7 +16,7 @@ func BenchmarkApprove(b *testing.B) {
 		a := New(Options{})
 		cfg := policy(PolicyPerSession)
 		cfg.Enabled = false
-		q := req("dev", ClassSSHLogin, "", "SHA256:k", cfg)
+		q := req("dev", helper.ClassSSHLogin, "", "SHA256:k", cfg)
 		for b.Loop() {
 			if m, err := a.Approve(ctx, q); err != nil || m != MethodNone {
 				b.Fatal(m, err)
@@ -23,7 +25,7 @@ func BenchmarkApprove(b *testing.B) {
 	})
 	b.Run("cached", func(b *testing.B) {
 		a := New(Options{Prompters: []Prompter{&prompter{method: MethodTouchID, answer: true}}})
-		q := req("dev", ClassSSHLogin, "", "SHA256:k", policy(PolicyPerSession))
+		q := req("dev", helper.ClassSSHLogin, "", "SHA256:k", policy(PolicyPerSession))
 		if _, err := a.Approve(ctx, q); err != nil {
 			b.Fatal(err)
 		}

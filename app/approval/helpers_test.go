@@ -9,6 +9,7 @@ import (
 
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/keychain"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // clock is a fake wall clock and a fake monotonic clock, moved separately.
@@ -97,7 +98,7 @@ func policy(p string) config.Approval {
 }
 
 func req(shed, class, scope, subject string, p config.Approval) *Request {
-	ns := map[string]string{ClassSSHLogin: "ssh-agent", ClassSSHSign: "ssh-agent", ClassAWS: "aws-credentials", ClassDocker: "docker-credentials"}[class]
+	ns := map[string]string{helper.ClassSSHLogin: "ssh-agent", helper.ClassSSHSign: "ssh-agent", helper.ClassAWS: "aws-credentials", helper.ClassDocker: "docker-credentials"}[class]
 	return &Request{
 		ID: "id", Shed: shed, NS: ns, Op: "op", Class: class, Scope: scope, Subject: subject,
 		Prompt: shed + " wants " + class + " " + scope + " with " + subject, Policy: p,

@@ -11,6 +11,7 @@ import (
 	"github.com/spuff-dev/spuff/app/keychain"
 	"github.com/spuff-dev/spuff/app/keychain/keychaintest"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // restarted is an Approver as a fresh spuff-app builds it on the same store.
@@ -26,7 +27,7 @@ func restarted(clk *clock, s keychain.Store) *Approver {
 func persistence(t *testing.T, open func() keychain.Store) {
 	clk := newClock()
 	cfg := policy(PolicyPerSession) // TTL 1h
-	q := req("dev", ClassSSHLogin, "", "SHA256:k", cfg)
+	q := req("dev", helper.ClassSSHLogin, "", "SHA256:k", cfg)
 	ctx := context.Background()
 
 	a1 := newApprover(t, clk, open())
@@ -49,7 +50,7 @@ func persistence(t *testing.T, open func() keychain.Store) {
 		t.Fatalf("restored grants = %+v", gs)
 	}
 	// Another subject was never granted.
-	if _, err := a2.Approve(ctx, req("dev", ClassSSHLogin, "", "SHA256:other", cfg)); bus.CodeOf(err) != bus.CodeDenied {
+	if _, err := a2.Approve(ctx, req("dev", helper.ClassSSHLogin, "", "SHA256:other", cfg)); bus.CodeOf(err) != bus.CodeDenied {
 		t.Fatalf("ungranted subject after restart = %v", err)
 	}
 
@@ -130,12 +131,12 @@ func TestPersistenceSecretService(t *testing.T) {
 func TestLoadRejectsBadGrants(t *testing.T) {
 	clk := newClock()
 	now := clk.Now()
-	good := Grant{ID: "g1", Shed: "dev", Class: ClassAWS, Policy: PolicyPerShed, Method: MethodCLI, Granted: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
+	good := Grant{ID: "g1", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerShed, Method: MethodCLI, Granted: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
 	bad := []Grant{
-		{ID: "", Shed: "dev", Class: ClassAWS, Policy: PolicyPerShed, Granted: good.Granted, Expires: good.Expires},
-		{ID: "b2", Shed: "dev", Class: ClassAWS, Policy: PolicyPerRequest, Granted: good.Granted, Expires: good.Expires},
-		{ID: "b3", Shed: "dev", Class: ClassAWS, Policy: PolicyPerShed, Granted: good.Granted, Expires: good.Granted},
-		{ID: "b4", Shed: "", Class: ClassAWS, Policy: PolicyPerShed, Granted: good.Granted, Expires: good.Expires},
+		{ID: "", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerShed, Granted: good.Granted, Expires: good.Expires},
+		{ID: "b2", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerRequest, Granted: good.Granted, Expires: good.Expires},
+		{ID: "b3", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerShed, Granted: good.Granted, Expires: good.Granted},
+		{ID: "b4", Shed: "", Class: helper.ClassAWS, Policy: PolicyPerShed, Granted: good.Granted, Expires: good.Expires},
 	}
 	s := keychain.NewMemory()
 	b, _ := json.Marshal(grantFile{V: 1, Grants: append(bad, good)})

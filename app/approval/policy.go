@@ -6,6 +6,7 @@ import (
 
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // Policies, as config spells them.
@@ -39,13 +40,13 @@ func resolve(p config.Approval, class, scope string) (r rule, ask bool, err erro
 		return rule{}, false, nil
 	}
 	switch class {
-	case ClassSSHLogin:
+	case helper.ClassSSHLogin:
 		ask = p.Require.SSHLogin
-	case ClassSSHSign:
+	case helper.ClassSSHSign:
 		ask = slices.Contains(p.Require.SSHSign, "*") || slices.Contains(p.Require.SSHSign, scope)
-	case ClassAWS:
+	case helper.ClassAWS:
 		ask = p.Require.AWS
-	case ClassDocker:
+	case helper.ClassDocker:
 		ask = p.Require.Docker
 	default:
 		// A class this package does not know is a bug upstream; refusing is

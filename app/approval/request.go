@@ -2,14 +2,6 @@ package approval
 
 import "github.com/spuff-dev/spuff/app/config"
 
-// Operation classes a policy can ask for.
-const (
-	ClassSSHLogin = "ssh_login" // an SSH userauth signature
-	ClassSSHSign  = "ssh_sign"  // an sshsig signature; Scope is its namespace ("git")
-	ClassAWS      = "aws"       // AWS credentials on a host cache miss
-	ClassDocker   = "docker"    // a docker registry get
-)
-
 // Methods name how a request was approved, as the audit field "approval" spells them.
 const (
 	MethodNone    = "none"
@@ -25,8 +17,8 @@ type Request struct {
 	Shed    string // from the connection, never from the message
 	NS      string
 	Op      string
-	Class   string // one of the Class constants; "" never asks
-	Scope   string // sshsig namespace for ClassSSHSign
+	Class   string // one of helper.Class…; "" never asks
+	Scope   string // sshsig namespace for helper.ClassSSHSign
 	Subject string // key fingerprint, role ARN or registry: part of the coalescing key
 	Prompt  string // for a human: "my-service wants to sign in to git@github.com with ssh-ed25519 SHA256:… (laptop)"
 	Policy  config.Approval

@@ -15,6 +15,7 @@ import (
 	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // Auditor writes one audit record durably. An error means the record is not
@@ -31,9 +32,8 @@ type Options struct {
 	Config   *config.Config
 	Audit    Auditor
 	Dial     DialFunc
-	Services map[string]Service // by namespace
-	Approver Approver           // nil: no request needs approval
-	Policy   Policy             // nil: allow
+	Services map[string]helper.Service // by namespace
+	Approver Approver                  // nil: no request needs approval
 	Log      *slog.Logger
 	Now      func() time.Time
 
@@ -47,17 +47,17 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 }
 
-// Broker holds the sessions of attached sheds and the request pipeline.
+// Broker holds the attachments of attached sheds and the request pipeline.
 type Broker struct {
 	opts   Options
 	log    *slog.Logger
 	replay *replayGuard
 
-	mu       sync.Mutex
-	cfg      *config.Config
-	sessions map[string]*session
-	subs     map[chan Event]struct{}
-	closed   bool
+	mu          sync.Mutex
+	cfg         *config.Config
+	attachments map[string]*attachment
+	subs        map[chan Event]struct{}
+	closed      bool
 }
 
 // Event tells subscribers that something changed: a shed's state, or a
@@ -100,13 +100,13 @@ func New(opts Options) (*Broker, error) {
 	}
 	return &Broker{
 		opts: opts, log: opts.Log, cfg: opts.Config,
-		replay:   newReplayGuard(opts.Skew, opts.MaxReplayIDs),
-		sessions: map[string]*session{},
-		subs:     map[chan Event]struct{}{},
+		replay:      newReplayGuard(opts.Skew, opts.MaxReplayIDs),
+		attachments: map[string]*attachment{},
+		subs:        map[chan Event]struct{}{},
 	}, nil
 }
 
-// Attach starts a session that dials url and keeps it connected.
+// Attach starts an attachment that dials url and keeps it connected.
 func (b *Broker) Attach(name, url string) error {
 	if !config.ValidShedName(name) {
 		return fmt.Errorf("broker: shed name %q: use lowercase letters, digits and dashes", name)
@@ -119,29 +119,29 @@ func (b *Broker) Attach(name, url string) error {
 	if b.closed {
 		return errors.New("broker: closed")
 	}
-	if s, ok := b.sessions[name]; ok {
+	if s, ok := b.attachments[name]; ok {
 		return fmt.Errorf("broker: shed %q is already attached to %s; detach it first", name, s.url)
 	}
 	shed := b.cfg.ForShed(name)
-	s := newSession(b, name, url, &shed)
-	b.sessions[name] = s
+	s := newAttachment(b, name, url, &shed)
+	b.attachments[name] = s
 	go s.run()
 	b.log.Info("shed attached", "shed", name, "url", url)
 	return nil
 }
 
-// Detach stops a session and drops the services' state for that shed.
+// Detach stops an attachment and drops the services' state for that shed.
 func (b *Broker) Detach(name string) error {
 	b.mu.Lock()
-	s, ok := b.sessions[name]
-	delete(b.sessions, name)
+	s, ok := b.attachments[name]
+	delete(b.attachments, name)
 	b.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("broker: no shed named %q is attached", name)
 	}
 	s.stop()
 	for _, svc := range b.opts.Services {
-		if f, ok := svc.(Forgetter); ok {
+		if f, ok := svc.(helper.Forgetter); ok {
 			f.Forget(name)
 		}
 	}
@@ -153,8 +153,8 @@ func (b *Broker) Detach(name string) error {
 // Sheds lists attached sheds, sorted by name.
 func (b *Broker) Sheds() []ShedStatus {
 	b.mu.Lock()
-	list := make([]*session, 0, len(b.sessions))
-	for _, s := range b.sessions {
+	list := make([]*attachment, 0, len(b.attachments))
+	for _, s := range b.attachments {
 		list = append(list, s)
 	}
 	b.mu.Unlock()
@@ -177,7 +177,7 @@ func (b *Broker) Sheds() []ShedStatus {
 // CallGuest sends a host→guest agent request (status, metrics, idle) to shed name.
 func (b *Broker) CallGuest(ctx context.Context, name, op string, out any) error {
 	b.mu.Lock()
-	s, ok := b.sessions[name]
+	s, ok := b.attachments[name]
 	b.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("broker: no shed named %q is attached", name)
@@ -224,8 +224,8 @@ func (b *Broker) publish(e Event) {
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	b.closed = true
-	list := b.sessions
-	b.sessions = map[string]*session{}
+	list := b.attachments
+	b.attachments = map[string]*attachment{}
 	b.mu.Unlock()
 	for _, s := range list {
 		s.stop()
@@ -233,8 +233,8 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// handle is the pipeline for one guest request on shed's session.
-func (b *Broker) handle(ctx context.Context, s *session, r *bus.Request) (any, error) {
+// handle is the pipeline for one guest request on shed's attachment.
+func (b *Broker) handle(ctx context.Context, s *attachment, r *bus.Request) (any, error) {
 	rec := audit.Record{Shed: s.name, NS: r.NS, Op: r.Op, ID: r.ID, Approval: approval.MethodNone}
 	// A host agent that asks its user (1Password, Secretive) or a slow STS
 	// can take longer than the guest's 3s; progress keeps the guest waiting,
@@ -266,7 +266,7 @@ func (b *Broker) handle(ctx context.Context, s *session, r *bus.Request) (any, e
 	return payload, err
 }
 
-func (b *Broker) pipeline(ctx context.Context, s *session, r *bus.Request, rec *audit.Record) (any, error) {
+func (b *Broker) pipeline(ctx context.Context, s *attachment, r *bus.Request, rec *audit.Record) (any, error) {
 	if err := b.replay.check(r.ID, b.opts.Now()); err != nil {
 		rec.Detail = "replay guard"
 		return nil, err
@@ -279,17 +279,12 @@ func (b *Broker) pipeline(ctx context.Context, s *session, r *bus.Request, rec *
 		return bus.PingResponse{Time: b.opts.Now().UTC()}, nil
 	}
 	svc := b.opts.Services[r.NS]
-	req := &Request{ID: r.ID, Shed: s.name, NS: r.NS, Op: r.Op, Payload: json.RawMessage(r.Payload), Config: s.cfg}
+	req := &helper.Request{ID: r.ID, Shed: s.name, NS: r.NS, Op: r.Op, Payload: json.RawMessage(r.Payload), Config: s.cfg}
 	act, err := svc.Describe(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	rec.Detail = act.Detail
-	if b.opts.Policy != nil {
-		if err := b.opts.Policy.Check(ctx, req, act); err != nil {
-			return nil, err
-		}
-	}
 	if b.opts.Approver != nil && act.Class != "" {
 		method, err := b.opts.Approver.Approve(ctx, &approval.Request{
 			ID: r.ID, Shed: s.name, NS: r.NS, Op: r.Op,
@@ -309,14 +304,14 @@ func (b *Broker) pipeline(ctx context.Context, s *session, r *bus.Request, rec *
 }
 
 // admit checks that the shed may use this namespace at all, then its rate.
-func (b *Broker) admit(s *session, r *bus.Request) error {
+func (b *Broker) admit(s *attachment, r *bus.Request) error {
 	_, served := b.opts.Services[r.NS]
 	switch {
 	case r.NS == bus.NSAgent:
 		if r.Op != bus.OpPing {
 			return bus.Errorf(bus.CodeBadRequest, "the host serves only agent/ping; %q is a host→guest operation", r.Op)
 		}
-	case !served && !slices.Contains(config.DefaultNamespaces, r.NS):
+	case !served && !bus.IsNamespace(r.NS):
 		return bus.Errorf(bus.CodeBadRequest, "unknown namespace %.40q", r.NS)
 	case !s.cfg.Allows(r.NS):
 		return bus.Errorf(bus.CodeNotAllowed, "namespace %s is not enabled for shed %q (sheds.%s.namespaces in the host config)", r.NS, s.name, s.name)

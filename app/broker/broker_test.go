@@ -18,6 +18,7 @@ import (
 	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // memAudit keeps records in memory and can be made to fail, or to hold
@@ -175,7 +176,7 @@ func newFixture(t *testing.T, mutate func(*config.Config)) *fixture {
 		Dial: func(ctx context.Context, url string) (io.ReadWriteCloser, error) {
 			return bus.Dial(ctx, url, nil)
 		},
-		Services:   map[string]Service{bus.NSSSHAgent: echoService{}},
+		Services:   map[string]helper.Service{bus.NSSSHAgent: echoService{}},
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -210,11 +211,11 @@ func (f *fixture) waitState(t *testing.T, name, state string) {
 // echoService is a namespace that echoes, so the pipeline runs end to end.
 type echoService struct{}
 
-func (echoService) Describe(_ context.Context, r *Request) (*Action, error) {
-	return &Action{Detail: "echo for " + r.Shed}, nil
+func (echoService) Describe(_ context.Context, r *helper.Request) (*helper.Action, error) {
+	return &helper.Action{Detail: "echo for " + r.Shed}, nil
 }
 
-func (echoService) Serve(_ context.Context, r *Request, _ *Action) (any, error) {
+func (echoService) Serve(_ context.Context, r *helper.Request, _ *helper.Action) (any, error) {
 	return map[string]string{"shed": r.Shed}, nil
 }
 

@@ -367,7 +367,7 @@ sheds:
 	plain := c.ForShed("plain")
 	unnamed := c.ForShed("not-in-config")
 	for _, s := range []Shed{plain, unnamed} {
-		if !slices.Equal(s.Namespaces, DefaultNamespaces) || !slices.Equal(s.SSH.Keys, []string{fpA}) ||
+		if !slices.Equal(s.Namespaces, []string{"ssh-agent", "aws-credentials", "docker-credentials"}) || !slices.Equal(s.SSH.Keys, []string{fpA}) ||
 			s.SSH.Mode != "local-keys" || s.Role != "arn:aws:iam::123456789012:role/dev" || s.SessionPolicy != "" ||
 			s.AWS.Region != "us-east-1" || !slices.Equal(s.Docker.Registries, []string{"ghcr.io"}) || s.Docker.AllowAll ||
 			!s.Approval.Enabled || s.Approval.Policy != "per-session" || s.Approval.SessionTTL != 4*time.Hour ||

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/spuff-dev/spuff/guest/bus"
 )
 
 var shedName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -128,9 +130,6 @@ type ApprovalOverride struct {
 	Require       *Require       `mapstructure:"require" yaml:"require" json:"require,omitempty"`
 }
 
-// Namespaces a shed may use when its section does not list them.
-var DefaultNamespaces = []string{"ssh-agent", "aws-credentials", "docker-credentials"}
-
 // Shed is the effective configuration of one shed: the global sections with
 // that shed's overrides applied.
 type Shed struct {
@@ -155,7 +154,7 @@ func (s *Shed) Allows(ns string) bool { return slices.Contains(s.Namespaces, ns)
 func (c *Config) ForShed(name string) Shed {
 	s := Shed{
 		Name:        name,
-		Namespaces:  slices.Clone(DefaultNamespaces),
+		Namespaces:  bus.Namespaces(), // a shed whose section lists none may use all
 		SSH:         SSH{Mode: c.SSH.Mode, Keys: slices.Clone(c.SSH.Keys)},
 		AWS:         c.AWS,
 		Role:        c.AWS.DefaultRole,

@@ -15,13 +15,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spuff-dev/spuff/guest/bus"
 )
 
 // Allowed values.
 var (
 	SSHModes         = []string{"auto", "agent-forward", "local-keys"}
 	ApprovalPolicies = []string{"per-request", "per-session", "per-shed", "none"}
-	Namespaces       = []string{"ssh-agent", "aws-credentials", "docker-credentials"}
 )
 
 // Bounds STS puts on a session (role chaining aside).
@@ -87,8 +88,8 @@ func (c *Config) Validate() error {
 			v.addf(p, "shed name %q must be lowercase letters, digits and dashes (at most 63, not starting with a dash)", name)
 		}
 		for i, ns := range s.Namespaces {
-			if !slices.Contains(Namespaces, ns) {
-				v.addf(fmt.Sprintf("%s.namespaces[%d]", p, i), "%q is not one of %s", ns, strings.Join(Namespaces, ", "))
+			if !bus.IsNamespace(ns) {
+				v.addf(fmt.Sprintf("%s.namespaces[%d]", p, i), "%q is not one of %s", ns, strings.Join(bus.Namespaces(), ", "))
 			}
 		}
 		if s.SSH != nil {

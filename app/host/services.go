@@ -6,17 +6,17 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/awssts"
 	"github.com/spuff-dev/spuff/helpers/dockercreds"
+	"github.com/spuff-dev/spuff/helpers/helper"
 	"github.com/spuff-dev/spuff/helpers/sshkeys"
 )
 
 // services builds the namespaces' host sides. stats reports their counters
 // for `spuff status`; closeAll releases what they hold.
-func services(cfg *config.Config, log *slog.Logger) (map[string]broker.Service, func() map[string]any, func(), error) {
+func services(cfg *config.Config, log *slog.Logger) (map[string]helper.Service, func() map[string]any, func(), error) {
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("host: finding the home directory: %w", err)
@@ -34,7 +34,7 @@ func services(cfg *config.Config, log *slog.Logger) (map[string]broker.Service, 
 		Log:        log,
 	})
 	awsSvc := awssts.New(awssts.Options{Log: log})
-	svcs := map[string]broker.Service{
+	svcs := map[string]helper.Service{
 		bus.NSSSHAgent: sshSvc,
 		bus.NSAWS:      awsSvc,
 		bus.NSDocker:   dockercreds.NewService(&dockercreds.Store{Logger: log}, log),

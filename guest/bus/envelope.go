@@ -26,13 +26,28 @@ const (
 	TypePong     = "pong"
 )
 
-// Namespaces.
+// Namespaces. A new credential namespace is one constant here, one entry in
+// Namespaces, a helper under helpers/ and a daemon.Frontend in the guest.
 const (
 	NSSSHAgent = "ssh-agent"
 	NSAWS      = "aws-credentials"
 	NSDocker   = "docker-credentials"
-	NSAgent    = "agent"
+	NSAgent    = "agent" // host→guest, plus the guest's ping; never a credential
 )
+
+// Namespaces lists the credential namespaces a shed may ask the host for, in
+// the order config and docs name them. Config's defaults and validation, the
+// broker's admission, and the guest's relay all read this one list.
+func Namespaces() []string { return []string{NSSSHAgent, NSAWS, NSDocker} }
+
+// IsNamespace reports whether ns is one of Namespaces.
+func IsNamespace(ns string) bool {
+	switch ns {
+	case NSSSHAgent, NSAWS, NSDocker:
+		return true
+	}
+	return false
+}
 
 // Error codes carried on the wire.
 const (

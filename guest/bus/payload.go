@@ -1,6 +1,12 @@
 package bus
 
-import "time"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+)
 
 // Operations.
 const (
@@ -14,12 +20,43 @@ const (
 	OpSign      = "sign"      // ssh-agent
 	OpExtension = "extension" // ssh-agent
 
+	// The shed's agent is read-only; it sends these so that a refused write
+	// is audited on the host, which always answers NOT_ALLOWED. The payload
+	// of add and remove is an SSHKey holding the public key only.
+	OpAdd       = "add"        // ssh-agent, always refused
+	OpRemove    = "remove"     // ssh-agent, always refused
+	OpRemoveAll = "remove_all" // ssh-agent, always refused
+	OpLock      = "lock"       // ssh-agent, always refused
+	OpUnlock    = "unlock"     // ssh-agent, always refused
+
 	OpGetCredentials = "get_credentials" // aws-credentials
 
 	OpGet   = "get"   // docker-credentials
 	OpStore = "store" // docker-credentials, always refused
 	OpErase = "erase" // docker-credentials, always refused
 )
+
+// ExtSessionBind is OpenSSH's session-bind agent extension, the only one the
+// shed's agent forwards: other extensions could mean anything to the host's.
+const ExtSessionBind = "session-bind@openssh.com"
+
+// SSHReadOnly is what a shed user is told when they try to change the keys.
+const SSHReadOnly = "the spuff agent is read-only: keys live on your computer; add them there"
+
+// DecodePayload decodes a request payload into v strictly: no unknown
+// field, nothing after the value. A failure is BAD_REQUEST naming ns, so the
+// guest learns what it sent wrong and the host never guesses.
+func DecodePayload(ns string, p json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(CodeBadRequest, "%s payload: %v", ns, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Errorf(CodeBadRequest, "%s payload: trailing data", ns)
+	}
+	return nil
+}
 
 // HelloRequest is sent by the host right after it connects.
 type HelloRequest struct {

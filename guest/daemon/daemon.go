@@ -36,7 +36,9 @@ type Options struct {
 }
 
 // Frontend is one namespace's face inside the shed (the ssh-agent socket,
-// the AWS endpoint). It serves until ctx ends, reaching the host through c.
+// the AWS endpoint, docker-credential-spuff's guest.sock). Each namespace the
+// guest serves is exactly its frontends: hello and the status files list
+// them. A frontend serves until ctx ends, reaching the host through c.
 type Frontend interface {
 	Namespace() string
 	// Where says where it listens, for the NS.status file.
@@ -91,7 +93,11 @@ func New(opts Options) *Daemon {
 }
 
 // GuestSock is the path of the local socket one-shot tools use.
-func (d *Daemon) GuestSock() string { return filepath.Join(d.opts.RunDir, "guest.sock") }
+func (d *Daemon) GuestSock() string { return GuestSockIn(d.opts.RunDir) }
+
+// GuestSockIn is the path of guest.sock in run directory runDir: one-shot
+// tools (docker-credential-spuff) reach the host through it.
+func GuestSockIn(runDir string) string { return filepath.Join(runDir, "guest.sock") }
 
 // SocketMode is the mode of the shed's sockets.
 func (d *Daemon) SocketMode() os.FileMode {
@@ -202,11 +208,11 @@ func (d *Daemon) serveHost(ctx context.Context, r *bus.Request) (any, error) {
 }
 
 func (d *Daemon) namespaces() []string {
-	out := make([]string, 0, len(d.opts.Frontends)+1)
+	out := make([]string, 0, len(d.opts.Frontends))
 	for _, f := range d.opts.Frontends {
 		out = append(out, f.Namespace())
 	}
-	return append(out, bus.NSDocker) // served through guest.sock by docker-credential-spuff
+	return out
 }
 
 // Status is what the guest reports of itself.
@@ -307,7 +313,7 @@ func (d *Daemon) acceptLocal(ctx context.Context, l net.Listener) error {
 
 func (d *Daemon) relay(ctx context.Context, r *bus.Request) (any, error) {
 	switch {
-	case r.NS == bus.NSSSHAgent, r.NS == bus.NSAWS, r.NS == bus.NSDocker:
+	case bus.IsNamespace(r.NS):
 	case r.NS == bus.NSAgent && r.Op == bus.OpPing:
 	default:
 		return nil, bus.Errorf(bus.CodeBadRequest, "namespace %.40q cannot be asked through guest.sock", r.NS)
@@ -346,7 +352,6 @@ func (d *Daemon) writeStatus() {
 	for _, f := range d.opts.Frontends {
 		write(f.Namespace(), f.Where())
 	}
-	write(bus.NSDocker, d.GuestSock())
 }
 
 // StatusJSON, MetricsJSON and IdleSince feed the shed's agent API.

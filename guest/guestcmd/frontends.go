@@ -38,7 +38,7 @@ func frontends(runDir, sshSock, awsListen string, gid int, log *slog.Logger) ([]
 		}
 		out = append(out, &awsFront{l: l, token: token, log: log})
 	}
-	return out, nil
+	return append(out, &dockerFront{sock: daemon.GuestSockIn(runDir)}), nil
 }
 
 // sshFront is the shed's SSH_AUTH_SOCK.
@@ -67,5 +67,17 @@ func (f *awsFront) Serve(ctx context.Context, c daemon.Caller) error {
 	if err := awsendpoint.Serve(ctx, f.l, awsendpoint.NewHandler(c, f.token, f.log)); err != nil {
 		return fmt.Errorf("aws endpoint: %w", err)
 	}
+	return nil
+}
+
+// dockerFront is docker-credential-spuff's namespace. The helper runs once
+// per docker command and reaches the host through the daemon's guest.sock,
+// so this face has nothing of its own to listen on.
+type dockerFront struct{ sock string }
+
+func (f *dockerFront) Namespace() string { return bus.NSDocker }
+func (f *dockerFront) Where() string     { return f.sock }
+func (f *dockerFront) Serve(ctx context.Context, _ daemon.Caller) error {
+	<-ctx.Done()
 	return nil
 }

@@ -10,9 +10,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 	"github.com/spuff-dev/spuff/helpers/sshkeys"
 	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
 	"github.com/spuff-dev/spuff/test/testenv"
@@ -84,7 +84,7 @@ func shedAgent(b *testing.B, backend agent.ExtendedAgent) agent.ExtendedAgent {
 	svc := sshkeys.NewService(backend, sshkeys.ServiceOptions{})
 	cfg := (&config.Config{}).ForShed("bench")
 	h := bus.HandlerFunc(func(ctx context.Context, req *bus.Request) (any, error) {
-		r := &broker.Request{ID: req.ID, Shed: "bench", NS: req.NS, Op: req.Op, Payload: req.Payload, Config: &cfg}
+		r := &helper.Request{ID: req.ID, Shed: "bench", NS: req.NS, Op: req.Op, Payload: req.Payload, Config: &cfg}
 		a, err := svc.Describe(ctx, r)
 		if err != nil {
 			return nil, err

@@ -27,21 +27,7 @@ type Caller interface {
 var _ Caller = (*bus.Conn)(nil)
 
 // ErrReadOnly is returned for add, remove, remove-all, lock and unlock.
-var ErrReadOnly = errors.New("the spuff agent is read-only: keys live on your computer; add them there")
-
-// The host's names for refused writes, so they are audited there. The
-// payload of add and remove is a bus.SSHKey with the public key only.
-const (
-	opAdd       = "add"
-	opRemove    = "remove"
-	opRemoveAll = "remove_all"
-	opLock      = "lock"
-	opUnlock    = "unlock"
-)
-
-// extSessionBind is OpenSSH's session-bind agent extension, the only one
-// forwarded: other extensions could mean anything to the host's agent.
-const extSessionBind = "session-bind@openssh.com"
+var ErrReadOnly = errors.New(bus.SSHReadOnly)
 
 // refuseTimeout bounds the report of a refused write: the answer is no
 // whatever the host says, so the client is not kept waiting for it.
@@ -110,7 +96,7 @@ func (a *Agent) SignWithFlags(key ssh.PublicKey, data []byte, flags agent.Signat
 // Extension forwards session-bind@openssh.com; every other extension is
 // unsupported.
 func (a *Agent) Extension(typ string, contents []byte) ([]byte, error) {
-	if typ != extSessionBind {
+	if typ != bus.ExtSessionBind {
 		return nil, agent.ErrExtensionUnsupported
 	}
 	var resp bus.SSHExtensionResponse
@@ -153,22 +139,22 @@ func (a *Agent) Add(key agent.AddedKey) error {
 	} else if s, err := ssh.NewSignerFromKey(key.PrivateKey); err == nil {
 		p = &bus.SSHKey{Blob: s.PublicKey().Marshal(), Comment: key.Comment}
 	}
-	return a.refuse(opAdd, p)
+	return a.refuse(bus.OpAdd, p)
 }
 
 // Remove is refused.
 func (a *Agent) Remove(key ssh.PublicKey) error {
-	return a.refuse(opRemove, &bus.SSHKey{Blob: key.Marshal()})
+	return a.refuse(bus.OpRemove, &bus.SSHKey{Blob: key.Marshal()})
 }
 
 // RemoveAll is refused.
-func (a *Agent) RemoveAll() error { return a.refuse(opRemoveAll, nil) }
+func (a *Agent) RemoveAll() error { return a.refuse(bus.OpRemoveAll, nil) }
 
 // Lock is refused; the passphrase is not sent anywhere.
-func (a *Agent) Lock([]byte) error { return a.refuse(opLock, nil) }
+func (a *Agent) Lock([]byte) error { return a.refuse(bus.OpLock, nil) }
 
 // Unlock is refused.
-func (a *Agent) Unlock([]byte) error { return a.refuse(opUnlock, nil) }
+func (a *Agent) Unlock([]byte) error { return a.refuse(bus.OpUnlock, nil) }
 
 func (a *Agent) refuse(op string, p *bus.SSHKey) error {
 	a.rep.log.Warn("sshagent: refused: "+ErrReadOnly.Error(), "op", op)

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/awssts"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // BenchmarkServeCacheHit: the host side of a credential request whose
@@ -17,7 +17,7 @@ func BenchmarkServeCacheHit(b *testing.B) {
 	_, load := sourceProfile(b)
 	svc := awssts.New(awssts.Options{LoadOptions: load})
 	sc := hostConfig(sts.srv.URL).ForShed("alpha")
-	r := &broker.Request{ID: bus.NewID(), Shed: "alpha", NS: bus.NSAWS, Op: bus.OpGetCredentials, Payload: json.RawMessage(`{}`), Config: &sc}
+	r := &helper.Request{ID: bus.NewID(), Shed: "alpha", NS: bus.NSAWS, Op: bus.OpGetCredentials, Payload: json.RawMessage(`{}`), Config: &sc}
 	ctx := context.Background()
 	serve := func() {
 		a, err := svc.Describe(ctx, r)

@@ -5,37 +5,36 @@ import (
 	"errors"
 	"time"
 
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 var (
-	_ broker.Service   = (*Service)(nil)
-	_ broker.Forgetter = (*Service)(nil)
+	_ helper.Service   = (*Service)(nil)
+	_ helper.Forgetter = (*Service)(nil)
 )
 
 // Describe names the role the shed's config chooses. The payload is never
 // read: whatever role, ARN or duration a guest sends means nothing. Only a
 // host cache miss mints credentials, so only a miss asks for approval.
-func (s *Service) Describe(_ context.Context, r *broker.Request) (*broker.Action, error) {
+func (s *Service) Describe(_ context.Context, r *helper.Request) (*helper.Action, error) {
 	if r.Op != bus.OpGetCredentials {
 		return nil, bus.Errorf(bus.CodeBadRequest, "aws-credentials has no operation %.40q", r.Op)
 	}
 	p, err := s.Provider(r.Config)
 	if err != nil {
-		return &broker.Action{Detail: "no role configured"}, nil
+		return &helper.Action{Detail: "no role configured"}, nil
 	}
-	a := &broker.Action{Subject: p.Role(), Detail: p.Role()}
+	a := &helper.Action{Subject: p.Role(), Detail: p.Role()}
 	if !p.Cached() {
-		a.Class = approval.ClassAWS
+		a.Class = helper.ClassAWS
 		a.Prompt = r.Shed + " wants AWS credentials for " + p.Role()
 	}
 	return a, nil
 }
 
 // Serve returns the shed's session credentials.
-func (s *Service) Serve(ctx context.Context, r *broker.Request, a *broker.Action) (any, error) {
+func (s *Service) Serve(ctx context.Context, r *helper.Request, a *helper.Action) (any, error) {
 	if r.Op != bus.OpGetCredentials {
 		return nil, bus.Errorf(bus.CodeBadRequest, "aws-credentials has no operation %.40q", r.Op)
 	}

@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/awssts"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 const (
@@ -68,10 +67,10 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // get runs Describe then Serve as the broker does.
-func (f *fixture) get(t *testing.T, c *config.Config, shed, payload string) (*broker.Action, bus.AWSCredentials, error) {
+func (f *fixture) get(t *testing.T, c *config.Config, shed, payload string) (*helper.Action, bus.AWSCredentials, error) {
 	t.Helper()
 	sc := c.ForShed(shed)
-	r := &broker.Request{ID: bus.NewID(), Shed: shed, NS: bus.NSAWS, Op: bus.OpGetCredentials, Payload: json.RawMessage(payload), Config: &sc}
+	r := &helper.Request{ID: bus.NewID(), Shed: shed, NS: bus.NSAWS, Op: bus.OpGetCredentials, Payload: json.RawMessage(payload), Config: &sc}
 	a, err := f.svc.Describe(context.Background(), r)
 	if err != nil {
 		return nil, bus.AWSCredentials{}, err
@@ -198,7 +197,7 @@ func TestNoRoleIsNotAllowed(t *testing.T) {
 func TestUnknownOperation(t *testing.T) {
 	f := newFixture(t)
 	sc := hostConfig(f.sts.srv.URL).ForShed("a")
-	_, err := f.svc.Describe(context.Background(), &broker.Request{Shed: "a", NS: bus.NSAWS, Op: "put_credentials", Config: &sc})
+	_, err := f.svc.Describe(context.Background(), &helper.Request{Shed: "a", NS: bus.NSAWS, Op: "put_credentials", Config: &sc})
 	if bus.CodeOf(err) != bus.CodeBadRequest {
 		t.Errorf("err %v, want BAD_REQUEST", err)
 	}
@@ -279,8 +278,8 @@ func TestCacheAndRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Class != approval.ClassAWS {
-		t.Errorf("a host cache miss has class %q, want %q", a.Class, approval.ClassAWS)
+	if a.Class != helper.ClassAWS {
+		t.Errorf("a host cache miss has class %q, want %q", a.Class, helper.ClassAWS)
 	}
 	if want := roleA + " expires:" + first.Expiration.UTC().Format("15:04"); a.Detail != want {
 		t.Errorf("detail %q, want %q", a.Detail, want)
@@ -309,7 +308,7 @@ func TestCacheAndRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if third.AccessKeyID == first.AccessKeyID || len(f.sts.calls()) != 2 || a.Class != approval.ClassAWS {
+	if third.AccessKeyID == first.AccessKeyID || len(f.sts.calls()) != 2 || a.Class != helper.ClassAWS {
 		t.Errorf("4m before expiry: key changed %t, %d AssumeRole calls, class %q", third.AccessKeyID != first.AccessKeyID, len(f.sts.calls()), a.Class)
 	}
 }

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/guest/dockerhelper"
 	"github.com/spuff-dev/spuff/helpers/dockercreds"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // served is one request as the host saw it.
@@ -37,7 +37,7 @@ func newMiniBroker(svc *dockercreds.Service, c *config.Config, shed string) *min
 }
 
 func (m *miniBroker) ServeBus(ctx context.Context, r *bus.Request) (any, error) {
-	req := &broker.Request{ID: r.ID, Shed: m.cfg.Name, NS: r.NS, Op: r.Op, Payload: r.Payload, Config: &m.cfg}
+	req := &helper.Request{ID: r.ID, Shed: m.cfg.Name, NS: r.NS, Op: r.Op, Payload: r.Payload, Config: &m.cfg}
 	rec := served{Op: r.Op, Payload: string(r.Payload)}
 	act, err := m.svc.Describe(ctx, req)
 	var out any

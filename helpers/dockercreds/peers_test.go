@@ -11,12 +11,11 @@ import (
 
 	"github.com/docker/docker-credential-helpers/client"
 	"github.com/docker/docker-credential-helpers/credentials"
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/dockercreds"
 	"github.com/spuff-dev/spuff/helpers/dockercreds/dockertest"
+	"github.com/spuff-dev/spuff/helpers/helper"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
 
@@ -151,10 +150,10 @@ func TestRealPeers(t *testing.T) {
 			},
 		}
 		svc := dockercreds.NewService(f.store, nil)
-		call := func(shed, op string, payload any) (any, *broker.Action, error) {
+		call := func(shed, op string, payload any) (any, *helper.Action, error) {
 			sc := cfg.ForShed(shed)
 			raw, _ := json.Marshal(payload)
-			r := &broker.Request{ID: bus.NewID(), Shed: shed, NS: bus.NSDocker, Op: op, Payload: raw, Config: &sc}
+			r := &helper.Request{ID: bus.NewID(), Shed: shed, NS: bus.NSDocker, Op: op, Payload: raw, Config: &sc}
 			a, err := svc.Describe(ctx, r)
 			if err != nil {
 				return nil, nil, err
@@ -167,7 +166,7 @@ func TestRealPeers(t *testing.T) {
 			}
 			return out, a, err
 		}
-		get := func(shed, server string) (bus.DockerGetResponse, *broker.Action, error) {
+		get := func(shed, server string) (bus.DockerGetResponse, *helper.Action, error) {
 			out, a, err := call(shed, bus.OpGet, bus.DockerGetRequest{ServerURL: server})
 			r, _ := out.(bus.DockerGetResponse)
 			return r, a, err
@@ -177,7 +176,7 @@ func TestRealPeers(t *testing.T) {
 		if err != nil || r.Username != "alice" {
 			t.Fatalf("alpha get reg: %q, %v", r.Username, err)
 		}
-		if a.Class != approval.ClassDocker || a.Subject != f.reg.Addr || a.Detail != f.reg.Addr+" user:alice" {
+		if a.Class != helper.ClassDocker || a.Subject != f.reg.Addr || a.Detail != f.reg.Addr+" user:alice" {
 			t.Fatalf("alpha get reg action = %+v", a)
 		}
 		if code, _ := f.reg.Ping(r.Username, r.Secret); code != http.StatusOK {

@@ -1,17 +1,14 @@
 package dockercreds
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 // Source is where the service finds host credentials; *Store is the real one.
@@ -28,7 +25,7 @@ type Service struct {
 	log *slog.Logger
 }
 
-var _ broker.Service = (*Service)(nil)
+var _ helper.Service = (*Service)(nil)
 
 // NewService serves credentials from src; log may be nil.
 func NewService(src Source, log *slog.Logger) *Service {
@@ -43,26 +40,26 @@ const readOnly = "spuff brokers docker credentials read-only; run `docker login`
 // Describe reads the request. A get for a registry outside the allowlist is
 // described without an approval class, so nobody is asked about a request
 // Serve will refuse anyway.
-func (s *Service) Describe(_ context.Context, r *broker.Request) (*broker.Action, error) {
+func (s *Service) Describe(_ context.Context, r *helper.Request) (*helper.Action, error) {
 	switch r.Op {
 	case bus.OpGet:
 		reg, err := registryOf(r.Payload)
 		if err != nil {
 			return nil, err
 		}
-		a := &broker.Action{Subject: reg, Detail: reg}
+		a := &helper.Action{Subject: reg, Detail: reg}
 		if !allowlist(r).Allows(reg) {
 			a.Detail = reg + " not allowlisted"
 			return a, nil
 		}
-		a.Class = approval.ClassDocker
+		a.Class = helper.ClassDocker
 		a.Prompt = fmt.Sprintf("%s wants your docker login for %s", r.Shed, reg)
 		return a, nil
 	case bus.OpList:
-		return &broker.Action{Detail: "list"}, nil
+		return &helper.Action{Detail: "list"}, nil
 	case bus.OpStore, bus.OpErase:
 		// Refused whatever it says; the audit names the registry when it can.
-		a := &broker.Action{Detail: "refused: read-only"}
+		a := &helper.Action{Detail: "refused: read-only"}
 		if reg, err := registryOf(r.Payload); err == nil {
 			a.Subject, a.Detail = reg, reg+" refused: read-only"
 		}
@@ -73,7 +70,7 @@ func (s *Service) Describe(_ context.Context, r *broker.Request) (*broker.Action
 }
 
 // Serve answers get and list; store and erase are always NOT_ALLOWED.
-func (s *Service) Serve(ctx context.Context, r *broker.Request, a *broker.Action) (any, error) {
+func (s *Service) Serve(ctx context.Context, r *helper.Request, a *helper.Action) (any, error) {
 	switch r.Op {
 	case bus.OpGet:
 		reg, err := registryOf(r.Payload)
@@ -117,7 +114,7 @@ func (s *Service) Serve(ctx context.Context, r *broker.Request, a *broker.Action
 	}
 }
 
-func allowlist(r *broker.Request) *Allowlist {
+func allowlist(r *helper.Request) *Allowlist {
 	if r.Config == nil {
 		return &Allowlist{}
 	}
@@ -135,13 +132,8 @@ func upstream(err error) error {
 // registryOf strictly decodes a DockerGetRequest and normalizes its server URL.
 func registryOf(payload json.RawMessage) (string, error) {
 	var req bus.DockerGetRequest
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return "", bus.Errorf(bus.CodeBadRequest, "docker-credentials payload: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return "", bus.Errorf(bus.CodeBadRequest, "docker-credentials payload: trailing data")
+	if err := bus.DecodePayload(bus.NSDocker, payload, &req); err != nil {
+		return "", err
 	}
 	reg, err := Normalize(req.ServerURL)
 	if err != nil {

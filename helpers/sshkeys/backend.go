@@ -26,6 +26,7 @@ const (
 // Backend is where signatures come from, chosen by ssh.mode. It is a
 // read-only agent: spuff never adds, removes or locks the host's keys.
 type Backend struct {
+	readOnly
 	mode    string // resolved: ModeAgentForward or ModeLocalKeys
 	a       agent.ExtendedAgent
 	fwd     *forwardAgent
@@ -142,17 +143,13 @@ func (b *Backend) Extension(string, []byte) ([]byte, error) {
 // (its keys are used through Sign only).
 func (b *Backend) Signers() ([]ssh.Signer, error) { return b.a.Signers() }
 
-// Add is refused: spuff never changes the host's keys.
-func (b *Backend) Add(agent.AddedKey) error { return errReadOnly }
+// readOnly refuses every write of agent.Agent: spuff never adds, removes
+// or locks the keys of the developer's computer. The host-side agents embed
+// it, so the refusal is written once.
+type readOnly struct{}
 
-// Remove is refused.
-func (b *Backend) Remove(ssh.PublicKey) error { return errReadOnly }
-
-// RemoveAll is refused.
-func (b *Backend) RemoveAll() error { return errReadOnly }
-
-// Lock is refused.
-func (b *Backend) Lock([]byte) error { return errReadOnly }
-
-// Unlock is refused.
-func (b *Backend) Unlock([]byte) error { return errReadOnly }
+func (readOnly) Add(agent.AddedKey) error   { return errReadOnly }
+func (readOnly) Remove(ssh.PublicKey) error { return errReadOnly }
+func (readOnly) RemoveAll() error           { return errReadOnly }
+func (readOnly) Lock([]byte) error          { return errReadOnly }
+func (readOnly) Unlock([]byte) error        { return errReadOnly }

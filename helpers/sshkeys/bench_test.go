@@ -10,9 +10,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
@@ -121,7 +121,7 @@ func serviceSigner(b *testing.B, backend agent.ExtendedAgent, pub ssh.PublicKey,
 		b.Fatal(err)
 	}
 	return func() error {
-		r := &broker.Request{ID: "bench", Shed: "bench", NS: bus.NSSSHAgent, Op: bus.OpSign, Payload: raw, Config: &cfg}
+		r := &helper.Request{ID: "bench", Shed: "bench", NS: bus.NSSSHAgent, Op: bus.OpSign, Payload: raw, Config: &cfg}
 		a, err := svc.Describe(context.Background(), r)
 		if err != nil {
 			return err

@@ -13,10 +13,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
 )
 
@@ -65,18 +64,18 @@ type env struct {
 	fx  *fixture
 }
 
-func (e *env) do(keys []string, op string, payload any) (*broker.Action, any, error) {
+func (e *env) do(keys []string, op string, payload any) (*helper.Action, any, error) {
 	return e.doConn("my-shed", keys, op, payload)
 }
 
-func (e *env) doConn(shed string, keys []string, op string, payload any) (*broker.Action, any, error) {
+func (e *env) doConn(shed string, keys []string, op string, payload any) (*helper.Action, any, error) {
 	e.t.Helper()
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	cfg := (&config.Config{SSH: config.SSH{Keys: keys}}).ForShed(shed)
-	r := &broker.Request{ID: bus.NewID(), Shed: shed, NS: bus.NSSSHAgent, Op: op, Payload: raw, Config: &cfg}
+	r := &helper.Request{ID: bus.NewID(), Shed: shed, NS: bus.NSSSHAgent, Op: op, Payload: raw, Config: &cfg}
 	a, err := e.svc.Describe(context.Background(), r)
 	if err != nil {
 		return nil, nil, err
@@ -94,7 +93,7 @@ func (e *env) list(keys []string) []bus.SSHKey {
 	return out.(bus.SSHListResponse).Keys
 }
 
-func (e *env) sign(keys []string, k ssh.PublicKey, data []byte, flags agent.SignatureFlags, conn uint64) (*broker.Action, *ssh.Signature, error) {
+func (e *env) sign(keys []string, k ssh.PublicKey, data []byte, flags agent.SignatureFlags, conn uint64) (*helper.Action, *ssh.Signature, error) {
 	e.t.Helper()
 	a, out, err := e.do(keys, bus.OpSign, bus.SSHSignRequest{Key: k.Marshal(), Data: data, Flags: uint32(flags), AgentConn: conn})
 	if err != nil {
@@ -234,7 +233,7 @@ var conformance = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a.Class != approval.ClassSSHSign || a.Scope != "git" || a.Subject != e.fx.ed.FP {
+		if a.Class != helper.ClassSSHSign || a.Scope != "git" || a.Subject != e.fx.ed.FP {
 			t.Fatalf("action %+v", a)
 		}
 		if want := "ssh-ed25519 " + e.fx.ed.FP + " sshsig:git"; a.Detail != want {
@@ -245,14 +244,14 @@ var conformance = []struct {
 		}
 	}},
 	{"read-only", func(t *testing.T, e *env) {
-		for _, op := range []string{OpAdd, OpRemove} {
+		for _, op := range []string{bus.OpAdd, bus.OpRemove} {
 			a, _, err := e.do(nil, op, bus.SSHKey{Blob: e.fx.ed.Pub.Marshal()})
 			wantCode(t, err, bus.CodeNotAllowed)
 			if a.Subject != e.fx.ed.FP {
 				t.Errorf("%s: subject %q", op, a.Subject)
 			}
 		}
-		for _, op := range []string{OpRemoveAll, OpLock, OpUnlock} {
+		for _, op := range []string{bus.OpRemoveAll, bus.OpLock, bus.OpUnlock} {
 			_, _, err := e.do(nil, op, nil)
 			wantCode(t, err, bus.CodeNotAllowed)
 		}
@@ -277,7 +276,7 @@ var conformance = []struct {
 	{"session-bind", func(t *testing.T, e *env) {
 		host := newHostKey(t)
 		sid := randBytes(32)
-		if _, _, err := e.do(nil, bus.OpExtension, bus.SSHExtensionRequest{Type: ExtSessionBind, Contents: host.bind(t, sid, false), AgentConn: 7}); err != nil {
+		if _, _, err := e.do(nil, bus.OpExtension, bus.SSHExtensionRequest{Type: bus.ExtSessionBind, Contents: host.bind(t, sid, false), AgentConn: 7}); err != nil {
 			t.Fatalf("session-bind: %v", err)
 		}
 		login := userauthData(sid, "git", e.fx.ed.Pub, host.pub)
@@ -288,14 +287,14 @@ var conformance = []struct {
 		if err := e.fx.ed.Pub.Verify(login, sig); err != nil {
 			t.Fatal(err)
 		}
-		if a.Class != approval.ClassSSHLogin {
+		if a.Class != helper.ClassSSHLogin {
 			t.Errorf("class %q", a.Class)
 		}
 		// Another session on the bound connection is refused.
 		_, _, err = e.sign(nil, e.fx.ed.Pub, userauthData(randBytes(32), "git", e.fx.ed.Pub, host.pub), 0, 7)
 		wantCode(t, err, bus.CodeNotAllowed)
 		// A connection bound for a login takes no second binding.
-		_, _, err = e.do(nil, bus.OpExtension, bus.SSHExtensionRequest{Type: ExtSessionBind, Contents: host.bind(t, randBytes(32), false), AgentConn: 7})
+		_, _, err = e.do(nil, bus.OpExtension, bus.SSHExtensionRequest{Type: bus.ExtSessionBind, Contents: host.bind(t, randBytes(32), false), AgentConn: 7})
 		wantCode(t, err, bus.CodeNotAllowed)
 		// Other connections, and other sheds, are not bound.
 		if _, _, err := e.sign(nil, e.fx.ed.Pub, userauthData(randBytes(32), "git", e.fx.ed.Pub, nil), 0, 8); err != nil {
@@ -310,7 +309,7 @@ var conformance = []struct {
 	{"session-bind forwarded chain", func(t *testing.T, e *env) {
 		h1, h2 := newHostKey(t), newHostKey(t)
 		for _, b := range [][]byte{h1.bind(t, randBytes(32), true), h2.bind(t, randBytes(32), true)} {
-			if _, _, err := e.do(nil, bus.OpExtension, bus.SSHExtensionRequest{Type: ExtSessionBind, Contents: b, AgentConn: 9}); err != nil {
+			if _, _, err := e.do(nil, bus.OpExtension, bus.SSHExtensionRequest{Type: bus.ExtSessionBind, Contents: b, AgentConn: 9}); err != nil {
 				t.Fatalf("forwarding bind: %v", err)
 			}
 		}
@@ -323,7 +322,7 @@ var conformance = []struct {
 			HostKey, SID, Sig []byte
 			Fwd               bool
 		}{host.pub.Marshal(), sid, ssh.Marshal(other.sign(t, sid)), false})
-		_, _, err := e.do(nil, bus.OpExtension, bus.SSHExtensionRequest{Type: ExtSessionBind, Contents: forged, AgentConn: 3})
+		_, _, err := e.do(nil, bus.OpExtension, bus.SSHExtensionRequest{Type: bus.ExtSessionBind, Contents: forged, AgentConn: 3})
 		wantCode(t, err, bus.CodeBadRequest)
 	}},
 }
@@ -434,7 +433,7 @@ func sshsigData(ns string) []byte {
 }
 
 func busExt(contents []byte, conn uint64) bus.SSHExtensionRequest {
-	return bus.SSHExtensionRequest{Type: ExtSessionBind, Contents: contents, AgentConn: conn}
+	return bus.SSHExtensionRequest{Type: bus.ExtSessionBind, Contents: contents, AgentConn: conn}
 }
 
 func marshalAuthorized(h hostKey) []byte { return ssh.MarshalAuthorizedKey(h.pub) }

@@ -18,6 +18,7 @@ import (
 // operations at once, so a slow answer (a Touch ID prompt in the host
 // agent) holds up only its own caller.
 type forwardAgent struct {
+	readOnly
 	path    string
 	timeout time.Duration // per operation; a human may be asked by the host agent
 	maxIdle int
@@ -157,12 +158,6 @@ func (f *forwardAgent) Signers() ([]ssh.Signer, error) {
 	return nil, errors.New("sshkeys: signers are not served")
 }
 
-func (f *forwardAgent) Add(agent.AddedKey) error   { return errReadOnly }
-func (f *forwardAgent) Remove(ssh.PublicKey) error { return errReadOnly }
-func (f *forwardAgent) RemoveAll() error           { return errReadOnly }
-func (f *forwardAgent) Lock([]byte) error          { return errReadOnly }
-func (f *forwardAgent) Unlock([]byte) error        { return errReadOnly }
-
 // session opens a connection of its own for one guest agent connection
 // that sent session-bind. OpenSSH's agent keeps bindings per connection and
 // checks later signs against them, so the guest connection's binding and
@@ -183,6 +178,7 @@ type Session interface {
 }
 
 type forwardSession struct {
+	readOnly
 	f  *forwardAgent
 	mu sync.Mutex
 	c  *agentConn
@@ -242,9 +238,3 @@ func (s *forwardSession) Extension(typ string, contents []byte) (res []byte, err
 func (s *forwardSession) Signers() ([]ssh.Signer, error) {
 	return nil, errors.New("sshkeys: signers are not served")
 }
-
-func (s *forwardSession) Add(agent.AddedKey) error   { return errReadOnly }
-func (s *forwardSession) Remove(ssh.PublicKey) error { return errReadOnly }
-func (s *forwardSession) RemoveAll() error           { return errReadOnly }
-func (s *forwardSession) Lock([]byte) error          { return errReadOnly }
-func (s *forwardSession) Unlock([]byte) error        { return errReadOnly }

@@ -31,6 +31,7 @@ var (
 // localKeys is an agent over the unencrypted keys of ~/.ssh, read once at
 // start. Signing takes no lock: the keys never change after loading.
 type localKeys struct {
+	readOnly
 	keys   []*localKey
 	byBlob map[string]*localKey
 }
@@ -173,9 +174,3 @@ func (l *localKeys) Signers() ([]ssh.Signer, error) {
 func (l *localKeys) Extension(string, []byte) ([]byte, error) {
 	return nil, agent.ErrExtensionUnsupported
 }
-
-func (l *localKeys) Add(agent.AddedKey) error   { return errReadOnly }
-func (l *localKeys) Remove(ssh.PublicKey) error { return errReadOnly }
-func (l *localKeys) RemoveAll() error           { return errReadOnly }
-func (l *localKeys) Lock([]byte) error          { return errReadOnly }
-func (l *localKeys) Unlock([]byte) error        { return errReadOnly }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -20,24 +19,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
-
-// Operations the guest agent sends so that a refused write is audited on
-// the host (the guest agent is read-only; these always fail NOT_ALLOWED).
-// The payload of add and remove is a bus.SSHKey holding the public key only.
-const (
-	OpAdd       = "add"
-	OpRemove    = "remove"
-	OpRemoveAll = "remove_all"
-	OpLock      = "lock"
-	OpUnlock    = "unlock"
-)
-
-// ReadOnly is what a shed user is told when they try to change the keys.
-const ReadOnly = "the spuff agent is read-only: keys live on your computer; add them there"
 
 // sessioner is a backend whose session-bind state lives on a connection
 // (*Backend in agent-forward mode).
@@ -61,8 +45,8 @@ type Service struct {
 }
 
 var (
-	_ broker.Service   = (*Service)(nil)
-	_ broker.Forgetter = (*Service)(nil)
+	_ helper.Service   = (*Service)(nil)
+	_ helper.Forgetter = (*Service)(nil)
 	_ sessioner        = (*Backend)(nil)
 )
 
@@ -100,10 +84,10 @@ const (
 
 // Describe reads a request and says what it asks for. Keys outside the
 // allowlist and unknown keys get no approval class: Serve refuses them.
-func (s *Service) Describe(_ context.Context, r *broker.Request) (*broker.Action, error) {
+func (s *Service) Describe(_ context.Context, r *helper.Request) (*helper.Action, error) {
 	switch r.Op {
 	case bus.OpList:
-		return &broker.Action{Detail: "list"}, nil
+		return &helper.Action{Detail: "list"}, nil
 	case bus.OpSign:
 		req, err := decodeSign(r.Payload)
 		if err != nil {
@@ -115,47 +99,47 @@ func (s *Service) Describe(_ context.Context, r *broker.Request) (*broker.Action
 		if err != nil {
 			return nil, err
 		}
-		if req.Type != ExtSessionBind {
-			return &broker.Action{Detail: "extension " + clean(req.Type) + " refused"}, nil
+		if req.Type != bus.ExtSessionBind {
+			return &helper.Action{Detail: "extension " + clean(req.Type) + " refused"}, nil
 		}
 		b, err := ParseSessionBind(req.Contents)
 		if err != nil {
-			return &broker.Action{Detail: "session-bind invalid"}, nil
+			return &helper.Action{Detail: "session-bind invalid"}, nil
 		}
-		return &broker.Action{Detail: "session-bind " + keyDesc(b.HostKey) + s.hostNames(b.HostKey)}, nil
-	case OpAdd, OpRemove:
-		a := &broker.Action{Detail: r.Op + " refused: read-only"}
+		return &helper.Action{Detail: "session-bind " + keyDesc(b.HostKey) + s.hostNames(b.HostKey)}, nil
+	case bus.OpAdd, bus.OpRemove:
+		a := &helper.Action{Detail: r.Op + " refused: read-only"}
 		if k, err := decodeKey(r.Payload); err == nil {
 			a.Subject = fingerprint(k.Blob)
 			a.Detail = r.Op + " " + keyDesc(k.Blob) + " refused: read-only"
 		}
 		return a, nil
-	case OpRemoveAll, OpLock, OpUnlock:
-		return &broker.Action{Detail: r.Op + " refused: read-only"}, nil
+	case bus.OpRemoveAll, bus.OpLock, bus.OpUnlock:
+		return &helper.Action{Detail: r.Op + " refused: read-only"}, nil
 	}
 	return nil, bus.Errorf(bus.CodeBadRequest, "ssh-agent has no operation %.40q", r.Op)
 }
 
-func (s *Service) describeSign(r *broker.Request, req *bus.SSHSignRequest) *broker.Action {
+func (s *Service) describeSign(r *helper.Request, req *bus.SSHSignRequest) *helper.Action {
 	fp := fingerprint(req.Key)
 	sd := ParseSignData(req.Data)
-	a := &broker.Action{Subject: fp}
+	a := &helper.Action{Subject: fp}
 	var what, class, scope string
 	switch sd.Kind {
 	case KindUserAuth:
 		dest := clean(sd.User) + "@" + s.destination(r.Shed, req.AgentConn, sd)
 		a.Detail = keyDesc(req.Key) + " " + dest
-		what, class = "sign in to "+dest, approval.ClassSSHLogin
+		what, class = "sign in to "+dest, helper.ClassSSHLogin
 	case KindSSHSig:
 		ns := clean(sd.Namespace)
 		a.Detail = keyDesc(req.Key) + " sshsig:" + ns
-		what, class, scope = "sign with sshsig namespace \""+ns+"\"", approval.ClassSSHSign, sd.Namespace
+		what, class, scope = "sign with sshsig namespace \""+ns+"\"", helper.ClassSSHSign, sd.Namespace
 		if sd.Namespace == "git" {
 			what = "sign a git commit or tag"
 		}
 	default:
 		a.Detail = keyDesc(req.Key) + " data"
-		what, class = "sign data that is neither a login nor an sshsig", approval.ClassSSHSign
+		what, class = "sign data that is neither a login nor an sshsig", helper.ClassSSHSign
 	}
 	if !allowed(r, fp) {
 		a.Detail += " not allowlisted"
@@ -204,7 +188,7 @@ func (s *Service) hostNames(hk []byte) string {
 }
 
 // Serve lists, signs or binds.
-func (s *Service) Serve(ctx context.Context, r *broker.Request, a *broker.Action) (any, error) {
+func (s *Service) Serve(ctx context.Context, r *helper.Request, a *helper.Action) (any, error) {
 	switch r.Op {
 	case bus.OpList:
 		return s.list(r, a)
@@ -220,13 +204,13 @@ func (s *Service) Serve(ctx context.Context, r *broker.Request, a *broker.Action
 			return nil, err
 		}
 		return s.extension(r, req)
-	case OpAdd, OpRemove, OpRemoveAll, OpLock, OpUnlock:
-		return nil, bus.Errorf(bus.CodeNotAllowed, "%s", ReadOnly)
+	case bus.OpAdd, bus.OpRemove, bus.OpRemoveAll, bus.OpLock, bus.OpUnlock:
+		return nil, bus.Errorf(bus.CodeNotAllowed, "%s", bus.SSHReadOnly)
 	}
 	return nil, bus.Errorf(bus.CodeBadRequest, "ssh-agent has no operation %.40q", r.Op)
 }
 
-func (s *Service) list(r *broker.Request, a *broker.Action) (any, error) {
+func (s *Service) list(r *helper.Request, a *helper.Action) (any, error) {
 	keys, err := s.refresh()
 	if err != nil {
 		return nil, s.upstream("listing keys", err)
@@ -241,7 +225,7 @@ func (s *Service) list(r *broker.Request, a *broker.Action) (any, error) {
 	return out, nil
 }
 
-func (s *Service) sign(r *broker.Request, req *bus.SSHSignRequest) (any, error) {
+func (s *Service) sign(r *helper.Request, req *bus.SSHSignRequest) (any, error) {
 	fp := fingerprint(req.Key)
 	if !allowed(r, fp) {
 		return nil, bus.Errorf(bus.CodeNotAllowed, "key %s is not allowed for shed %q; add it to sheds.%s.ssh.keys (or ssh.keys) in the spuff config on your computer", fp, r.Shed, r.Shed)
@@ -294,8 +278,8 @@ func (s *Service) agentFor(shed string, conn uint64, sd SignData) (agent.Extende
 	return s.backend, nil
 }
 
-func (s *Service) extension(r *broker.Request, req *bus.SSHExtensionRequest) (any, error) {
-	if req.Type != ExtSessionBind {
+func (s *Service) extension(r *helper.Request, req *bus.SSHExtensionRequest) (any, error) {
+	if req.Type != bus.ExtSessionBind {
 		return nil, bus.Errorf(bus.CodeBadRequest, "agent extension %q is not brokered", clean(req.Type))
 	}
 	b, err := ParseSessionBind(req.Contents)
@@ -509,7 +493,7 @@ func (s *Service) upstream(what string, err error) error {
 
 // allowed applies the shed's allowlist. A request without a configuration
 // is a broker bug and is refused.
-func allowed(r *broker.Request, fp string) bool {
+func allowed(r *helper.Request, fp string) bool {
 	if r.Config == nil {
 		return false
 	}
@@ -571,7 +555,7 @@ func clean(s string) string {
 
 func decodeSign(p json.RawMessage) (*bus.SSHSignRequest, error) {
 	var req bus.SSHSignRequest
-	if err := strictDecode(p, &req); err != nil {
+	if err := bus.DecodePayload(bus.NSSSHAgent, p, &req); err != nil {
 		return nil, err
 	}
 	if len(req.Key) == 0 {
@@ -582,7 +566,7 @@ func decodeSign(p json.RawMessage) (*bus.SSHSignRequest, error) {
 
 func decodeExtension(p json.RawMessage) (*bus.SSHExtensionRequest, error) {
 	var req bus.SSHExtensionRequest
-	if err := strictDecode(p, &req); err != nil {
+	if err := bus.DecodePayload(bus.NSSSHAgent, p, &req); err != nil {
 		return nil, err
 	}
 	return &req, nil
@@ -590,23 +574,11 @@ func decodeExtension(p json.RawMessage) (*bus.SSHExtensionRequest, error) {
 
 func decodeKey(p json.RawMessage) (*bus.SSHKey, error) {
 	var k bus.SSHKey
-	if err := strictDecode(p, &k); err != nil {
+	if err := bus.DecodePayload(bus.NSSSHAgent, p, &k); err != nil {
 		return nil, err
 	}
 	if _, err := ssh.ParsePublicKey(k.Blob); err != nil {
 		return nil, bus.Errorf(bus.CodeBadRequest, "ssh-agent: key does not parse")
 	}
 	return &k, nil
-}
-
-func strictDecode(p json.RawMessage, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(p))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bus.Errorf(bus.CodeBadRequest, "ssh-agent payload: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return bus.Errorf(bus.CodeBadRequest, "ssh-agent payload: trailing data")
-	}
-	return nil
 }

@@ -11,10 +11,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 func TestDescribeLogin(t *testing.T) {
@@ -32,7 +31,7 @@ func TestDescribeLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Detail != edDesc+" git@github.com" || a.Class != approval.ClassSSHLogin || a.Subject != fx.ed.FP {
+	if a.Detail != edDesc+" git@github.com" || a.Class != helper.ClassSSHLogin || a.Subject != fx.ed.FP {
 		t.Fatalf("action %+v", a)
 	}
 	if want := "my-shed wants to sign in to git@github.com with " + edDesc + " (id_ed25519)"; a.Prompt != want {
@@ -63,7 +62,7 @@ func TestDescribeLogin(t *testing.T) {
 	}
 	// Data that is neither a login nor an sshsig still asks as a sign.
 	a, _, _ = e.sign(nil, fx.ed.Pub, []byte("challenge"), 0, 6)
-	if a.Class != approval.ClassSSHSign || a.Detail != edDesc+" data" {
+	if a.Class != helper.ClassSSHSign || a.Detail != edDesc+" data" {
 		t.Fatalf("unknown data action %+v", a)
 	}
 	// List refines its detail with the count.
@@ -83,7 +82,7 @@ func TestNoConfigFailsClosed(t *testing.T) {
 	fx := newFixture(t)
 	svc := NewService(keyringWith(t, fx.ed.Path), ServiceOptions{})
 	raw, _ := json.Marshal(bus.SSHSignRequest{Key: fx.ed.Pub.Marshal(), Data: []byte("x")})
-	r := &broker.Request{ID: bus.NewID(), Shed: "s", NS: bus.NSSSHAgent, Op: bus.OpSign, Payload: raw}
+	r := &helper.Request{ID: bus.NewID(), Shed: "s", NS: bus.NSSSHAgent, Op: bus.OpSign, Payload: raw}
 	a, err := svc.Describe(context.Background(), r)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +91,7 @@ func TestNoConfigFailsClosed(t *testing.T) {
 		t.Fatalf("sign without config: %v", err)
 	}
 	r.Op, r.Payload = bus.OpList, nil
-	out, err := svc.Serve(context.Background(), r, &broker.Action{})
+	out, err := svc.Serve(context.Background(), r, &helper.Action{})
 	if err != nil || len(out.(bus.SSHListResponse).Keys) != 0 {
 		t.Fatalf("list without config: %v %v", out, err)
 	}
@@ -144,8 +143,8 @@ func FuzzServiceRequest(f *testing.F) {
 		{bus.OpList, nil},
 		{bus.OpSign, bus.SSHSignRequest{Key: key, Data: sshsigData("git"), Flags: 4, AgentConn: 1}},
 		{bus.OpSign, bus.SSHSignRequest{Key: key, Data: userauthData(sid, "git", pub, nil)}},
-		{bus.OpExtension, bus.SSHExtensionRequest{Type: ExtSessionBind, Contents: []byte{0, 0, 0, 1, 0}}},
-		{OpAdd, bus.SSHKey{Blob: key}},
+		{bus.OpExtension, bus.SSHExtensionRequest{Type: bus.ExtSessionBind, Contents: []byte{0, 0, 0, 1, 0}}},
+		{bus.OpAdd, bus.SSHKey{Blob: key}},
 	} {
 		raw, _ := json.Marshal(seed.payload)
 		f.Add(seed.op, raw)
@@ -156,7 +155,7 @@ func FuzzServiceRequest(f *testing.F) {
 	shed := (&config.Config{}).ForShed("fuzz")
 	cfg := &shed
 	f.Fuzz(func(t *testing.T, op string, payload []byte) {
-		r := &broker.Request{ID: "x", Shed: "fuzz", NS: bus.NSSSHAgent, Op: op, Payload: payload, Config: cfg}
+		r := &helper.Request{ID: "x", Shed: "fuzz", NS: bus.NSSSHAgent, Op: op, Payload: payload, Config: cfg}
 		a, err := svc.Describe(context.Background(), r)
 		if err != nil {
 			if bus.CodeOf(err) != bus.CodeBadRequest {

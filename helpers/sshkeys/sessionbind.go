@@ -6,12 +6,10 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// ExtSessionBind is OpenSSH's session-bind agent extension: ssh tells its
-// agent which server (host key) and which session it is authenticating to,
-// signed by that server, before it asks for the userauth signature.
-const ExtSessionBind = "session-bind@openssh.com"
-
-// SessionBind is a parsed, verified session-bind@openssh.com request.
+// SessionBind is a parsed, verified session-bind@openssh.com request
+// (bus.ExtSessionBind): ssh tells its agent which server (host key) and
+// which session it is authenticating to, signed by that server, before it
+// asks for the userauth signature.
 type SessionBind struct {
 	HostKey    []byte // wire blob of the server's host key
 	SessionID  []byte

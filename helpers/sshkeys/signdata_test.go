@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
+	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
@@ -198,7 +199,7 @@ func (r *recorder) Sign(k ssh.PublicKey, data []byte) (*ssh.Signature, error) {
 }
 
 func (r *recorder) Extension(typ string, contents []byte) ([]byte, error) {
-	if typ != ExtSessionBind {
+	if typ != bus.ExtSessionBind {
 		return nil, agent.ErrExtensionUnsupported
 	}
 	r.mu.Lock()

@@ -16,9 +16,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/helpers/helper"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
 
@@ -99,12 +99,12 @@ type Record struct {
 	Shed, NS, Op string
 	Result       string // ok | denied | error
 	Code         string // wire code of a failure
-	Action       broker.Action
+	Action       helper.Action
 }
 
 // Broker runs one Service as the broker does, minus approval and limits.
 type Broker struct {
-	Svc    broker.Service
+	Svc    helper.Service
 	Config *config.Config
 
 	mu      sync.Mutex
@@ -115,7 +115,7 @@ type Broker struct {
 func (b *Broker) Handler(shed string) bus.Handler {
 	return bus.HandlerFunc(func(ctx context.Context, req *bus.Request) (any, error) {
 		cfg := b.Config.ForShed(shed)
-		r := &broker.Request{ID: req.ID, Shed: shed, NS: req.NS, Op: req.Op, Payload: req.Payload, Config: &cfg}
+		r := &helper.Request{ID: req.ID, Shed: shed, NS: req.NS, Op: req.Op, Payload: req.Payload, Config: &cfg}
 		rec := Record{Shed: shed, NS: req.NS, Op: req.Op}
 		out, err := b.run(ctx, r, &rec)
 		switch code := bus.CodeOf(err); code {
@@ -133,7 +133,7 @@ func (b *Broker) Handler(shed string) bus.Handler {
 	})
 }
 
-func (b *Broker) run(ctx context.Context, r *broker.Request, rec *Record) (any, error) {
+func (b *Broker) run(ctx context.Context, r *helper.Request, rec *Record) (any, error) {
 	if r.NS != bus.NSSSHAgent {
 		return nil, bus.Errorf(bus.CodeBadRequest, "namespace %q is not served here", r.NS)
 	}

@@ -11,14 +11,14 @@ import (
 	"github.com/spuff-dev/spuff/guest/bus"
 )
 
-// Session states.
+// Attachment states.
 const (
 	StateConnecting   = "connecting"
 	StateConnected    = "connected"
 	StateDisconnected = "disconnected"
 )
 
-// ShedStatus is what the control API shows of a session.
+// ShedStatus is what the control API shows of an attachment.
 type ShedStatus struct {
 	Name         string    `json:"name"`
 	URL          string    `json:"url"`
@@ -32,9 +32,9 @@ type ShedStatus struct {
 	Errors       int64     `json:"errors"`
 }
 
-// session keeps one shed connected. Its name is the only identity a request
+// attachment keeps one shed connected. Its name is the only identity a request
 // on its connection can have.
-type session struct {
+type attachment struct {
 	b       *Broker
 	name    string
 	url     string
@@ -49,9 +49,9 @@ type session struct {
 	st   ShedStatus
 }
 
-func newSession(b *Broker, name, url string, cfg *config.Shed) *session {
+func newAttachment(b *Broker, name, url string, cfg *config.Shed) *attachment {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{
+	return &attachment{
 		b: b, name: name, url: url, cfg: cfg,
 		limiter: rate.NewLimiter(rate.Limit(cfg.Limits.RequestsPerSecond), cfg.Limits.Burst),
 		ctx:     ctx, cancel: cancel, done: make(chan struct{}),
@@ -59,11 +59,11 @@ func newSession(b *Broker, name, url string, cfg *config.Shed) *session {
 	}
 }
 
-func (s *session) ServeBus(ctx context.Context, r *bus.Request) (any, error) {
+func (s *attachment) ServeBus(ctx context.Context, r *bus.Request) (any, error) {
 	return s.b.handle(ctx, s, r)
 }
 
-func (s *session) run() {
+func (s *attachment) run() {
 	defer close(s.done)
 	backoff := s.b.opts.MinBackoff
 	for s.ctx.Err() == nil {
@@ -86,7 +86,7 @@ func (s *session) run() {
 
 // connectOnce dials, says hello and serves until the connection ends. It
 // returns nil when a connection was established (and later lost).
-func (s *session) connectOnce() error {
+func (s *attachment) connectOnce() error {
 	s.setState(StateConnecting, nil)
 	rwc, err := s.b.opts.Dial(s.ctx, s.url)
 	if err != nil {
@@ -121,7 +121,7 @@ func (s *session) connectOnce() error {
 	return nil
 }
 
-func (s *session) setState(state string, err error) {
+func (s *attachment) setState(state string, err error) {
 	s.mu.Lock()
 	changed := s.st.State != state
 	s.st.State = state
@@ -139,13 +139,13 @@ func (s *session) setState(state string, err error) {
 	}
 }
 
-func (s *session) current() *bus.Conn {
+func (s *attachment) current() *bus.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conn
 }
 
-func (s *session) count(result string) {
+func (s *attachment) count(result string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st.Requests++
@@ -157,7 +157,7 @@ func (s *session) count(result string) {
 	}
 }
 
-func (s *session) status() ShedStatus {
+func (s *attachment) status() ShedStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st
@@ -165,7 +165,7 @@ func (s *session) status() ShedStatus {
 	return st
 }
 
-func (s *session) stop() {
+func (s *attachment) stop() {
 	s.cancel()
 	<-s.done
 }
