@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spuff-dev/spuff/app/approval"
 	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/keychain/keychaintest"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
@@ -47,13 +47,13 @@ func (sh *sshShed) startSSH(t *testing.T) (wait func() (string, error)) {
 }
 
 // waitPending waits for one pending approval from shed and returns it.
-func waitPending(t *testing.T, s *sshHost, shed string) approval.PendingItem {
+func waitPending(t *testing.T, s *sshHost, shed string) api.PendingItem {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		out, err := s.h.Spuff(t, "pending", "--json")
 		if err == nil {
-			var items []approval.PendingItem
+			var items []api.PendingItem
 			if json.Unmarshal([]byte(out), &items) == nil {
 				for _, it := range items {
 					if it.Shed == shed {
@@ -65,7 +65,7 @@ func waitPending(t *testing.T, s *sshHost, shed string) approval.PendingItem {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("no pending approval from %s\nspuff-app log:\n%s", shed, s.h.Log())
-	return approval.PendingItem{}
+	return api.PendingItem{}
 }
 
 func loginSigns(shed string) func(audit.Record) bool {
@@ -150,7 +150,7 @@ func TestApprovalByCLIAfterTenSeconds(t *testing.T) {
 			return
 		case <-time.After(100 * time.Millisecond):
 			if out, err := s.h.Spuff(t, "pending", "--json"); err == nil {
-				var items []approval.PendingItem
+				var items []api.PendingItem
 				_ = json.Unmarshal([]byte(out), &items)
 				for _, it := range items {
 					if _, err := s.h.Spuff(t, "deny", it.ID); err == nil {
@@ -179,8 +179,8 @@ func TestApprovalGrantSurvivesRestart(t *testing.T) {
 	if out, err := wait(); err != nil {
 		t.Fatalf("ssh after approval: %v: %s", err, out)
 	}
-	grants := func() []approval.Grant {
-		var g []approval.Grant
+	grants := func() []api.Grant {
+		var g []api.Grant
 		if err := json.Unmarshal([]byte(s.h.MustSpuff(t, "approvals", "--json")), &g); err != nil {
 			t.Fatal(err)
 		}

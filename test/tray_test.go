@@ -11,7 +11,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/spuff-dev/spuff/app/broker"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/keychain/keychaintest"
 	"github.com/spuff-dev/spuff/test/harness"
 )
@@ -119,19 +119,28 @@ func (c *trayClient) layout() (menuEntry, error) {
 // waitFor polls the menu until match finds an entry.
 func (c *trayClient) waitFor(what string, match func(menuEntry) bool) menuEntry {
 	c.t.Helper()
+	e, _ := c.poll(what, match, 100*time.Millisecond)
+	return e
+}
+
+// poll reads the menu every interval until match finds an entry, and
+// returns it with the time the menu was first seen showing it.
+func (c *trayClient) poll(what string, match func(menuEntry) bool, interval time.Duration) (menuEntry, time.Time) {
+	c.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var last menuEntry
 	var err error
 	for time.Now().Before(deadline) {
+		asked := time.Now()
 		if last, err = c.layout(); err == nil {
 			if e, ok := last.find(match); ok {
-				return e
+				return e, asked
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(interval)
 	}
 	c.t.Fatalf("the tray menu never showed %s (last error %v); it shows:\n%s", what, err, last)
-	return menuEntry{}
+	return menuEntry{}, time.Time{}
 }
 
 func (c *trayClient) click(e menuEntry) {
@@ -191,9 +200,18 @@ func TestTrayListsShedsAndApprovesARealLogin(t *testing.T) {
 	tray.waitFor("the attached shed", labelled("● desk — connected"))
 
 	wait := sh.startSSH(t)
-	pending := tray.waitFor("the login waiting for approval", func(e menuEntry) bool {
+	pending, shown := tray.poll("the login waiting for approval", func(e menuEntry) bool {
 		return strings.HasPrefix(e.Label, "⚠ ") && strings.Contains(e.Label, "desk")
-	})
+	}, 5*time.Millisecond)
+	// The menu is redrawn on the approval event, not on a timer: the
+	// question shows within 300ms of being asked.
+	var asked []api.PendingItem
+	if err := json.Unmarshal([]byte(s.h.MustSpuff(t, "pending", "--json")), &asked); err != nil || len(asked) != 1 {
+		t.Fatalf("spuff pending --json: %v %+v", err, asked)
+	}
+	if lag := shown.Sub(asked[0].Since); lag > 300*time.Millisecond {
+		t.Fatalf("the tray showed the pending login %s after it was asked, want within 300ms (redrawn by its event)", lag)
+	}
 	approve, ok := pending.find(labelled("Approve"))
 	if !ok {
 		// The first layout after a rebuild stops at depth 1; ask again.
@@ -229,7 +247,7 @@ func TestTrayListsShedsAndApprovesARealLogin(t *testing.T) {
 	disconnect, _ := shed.find(labelled("Disconnect"))
 	tray.click(disconnect)
 	tray.waitFor("the empty state after Disconnect", labelled("No sheds attached"))
-	var sheds []broker.ShedStatus
+	var sheds []api.Attachment
 	if err := json.Unmarshal([]byte(s.h.MustSpuff(t, "list", "--json")), &sheds); err != nil {
 		t.Fatal(err)
 	}

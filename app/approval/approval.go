@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/keychain"
 	"github.com/spuff-dev/spuff/guest/bus"
 )
@@ -50,7 +51,7 @@ type Options struct {
 
 // ErrUnknown is returned for an id that names no pending request or grant
 // (it may have been answered, timed out or expired meanwhile).
-var ErrUnknown = errors.New("approval: no such request or grant")
+var ErrUnknown = api.ErrUnknown
 
 // Approver implements the broker's approval step. It is safe for concurrent
 // use; its zero value is not usable, call New.
@@ -64,10 +65,10 @@ type Approver struct {
 	mono       func() time.Duration
 
 	mu      sync.Mutex
-	grants  []*Grant
+	grants  []*grant
 	flights map[flightKey]*flight
 	byID    map[string]*flight
-	subs    map[int]chan struct{}
+	subs    map[int]chan api.Event
 	nextSub int
 
 	pmu sync.Mutex // serialises persist
@@ -85,7 +86,7 @@ func New(opts Options) *Approver {
 		mono:       opts.Monotonic,
 		flights:    map[flightKey]*flight{},
 		byID:       map[string]*flight{},
-		subs:       map[int]chan struct{}{},
+		subs:       map[int]chan api.Event{},
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -103,22 +104,6 @@ func New(opts Options) *Approver {
 	return a
 }
 
-// PendingItem is one open question, as `spuff pending` and the tray show it.
-type PendingItem struct {
-	ID      string    `json:"id"`
-	Shed    string    `json:"shed"`
-	NS      string    `json:"ns"`
-	Op      string    `json:"op"`
-	Class   string    `json:"class"`
-	Scope   string    `json:"scope,omitempty"`
-	Subject string    `json:"subject,omitempty"`
-	Policy  string    `json:"policy"`
-	Prompt  string    `json:"prompt"`
-	Waiting int       `json:"waiting"` // requests sharing this question
-	Since   time.Time `json:"since"`
-	Expires time.Time `json:"expires"` // when it times out unanswered
-}
-
 // flightKey makes requests identical: the same question for the same thing.
 // The prompt is part of it so that a request to sign in somewhere else never
 // rides on a yes the human gave to what they were shown.
@@ -131,7 +116,7 @@ type flight struct {
 	key     flightKey
 	q       Request // the first request
 	rule    rule
-	item    PendingItem
+	item    api.PendingItem
 	waiters int
 	done    chan struct{}
 	over    bool
@@ -170,11 +155,13 @@ func (a *Approver) Approve(ctx context.Context, q *Request) (string, error) {
 	}
 	f.waiters++
 	f.item.Waiting = f.waiters
+	if started {
+		// Sent under the lock, so that no answer's event can overtake it.
+		opened := f.item
+		a.notifyLocked(api.ApprovalChange{Change: api.ApprovalNew, ID: opened.ID, Pending: &opened}, q.Shed)
+	}
 	a.mu.Unlock()
 	defer a.leave(f)
-	if started {
-		a.notify()
-	}
 
 	// The broker sends the guest progress frames while this waits.
 	select {
@@ -197,7 +184,7 @@ func (a *Approver) startLocked(k flightKey, q *Request, r rule) *flight {
 		prompt = fmt.Sprintf("%s asks for %s %s (%s)", q.Shed, q.NS, q.Op, q.Class)
 	}
 	f := &flight{key: k, q: *q, rule: r, done: make(chan struct{})}
-	f.item = PendingItem{
+	f.item = api.PendingItem{
 		ID: a.newIDLocked(), Shed: q.Shed, NS: q.NS, Op: q.Op, Class: q.Class, Scope: q.Scope,
 		Subject: q.Subject, Policy: r.policy, Prompt: prompt, Since: now, Expires: now.Add(r.timeout),
 	}
@@ -207,7 +194,7 @@ func (a *Approver) startLocked(k flightKey, q *Request, r rule) *flight {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.timer = time.AfterFunc(r.timeout, func() {
-		a.end(f, false, "", bus.Errorf(bus.CodeApprovalTimeout,
+		a.end(f, api.ApprovalExpired, false, "", bus.Errorf(bus.CodeApprovalTimeout,
 			"nobody approved within %s on the host (Touch ID, the spuff tray or `spuff approve`)", r.timeout))
 	})
 	for _, p := range a.prompters {
@@ -236,14 +223,15 @@ func (a *Approver) ask(ctx context.Context, f *flight, p Prompter) {
 // answer ends f with a human's decision.
 func (a *Approver) answer(f *flight, allow bool, method string) bool {
 	if allow {
-		return a.end(f, true, method, nil)
+		return a.end(f, api.ApprovalAnswered, true, method, nil)
 	}
-	return a.end(f, false, method, bus.Errorf(bus.CodeDenied, "denied on the host (%s)", method))
+	return a.end(f, api.ApprovalAnswered, false, method, bus.Errorf(bus.CodeDenied, "denied on the host (%s)", method))
 }
 
-// end settles f once; a later call (the question was already answered,
-// timed out or withdrawn) changes nothing and reports false.
-func (a *Approver) end(f *flight, allow bool, method string, err error) bool {
+// end settles f once and tells subscribers how (change); a later call (the
+// question was already answered, timed out or withdrawn) changes nothing and
+// reports false.
+func (a *Approver) end(f *flight, change string, allow bool, method string, err error) bool {
 	a.mu.Lock()
 	settled, grant := a.endLocked(f, allow, method, err)
 	a.mu.Unlock()
@@ -255,7 +243,7 @@ func (a *Approver) end(f *flight, allow bool, method string, err error) bool {
 	if grant {
 		a.persist()
 	}
-	a.notify()
+	a.notify(api.ApprovalChange{Change: change, ID: f.item.ID, Allowed: allow, Method: method}, f.q.Shed)
 	return true
 }
 
@@ -292,15 +280,15 @@ func (a *Approver) leave(f *flight) {
 	if last {
 		f.timer.Stop()
 		f.cancel()
-		a.notify()
+		a.notify(api.ApprovalChange{Change: api.ApprovalWithdrawn, ID: f.item.ID}, f.q.Shed)
 	}
 }
 
 // Pending lists the open questions, oldest first.
-func (a *Approver) Pending() []PendingItem {
+func (a *Approver) Pending() []api.PendingItem {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]PendingItem, 0, len(a.byID))
+	out := make([]api.PendingItem, 0, len(a.byID))
 	for _, f := range a.byID {
 		out = append(out, f.item)
 	}
@@ -331,6 +319,7 @@ func (a *Approver) Decide(id string, allow bool, via string) error {
 // ask again.
 func (a *Approver) Lock() int {
 	a.mu.Lock()
+	revoked := a.grants
 	n := len(a.grants)
 	a.grants = nil
 	var ended []*flight
@@ -342,18 +331,23 @@ func (a *Approver) Lock() int {
 	for _, f := range ended {
 		f.timer.Stop()
 		f.cancel()
+		a.notify(api.ApprovalChange{Change: api.ApprovalAnswered, ID: f.item.ID}, f.q.Shed)
 	}
 	a.persist()
-	a.notify()
+	for _, g := range revoked {
+		a.notify(api.ApprovalChange{Change: api.ApprovalRevoked, ID: g.ID}, g.Shed)
+	}
 	a.log.Warn("approval: locked: every grant revoked, every pending request denied", "grants", n, "pending", len(ended))
 	return n + len(ended)
 }
 
-// Subscribe returns a channel that receives a tick whenever the pending
-// questions or the grants change (the tray redraws on it), and a func that
-// ends the subscription. Ticks coalesce; the channel is never closed.
-func (a *Approver) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// Subscribe returns a channel of approval events (api.EventApproval: a
+// question opened, answered, expired or withdrawn, a grant revoked) for the
+// control API's one event stream, and a func that ends the subscription. A
+// slow subscriber misses events rather than slowing approvals; the channel
+// is never closed.
+func (a *Approver) Subscribe() (<-chan api.Event, func()) {
+	ch := make(chan api.Event, 64)
 	a.mu.Lock()
 	id := a.nextSub
 	a.nextSub++
@@ -366,12 +360,17 @@ func (a *Approver) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
-func (a *Approver) notify() {
+func (a *Approver) notify(c api.ApprovalChange, shed string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.notifyLocked(c, shed)
+}
+
+func (a *Approver) notifyLocked(c api.ApprovalChange, shed string) {
+	e := api.Event{Kind: api.EventApproval, Shed: shed, Time: a.wall().UTC(), Approval: &c}
 	for _, ch := range a.subs {
 		select {
-		case ch <- struct{}{}:
+		case ch <- e:
 		default:
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/helper"
 )
@@ -199,7 +200,7 @@ func TestNoGlobalSerialization(t *testing.T) {
 	qc := req("dev", helper.ClassSSHLogin, "", "SHA256:a", cfg)
 	qc.Prompt = "dev wants to sign in to root@prod"
 	ra, rb, rc := approveAsync(ctx, a, qa), approveAsync(ctx, a, qb), approveAsync(ctx, a, qc)
-	var ps []PendingItem
+	var ps []api.PendingItem
 	for deadline := time.Now().Add(5 * time.Second); len(ps) < 3; ps = a.Pending() {
 		if time.Now().After(deadline) {
 			t.Fatalf("pending = %+v, want 3 questions", ps)
@@ -443,29 +444,67 @@ func TestLockAndRevoke(t *testing.T) {
 	}
 }
 
+// TestSubscribe: every change of the queue and the grants reaches a
+// subscriber as an approval event, in order, with what changed.
 func TestSubscribe(t *testing.T) {
 	a := newApprover(t, newClock(), nil)
 	ch, stop := a.Subscribe()
 	defer stop()
-	res := approveAsync(context.Background(), a, req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession)))
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no tick for a new question")
+	next := func(what, change string) *api.ApprovalChange {
+		t.Helper()
+		select {
+		case e := <-ch:
+			if e.Kind != api.EventApproval || e.Approval == nil || e.Approval.Change != change || e.Shed != "dev" || e.Time.IsZero() {
+				t.Fatalf("%s: got %+v (change %+v), want a %q approval event for dev", what, e, e.Approval, change)
+			}
+			return e.Approval
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event for %s", what)
+		}
+		return nil
 	}
+	res := approveAsync(context.Background(), a, req("dev", helper.ClassSSHLogin, "", "k", policy(PolicyPerSession)))
+	opened := next("a new question", api.ApprovalNew)
 	item := waitPending(t, a, 1)
+	if opened.ID != item.ID || opened.Pending == nil || opened.Pending.Prompt != item.Prompt || opened.Pending.Shed != "dev" {
+		t.Fatalf("new: %+v (pending %+v), want the pending item %+v", opened, opened.Pending, item)
+	}
 	a.Decide(item.ID, true, MethodTray)
 	get(t, res)
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no tick for the answer")
+	if c := next("the answer", api.ApprovalAnswered); c.ID != item.ID || !c.Allowed || c.Method != MethodTray {
+		t.Fatalf("answered: %+v", c)
 	}
+	g := a.Grants()[0]
+	if err := a.Revoke(g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c := next("the revoked grant", api.ApprovalRevoked); c.ID != g.ID {
+		t.Fatalf("revoked: %+v, want grant %s", c, g.ID)
+	}
+
+	quick := policy(PolicyPerRequest)
+	quick.PromptTimeout = 50 * time.Millisecond
+	res = approveAsync(context.Background(), a, req("dev", helper.ClassAWS, "", "role", quick))
+	id := next("a question that times out", api.ApprovalNew).ID
+	if c := next("the timeout", api.ApprovalExpired); c.ID != id || c.Allowed {
+		t.Fatalf("expired: %+v", c)
+	}
+	get(t, res)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	res = approveAsync(ctx, a, req("dev", helper.ClassAWS, "", "role", policy(PolicyPerRequest)))
+	id = next("a question nobody waits for", api.ApprovalNew).ID
+	cancel()
+	if c := next("the withdrawal", api.ApprovalWithdrawn); c.ID != id {
+		t.Fatalf("withdrawn: %+v", c)
+	}
+	get(t, res)
+
 	stop()
 	a.Lock()
 	select {
-	case <-ch:
-		t.Fatal("tick after unsubscribing")
+	case e := <-ch:
+		t.Fatalf("event after unsubscribing: %+v", e)
 	default:
 	}
 }

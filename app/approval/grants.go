@@ -7,25 +7,17 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/keychain"
 )
 
 // storeKey is the keychain item holding every grant as one JSON document.
 const storeKey = "approval-grants"
 
-// Grant is a remembered yes: requests it covers are approved as "cached"
+// grant is a remembered yes: requests it covers are approved as "cached"
 // until it expires or is revoked.
-type Grant struct {
-	ID      string    `json:"id"`
-	Shed    string    `json:"shed"`
-	Class   string    `json:"class"`
-	Scope   string    `json:"scope,omitempty"`   // per-session only: sshsig namespace
-	Subject string    `json:"subject,omitempty"` // per-session only: key fingerprint, role, registry
-	Policy  string    `json:"policy"`            // per-session | per-shed
-	Method  string    `json:"method"`            // who said yes: touchid | tray | cli
-	Prompt  string    `json:"prompt,omitempty"`  // what they were shown
-	Granted time.Time `json:"granted"`
-	Expires time.Time `json:"expires"`
+type grant struct {
+	api.Grant
 
 	// mono is the monotonic reading matching Granted. In-process expiry is
 	// measured on it, so setting the wall clock back extends nothing.
@@ -33,12 +25,12 @@ type Grant struct {
 }
 
 type grantFile struct {
-	V      int     `json:"v"`
-	Grants []Grant `json:"grants"`
+	V      int         `json:"v"`
+	Grants []api.Grant `json:"grants"`
 }
 
 // covers reports whether g answers q under rule r.
-func (g *Grant) covers(q *Request, r rule) bool {
+func (g *grant) covers(q *Request, r rule) bool {
 	if g.Policy != r.policy || g.Shed != q.Shed || g.Class != q.Class {
 		return false
 	}
@@ -50,7 +42,7 @@ func (g *Grant) covers(q *Request, r rule) bool {
 
 // live reports whether g is still valid now. Both clocks must agree, and a
 // TTL shortened in config since the grant applies at once.
-func (g *Grant) live(wall time.Time, mono time.Duration, ttl time.Duration) bool {
+func (g *grant) live(wall time.Time, mono time.Duration, ttl time.Duration) bool {
 	life := g.Expires.Sub(g.Granted)
 	if ttl > 0 {
 		life = min(life, ttl)
@@ -72,16 +64,16 @@ func (a *Approver) grantedLocked(q *Request, r rule) bool {
 // addGrantLocked records a yes for the requests f stands for.
 func (a *Approver) addGrantLocked(f *flight, method string) {
 	wall, mono := a.wall(), a.mono()
-	g := Grant{
+	g := grant{Grant: api.Grant{
 		ID: a.newIDLocked(), Shed: f.q.Shed, Class: f.q.Class, Policy: f.rule.policy,
 		Method: method, Prompt: f.item.Prompt,
-		Granted: wall, Expires: wall.Add(f.rule.ttl), mono: mono,
-	}
+		Granted: wall, Expires: wall.Add(f.rule.ttl),
+	}, mono: mono}
 	if f.rule.policy == PolicyPerSession {
 		g.Scope, g.Subject = f.q.Scope, f.q.Subject
 	}
 	// One grant per thing covered: a fresh yes replaces an older one.
-	a.grants = slices.DeleteFunc(a.grants, func(o *Grant) bool {
+	a.grants = slices.DeleteFunc(a.grants, func(o *grant) bool {
 		return o.Policy == g.Policy && o.Shed == g.Shed && o.Class == g.Class && o.Scope == g.Scope && o.Subject == g.Subject
 	})
 	a.grants = append(a.grants, &g)
@@ -92,35 +84,40 @@ func (a *Approver) addGrantLocked(f *flight, method string) {
 // pruneLocked drops grants that expired on either clock.
 func (a *Approver) pruneLocked() {
 	wall, mono := a.wall(), a.mono()
-	a.grants = slices.DeleteFunc(a.grants, func(g *Grant) bool { return !g.live(wall, mono, 0) })
+	a.grants = slices.DeleteFunc(a.grants, func(g *grant) bool { return !g.live(wall, mono, 0) })
 }
 
 // Grants lists the live grants, oldest first.
-func (a *Approver) Grants() []Grant {
+func (a *Approver) Grants() []api.Grant {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pruneLocked()
-	out := make([]Grant, 0, len(a.grants))
+	out := make([]api.Grant, 0, len(a.grants))
 	for _, g := range a.grants {
-		out = append(out, *g)
+		out = append(out, g.Grant)
 	}
-	slices.SortFunc(out, func(x, y Grant) int { return cmp.Compare(x.Granted.UnixNano(), y.Granted.UnixNano()) })
+	slices.SortFunc(out, func(x, y api.Grant) int { return cmp.Compare(x.Granted.UnixNano(), y.Granted.UnixNano()) })
 	return out
 }
 
 // Revoke forgets one grant; the next request it covered asks again.
 func (a *Approver) Revoke(id string) error {
 	a.mu.Lock()
-	n := len(a.grants)
-	a.grants = slices.DeleteFunc(a.grants, func(g *Grant) bool { return g.ID == id })
-	found := len(a.grants) < n
+	var shed string
+	found := false
+	a.grants = slices.DeleteFunc(a.grants, func(g *grant) bool {
+		if g.ID == id {
+			shed, found = g.Shed, true
+		}
+		return g.ID == id
+	})
 	a.mu.Unlock()
 	if !found {
 		return ErrUnknown
 	}
 	a.log.Info("approval: grant revoked", "grant", id)
 	a.persist()
-	a.notify()
+	a.notify(api.ApprovalChange{Change: api.ApprovalRevoked, ID: id}, shed)
 	return nil
 }
 
@@ -145,7 +142,7 @@ func (a *Approver) load() {
 	}
 	wall, mono := a.wall(), a.mono()
 	for i := range f.Grants {
-		g := f.Grants[i]
+		g := grant{Grant: f.Grants[i]}
 		ok := g.ID != "" && g.Shed != "" && g.Class != "" && g.Expires.After(g.Granted) &&
 			(g.Policy == PolicyPerSession || g.Policy == PolicyPerShed)
 		// A grant from the future means the wall clock went back since it
@@ -174,9 +171,9 @@ func (a *Approver) persist() {
 	defer a.pmu.Unlock()
 	a.mu.Lock()
 	a.pruneLocked()
-	f := grantFile{V: 1, Grants: make([]Grant, 0, len(a.grants))}
+	f := grantFile{V: 1, Grants: make([]api.Grant, 0, len(a.grants))}
 	for _, g := range a.grants {
-		f.Grants = append(f.Grants, *g)
+		f.Grants = append(f.Grants, g.Grant)
 	}
 	a.mu.Unlock()
 	b, err := json.Marshal(f)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/keychain"
 	"github.com/spuff-dev/spuff/helpers/helper"
 )
@@ -107,7 +108,7 @@ func req(shed, class, scope, subject string, p config.Approval) *Request {
 
 // waitPending waits until n requests wait on one pending question, and
 // returns it.
-func waitPending(t *testing.T, a *Approver, n int) PendingItem {
+func waitPending(t *testing.T, a *Approver, n int) api.PendingItem {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -3,10 +3,12 @@ package approval
 import (
 	"cmp"
 	"slices"
+
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
-func sortPending(items []PendingItem) {
-	slices.SortFunc(items, func(x, y PendingItem) int {
+func sortPending(items []api.PendingItem) {
+	slices.SortFunc(items, func(x, y api.PendingItem) int {
 		return cmp.Or(x.Since.Compare(y.Since), cmp.Compare(x.ID, y.ID))
 	})
 }

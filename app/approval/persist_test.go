@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/keychain"
 	"github.com/spuff-dev/spuff/app/keychain/keychaintest"
 	"github.com/spuff-dev/spuff/guest/bus"
@@ -131,8 +132,8 @@ func TestPersistenceSecretService(t *testing.T) {
 func TestLoadRejectsBadGrants(t *testing.T) {
 	clk := newClock()
 	now := clk.Now()
-	good := Grant{ID: "g1", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerShed, Method: MethodCLI, Granted: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
-	bad := []Grant{
+	good := api.Grant{ID: "g1", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerShed, Method: MethodCLI, Granted: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
+	bad := []api.Grant{
 		{ID: "", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerShed, Granted: good.Granted, Expires: good.Expires},
 		{ID: "b2", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerRequest, Granted: good.Granted, Expires: good.Expires},
 		{ID: "b3", Shed: "dev", Class: helper.ClassAWS, Policy: PolicyPerShed, Granted: good.Granted, Expires: good.Granted},

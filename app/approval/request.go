@@ -1,14 +1,17 @@
 package approval
 
-import "github.com/spuff-dev/spuff/app/config"
+import (
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
+)
 
 // Methods name how a request was approved, as the audit field "approval" spells them.
 const (
 	MethodNone    = "none"
 	MethodCached  = "cached"
 	MethodTouchID = "touchid"
-	MethodTray    = "tray"
-	MethodCLI     = "cli"
+	MethodTray    = api.ViaTray
+	MethodCLI     = api.ViaCLI
 )
 
 // Request is one question for the approver: who asks, for what.

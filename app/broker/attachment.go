@@ -8,29 +8,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
 )
-
-// Attachment states.
-const (
-	StateConnecting   = "connecting"
-	StateConnected    = "connected"
-	StateDisconnected = "disconnected"
-)
-
-// ShedStatus is what the control API shows of an attachment.
-type ShedStatus struct {
-	Name         string    `json:"name"`
-	URL          string    `json:"url"`
-	State        string    `json:"state"`
-	Since        time.Time `json:"since"`
-	GuestVersion string    `json:"guest_version,omitempty"`
-	Namespaces   []string  `json:"namespaces,omitempty"`
-	LastError    string    `json:"last_error,omitempty"`
-	Requests     int64     `json:"requests"`
-	Denied       int64     `json:"denied"`
-	Errors       int64     `json:"errors"`
-}
 
 // attachment keeps one shed connected. Its name is the only identity a request
 // on its connection can have.
@@ -46,7 +26,7 @@ type attachment struct {
 
 	mu   sync.Mutex
 	conn *bus.Conn
-	st   ShedStatus
+	st   api.Attachment
 }
 
 func newAttachment(b *Broker, name, url string, cfg *config.Shed) *attachment {
@@ -55,7 +35,7 @@ func newAttachment(b *Broker, name, url string, cfg *config.Shed) *attachment {
 		b: b, name: name, url: url, cfg: cfg,
 		limiter: rate.NewLimiter(rate.Limit(cfg.Limits.RequestsPerSecond), cfg.Limits.Burst),
 		ctx:     ctx, cancel: cancel, done: make(chan struct{}),
-		st: ShedStatus{Name: name, URL: url, State: StateConnecting, Since: b.opts.Now().UTC()},
+		st: api.Attachment{Name: name, URL: url, State: api.StateConnecting, Since: b.opts.Now().UTC()},
 	}
 }
 
@@ -74,7 +54,7 @@ func (s *attachment) run() {
 		if err == nil {
 			backoff = s.b.opts.MinBackoff // it was up; retry quickly
 		}
-		s.setState(StateDisconnected, err)
+		s.setState(api.StateDisconnected, err)
 		select {
 		case <-s.ctx.Done():
 			return
@@ -87,7 +67,7 @@ func (s *attachment) run() {
 // connectOnce dials, says hello and serves until the connection ends. It
 // returns nil when a connection was established (and later lost).
 func (s *attachment) connectOnce() error {
-	s.setState(StateConnecting, nil)
+	s.setState(api.StateConnecting, nil)
 	rwc, err := s.b.opts.Dial(s.ctx, s.url)
 	if err != nil {
 		return err
@@ -105,7 +85,7 @@ func (s *attachment) connectOnce() error {
 	s.st.GuestVersion = hello.GuestVersion
 	s.st.Namespaces = hello.Namespaces
 	s.mu.Unlock()
-	s.setState(StateConnected, nil)
+	s.setState(api.StateConnected, nil)
 	s.b.log.Info("shed connected", "shed", s.name, "guest_version", hello.GuestVersion)
 	select {
 	case <-c.Done():
@@ -130,12 +110,12 @@ func (s *attachment) setState(state string, err error) {
 	}
 	if err != nil {
 		s.st.LastError = err.Error()
-	} else if state == StateConnected {
+	} else if state == api.StateConnected {
 		s.st.LastError = ""
 	}
 	s.mu.Unlock()
 	if changed {
-		s.b.publish(Event{Kind: "shed", Shed: s.name, State: state})
+		s.b.publish(api.Event{Kind: api.EventShed, Shed: s.name, State: state})
 	}
 }
 
@@ -157,7 +137,7 @@ func (s *attachment) count(result string) {
 	}
 }
 
-func (s *attachment) status() ShedStatus {
+func (s *attachment) status() api.Attachment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
@@ -57,7 +58,7 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		g := <-conns
 		defer g.Close()
-		for br.Sheds()[0].State != StateConnected {
+		for br.Sheds()[0].State != api.StateConnected {
 			time.Sleep(time.Millisecond)
 		}
 		const n = 2000

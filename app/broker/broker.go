@@ -14,6 +14,7 @@ import (
 	"github.com/spuff-dev/spuff/app/approval"
 	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/helper"
 )
@@ -56,20 +57,8 @@ type Broker struct {
 	mu          sync.Mutex
 	cfg         *config.Config
 	attachments map[string]*attachment
-	subs        map[chan Event]struct{}
+	subs        map[chan api.Event]struct{}
 	closed      bool
-}
-
-// Event tells subscribers that something changed: a shed's state, or a
-// request that was answered.
-type Event struct {
-	Kind   string    `json:"kind"` // shed | request
-	Shed   string    `json:"shed"`
-	State  string    `json:"state,omitempty"`
-	NS     string    `json:"ns,omitempty"`
-	Op     string    `json:"op,omitempty"`
-	Result string    `json:"result,omitempty"`
-	Time   time.Time `json:"time"`
 }
 
 // New builds a broker. Call Close to detach every shed.
@@ -102,7 +91,7 @@ func New(opts Options) (*Broker, error) {
 		opts: opts, log: opts.Log, cfg: opts.Config,
 		replay:      newReplayGuard(opts.Skew, opts.MaxReplayIDs),
 		attachments: map[string]*attachment{},
-		subs:        map[chan Event]struct{}{},
+		subs:        map[chan api.Event]struct{}{},
 	}, nil
 }
 
@@ -146,23 +135,23 @@ func (b *Broker) Detach(name string) error {
 		}
 	}
 	b.log.Info("shed detached", "shed", name)
-	b.publish(Event{Kind: "shed", Shed: name, State: "detached"})
+	b.publish(api.Event{Kind: api.EventShed, Shed: name, State: api.StateDetached})
 	return nil
 }
 
 // Sheds lists attached sheds, sorted by name.
-func (b *Broker) Sheds() []ShedStatus {
+func (b *Broker) Sheds() []api.Attachment {
 	b.mu.Lock()
 	list := make([]*attachment, 0, len(b.attachments))
 	for _, s := range b.attachments {
 		list = append(list, s)
 	}
 	b.mu.Unlock()
-	out := make([]ShedStatus, 0, len(list))
+	out := make([]api.Attachment, 0, len(list))
 	for _, s := range list {
 		out = append(out, s.status())
 	}
-	slices.SortFunc(out, func(a, b ShedStatus) int {
+	slices.SortFunc(out, func(a, b api.Attachment) int {
 		if a.Name < b.Name {
 			return -1
 		}
@@ -189,10 +178,11 @@ func (b *Broker) CallGuest(ctx context.Context, name, op string, out any) error 
 	return c.Call(ctx, bus.NSAgent, op, nil, out)
 }
 
-// Subscribe returns a channel of events and a function that ends the
+// Subscribe returns a channel of attachment and request events
+// (api.EventShed, api.EventRequest) and a function that ends the
 // subscription. A slow subscriber misses events rather than slowing requests.
-func (b *Broker) Subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, 64)
+func (b *Broker) Subscribe() (<-chan api.Event, func()) {
+	ch := make(chan api.Event, 64)
 	b.mu.Lock()
 	b.subs[ch] = struct{}{}
 	b.mu.Unlock()
@@ -206,7 +196,7 @@ func (b *Broker) Subscribe() (<-chan Event, func()) {
 	}
 }
 
-func (b *Broker) publish(e Event) {
+func (b *Broker) publish(e api.Event) {
 	if e.Time.IsZero() {
 		e.Time = b.opts.Now().UTC()
 	}
@@ -262,7 +252,7 @@ func (b *Broker) handle(ctx context.Context, s *attachment, r *bus.Request) (any
 		payload, err = nil, bus.Errorf(bus.CodeDenied, "the host could not write its audit log, so it refuses every request; check the disk on your computer")
 	}
 	s.count(rec.Result)
-	b.publish(Event{Kind: "request", Shed: s.name, NS: r.NS, Op: r.Op, Result: rec.Result})
+	b.publish(api.Event{Kind: api.EventRequest, Shed: s.name, NS: r.NS, Op: r.Op, Result: rec.Result})
 	return payload, err
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/helper"
 )
@@ -191,7 +192,7 @@ func (f *fixture) attach(t *testing.T, name string, g *rawGuest) {
 	if err := f.b.Attach(name, "unix://"+g.path); err != nil {
 		t.Fatal(err)
 	}
-	f.waitState(t, name, StateConnected)
+	f.waitState(t, name, api.StateConnected)
 }
 
 func (f *fixture) waitState(t *testing.T, name, state string) {
@@ -429,12 +430,12 @@ func TestBadFrameClosesOnlyThatShed(t *testing.T) {
 	f.attach(t, "bad", bad)
 	f.attach(t, "good", good)
 	bad.writeRaw(binary.BigEndian.AppendUint32(nil, bus.MaxFrame+1))
-	f.waitState(t, "bad", StateDisconnected)
+	f.waitState(t, "bad", api.StateDisconnected)
 	if r := good.ask(ping(bus.NewID())); r.Error != nil {
 		t.Fatalf("the other shed was disturbed: %v", r.Error)
 	}
 	// The bad shed is redialled and works again.
-	f.waitState(t, "bad", StateConnected)
+	f.waitState(t, "bad", api.StateConnected)
 	if r := bad.ask(ping(bus.NewID())); r.Error != nil {
 		t.Fatalf("after reconnect: %v", r.Error)
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spuff-dev/spuff/app/config"
-	"github.com/spuff-dev/spuff/app/control"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/login"
 )
 
@@ -88,16 +87,9 @@ shed's connection.`,
 	}
 }
 
-func sshChecks(st *control.Status, add func(level, what, fix string)) {
-	raw, err := json.Marshal(st.Helpers["ssh-agent"])
-	if err != nil {
-		return
-	}
-	var ssh struct {
-		Mode    string
-		Skipped []struct{ Path, Reason string }
-	}
-	if json.Unmarshal(raw, &ssh) != nil || ssh.Mode == "" {
+func sshChecks(st *api.Status, add func(level, what, fix string)) {
+	ssh := st.Helpers.SSH
+	if ssh == nil || ssh.Mode == "" {
 		return
 	}
 	add("ok", "ssh keys come from "+ssh.Mode, "")

@@ -6,21 +6,17 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/spuff-dev/spuff/app/approval"
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
-// Approvals is what the approval routes need of the approver.
+// Approvals is what the approval routes need of the approver. Decide and
+// Revoke return api.ErrUnknown for an id they do not know.
 type Approvals interface {
-	Pending() []approval.PendingItem
+	Pending() []api.PendingItem
 	Decide(id string, allow bool, via string) error
-	Grants() []approval.Grant
+	Grants() []api.Grant
 	Revoke(id string) error
 	Lock() int
-}
-
-// LockResult is POST /v1/lock's answer.
-type LockResult struct {
-	Revoked int `json:"revoked"`
 }
 
 func (s *Server) approvalRoutes(mux *http.ServeMux) {
@@ -30,12 +26,12 @@ func (s *Server) approvalRoutes(mux *http.ServeMux) {
 	decide := func(allow bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			via := r.URL.Query().Get("via")
-			if via != approval.MethodTray {
-				via = approval.MethodCLI
+			if via != api.ViaTray {
+				via = api.ViaCLI
 			}
 			if err := s.Approvals.Decide(r.PathValue("id"), allow, via); err != nil {
 				code := http.StatusConflict
-				if errors.Is(err, approval.ErrUnknown) {
+				if errors.Is(err, api.ErrUnknown) {
 					code = http.StatusNotFound
 				}
 				writeErr(w, code, err)
@@ -57,13 +53,13 @@ func (s *Server) approvalRoutes(mux *http.ServeMux) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /v1/lock", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, LockResult{Revoked: s.Approvals.Lock()})
+		writeJSON(w, http.StatusOK, api.LockResult{Revoked: s.Approvals.Lock()})
 	})
 }
 
 // Pending lists open approval prompts.
-func (c *Client) Pending(ctx context.Context) ([]approval.PendingItem, error) {
-	var out []approval.PendingItem
+func (c *Client) Pending(ctx context.Context) ([]api.PendingItem, error) {
+	var out []api.PendingItem
 	return out, c.do(ctx, http.MethodGet, "/v1/pending", nil, &out)
 }
 
@@ -77,8 +73,8 @@ func (c *Client) Decide(ctx context.Context, id string, allow bool, via string) 
 }
 
 // Grants lists live approval grants.
-func (c *Client) Grants(ctx context.Context) ([]approval.Grant, error) {
-	var out []approval.Grant
+func (c *Client) Grants(ctx context.Context) ([]api.Grant, error) {
+	var out []api.Grant
 	return out, c.do(ctx, http.MethodGet, "/v1/approvals", nil, &out)
 }
 
@@ -89,6 +85,6 @@ func (c *Client) Revoke(ctx context.Context, id string) error {
 
 // Lock revokes every grant and denies everything pending.
 func (c *Client) Lock(ctx context.Context) (int, error) {
-	var out LockResult
+	var out api.LockResult
 	return out.Revoked, c.do(ctx, http.MethodPost, "/v1/lock", nil, &out)
 }

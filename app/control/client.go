@@ -15,7 +15,7 @@ import (
 	"syscall"
 
 	"github.com/spuff-dev/spuff/app/audit"
-	"github.com/spuff-dev/spuff/app/broker"
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
 // ErrNotRunning means nothing answers on the control socket.
@@ -82,7 +82,7 @@ func (c *Client) open(ctx context.Context, method, path string, body any) (*http
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		var eb ErrorBody
+		var eb api.ErrorBody
 		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb) != nil || eb.Error == "" {
 			eb.Error = resp.Status
 		}
@@ -92,20 +92,20 @@ func (c *Client) open(ctx context.Context, method, path string, body any) (*http
 }
 
 // Status returns GET /v1/status.
-func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var st Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
 	return &st, c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
 }
 
 // Sheds lists attached sheds.
-func (c *Client) Sheds(ctx context.Context) ([]broker.ShedStatus, error) {
-	var out []broker.ShedStatus
+func (c *Client) Sheds(ctx context.Context) ([]api.Attachment, error) {
+	var out []api.Attachment
 	return out, c.do(ctx, http.MethodGet, "/v1/sheds", nil, &out)
 }
 
 // Attach asks the broker to dial a shed.
 func (c *Client) Attach(ctx context.Context, name, u string) error {
-	return c.do(ctx, http.MethodPost, "/v1/sheds", AttachRequest{Name: name, URL: u}, nil)
+	return c.do(ctx, http.MethodPost, "/v1/sheds", api.AttachRequest{Name: name, URL: u}, nil)
 }
 
 // Detach drops a shed.
@@ -138,10 +138,11 @@ func (c *Client) Audit(ctx context.Context, f audit.Filter, follow bool, fn func
 	})
 }
 
-// Events streams broker events until ctx ends.
-func (c *Client) Events(ctx context.Context, fn func(broker.Event) error) error {
+// Events streams the one change stream (attachments, requests, approvals)
+// until ctx ends.
+func (c *Client) Events(ctx context.Context, fn func(api.Event) error) error {
 	return c.stream(ctx, "/v1/events", func(line []byte) error {
-		var e broker.Event
+		var e api.Event
 		if err := json.Unmarshal(line, &e); err != nil {
 			return fmt.Errorf("control: bad event: %w", err)
 		}

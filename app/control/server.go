@@ -12,15 +12,22 @@ import (
 	"time"
 
 	"github.com/spuff-dev/spuff/app/audit"
-	"github.com/spuff-dev/spuff/app/broker"
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
 // Broker is what the control API needs of the broker.
 type Broker interface {
 	Attach(name, url string) error
 	Detach(name string) error
-	Sheds() []broker.ShedStatus
-	Subscribe() (<-chan broker.Event, func())
+	Sheds() []api.Attachment
+}
+
+// Subscriber is one source of the event stream: the broker (attachments,
+// requests), the approver (approvals), and the next thing that changes. A
+// slow reader may miss events, never block the source; the channel may close
+// when the subscription ends.
+type Subscriber interface {
+	Subscribe() (<-chan api.Event, func())
 }
 
 // Server serves the control API.
@@ -28,10 +35,12 @@ type Server struct {
 	Broker    Broker
 	AuditPath string
 	// Status fills the parts of GET /v1/status the server cannot know.
-	Status func() Status
+	Status func() api.Status
 	// Approvals serves the approval routes; nil leaves them out.
 	Approvals Approvals
-	Log       *slog.Logger
+	// Events are merged into GET /v1/events, the one change stream.
+	Events []Subscriber
+	Log    *slog.Logger
 }
 
 // Handler returns the API's routes.
@@ -71,11 +80,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, ErrorBody{Error: err.Error()})
+	writeJSON(w, code, api.ErrorBody{Error: err.Error()})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	var st Status
+	var st api.Status
 	if s.Status != nil {
 		st = s.Status()
 	}
@@ -90,7 +99,7 @@ func (s *Server) sheds(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
-	var req AttachRequest
+	var req api.AttachRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -157,30 +166,49 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// events streams broker events as JSON lines until the client goes away.
+// events streams every source's events as JSON lines until the client goes
+// away.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	ch, cancel := s.Broker.Subscribe()
-	defer cancel()
+	ctx := r.Context()
+	merged := make(chan api.Event, 64)
+	for _, src := range s.Events {
+		ch, cancel := src.Subscribe()
+		defer cancel()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e, ok := <-ch:
+					if !ok {
+						return
+					}
+					select {
+					case merged <- e:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
-	}
 	enc := json.NewEncoder(w)
+	if enc.Encode(api.Event{Kind: api.EventOpen, Time: time.Now().UTC()}) != nil {
+		return
+	}
 	for {
+		if flusher != nil {
+			flusher.Flush()
+		}
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return
-		case e, ok := <-ch:
-			if !ok {
-				return
-			}
+		case e := <-merged:
 			if enc.Encode(e) != nil {
 				return
-			}
-			if flusher != nil {
-				flusher.Flush()
 			}
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/spuff-dev/spuff/app/broker"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/login"
 	"github.com/spuff-dev/spuff/app/tray"
 	"github.com/spuff-dev/spuff/guest/bus"
@@ -100,10 +101,11 @@ func Run(ctx context.Context, opts Options) error {
 		AuditPath: aw.Path(),
 		Log:       log,
 		Approvals: appr,
-		Status: func() control.Status {
-			return control.Status{
+		Events:    []control.Subscriber{b, appr},
+		Status: func() api.Status {
+			return api.Status{
 				Version: opts.Version, Started: started, Config: opts.ConfigPath, Keychain: kcKind, Helpers: stats(),
-				Approvals: &control.ApprovalsSummary{Pending: len(appr.Pending()), Grants: len(appr.Grants())},
+				Approvals: &api.ApprovalsSummary{Pending: len(appr.Pending()), Grants: len(appr.Grants())},
 			}
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/awssts"
 	"github.com/spuff-dev/spuff/helpers/dockercreds"
@@ -16,7 +17,7 @@ import (
 
 // services builds the namespaces' host sides. stats reports their counters
 // for `spuff status`; closeAll releases what they hold.
-func services(cfg *config.Config, log *slog.Logger) (map[string]helper.Service, func() map[string]any, func(), error) {
+func services(cfg *config.Config, log *slog.Logger) (map[string]helper.Service, func() api.Helpers, func(), error) {
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("host: finding the home directory: %w", err)
@@ -39,11 +40,13 @@ func services(cfg *config.Config, log *slog.Logger) (map[string]helper.Service, 
 		bus.NSAWS:      awsSvc,
 		bus.NSDocker:   dockercreds.NewService(&dockercreds.Store{Logger: log}, log),
 	}
-	stats := func() map[string]any {
-		return map[string]any{
-			bus.NSSSHAgent: map[string]any{"mode": backend.Mode(), "skipped": backend.Skipped()},
-			bus.NSAWS:      awsSvc.Stats(),
+	stats := func() api.Helpers {
+		skipped := []api.SkippedKey{}
+		for _, k := range backend.Skipped() {
+			skipped = append(skipped, api.SkippedKey{Path: k.Path, Reason: k.Reason})
 		}
+		aws := api.AWSStats(awsSvc.Stats())
+		return api.Helpers{SSH: &api.SSHStatus{Mode: backend.Mode(), Skipped: skipped}, AWS: &aws}
 	}
 	closeAll := func() {
 		sshSvc.Close()

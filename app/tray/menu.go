@@ -1,7 +1,8 @@
 // Package tray is spuff-app's menu-bar face (fyne.io/systray): the sheds with
 // connect/disconnect, the requests waiting for approval with approve/deny,
-// and the lock switch. It is a client of the control API like the CLI, and
-// rebuilds its one menu whole whenever something changes.
+// and the lock switch. It is a client of the control API like the CLI, fed
+// by its one event stream, and rebuilds its one menu whole whenever what the
+// menu offers changes.
 package tray
 
 import (
@@ -9,18 +10,17 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
 // Client is what the tray needs of the control API.
 type Client interface {
-	Sheds(ctx context.Context) ([]broker.ShedStatus, error)
-	Pending(ctx context.Context) ([]approval.PendingItem, error)
+	Sheds(ctx context.Context) ([]api.Attachment, error)
+	Pending(ctx context.Context) ([]api.PendingItem, error)
 	Decide(ctx context.Context, id string, allow bool, via string) error
 	Detach(ctx context.Context, name string) error
 	Lock(ctx context.Context) (int, error)
-	Events(ctx context.Context, fn func(broker.Event) error) error
+	Events(ctx context.Context, fn func(api.Event) error) error
 }
 
 // Item is one menu line. A nil Action makes it a disabled label; Sub holds
@@ -63,7 +63,7 @@ func AutostartItem(a Autostart) Item {
 
 // Build lays out the menu for the current state. It is pure so the menu can
 // be tested without a desktop.
-func Build(sheds []broker.ShedStatus, pending []approval.PendingItem, err error) []Item {
+func Build(sheds []api.Attachment, pending []api.PendingItem, err error) []Item {
 	var items []Item
 	if err != nil {
 		items = append(items, Item{Title: "spuff is not answering", Tooltip: err.Error()}, Item{Separator: true})
@@ -77,8 +77,8 @@ func Build(sheds []broker.ShedStatus, pending []approval.PendingItem, err error)
 				Title:   "⚠ " + p.Prompt,
 				Tooltip: fmt.Sprintf("%s %s/%s, %d waiting", p.Shed, p.NS, p.Op, p.Waiting),
 				Sub: []Item{
-					{Title: "Approve", Action: func(ctx context.Context, c Client) error { return c.Decide(ctx, id, true, approval.MethodTray) }},
-					{Title: "Deny", Action: func(ctx context.Context, c Client) error { return c.Decide(ctx, id, false, approval.MethodTray) }},
+					{Title: "Approve", Action: func(ctx context.Context, c Client) error { return c.Decide(ctx, id, true, api.ViaTray) }},
+					{Title: "Deny", Action: func(ctx context.Context, c Client) error { return c.Decide(ctx, id, false, api.ViaTray) }},
 				},
 			})
 		}
@@ -90,7 +90,7 @@ func Build(sheds []broker.ShedStatus, pending []approval.PendingItem, err error)
 	for _, s := range sheds {
 		name := s.Name
 		mark := "○"
-		if s.State == broker.StateConnected {
+		if s.State == api.StateConnected {
 			mark = "●"
 		}
 		items = append(items, Item{

@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/broker"
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
 type rec struct {
@@ -39,8 +38,8 @@ func find(items []Item, prefix string) *Item {
 
 func TestMenuActionsGoThroughTheClient(t *testing.T) {
 	items := Build(
-		[]broker.ShedStatus{{Name: "web", State: broker.StateConnected}},
-		[]approval.PendingItem{{ID: "p1", Shed: "web", Prompt: "web wants to sign a git commit"}},
+		[]api.Attachment{{Name: "web", State: api.StateConnected}},
+		[]api.PendingItem{{ID: "p1", Shed: "web", Prompt: "web wants to sign a git commit"}},
 		nil,
 	)
 	r := &rec{}
@@ -73,25 +72,25 @@ func TestMenuShowsTrouble(t *testing.T) {
 }
 
 func TestSignatureIgnoresCountersButNotWhatTheMenuOffers(t *testing.T) {
-	web := broker.ShedStatus{Name: "web", State: broker.StateConnected, URL: "unix:///run/web"}
-	ask := approval.PendingItem{ID: "p1", Shed: "web", Prompt: "web wants to log in", Waiting: 1}
-	base := Signature(Build([]broker.ShedStatus{web}, []approval.PendingItem{ask}, nil))
+	web := api.Attachment{Name: "web", State: api.StateConnected, URL: "unix:///run/web"}
+	ask := api.PendingItem{ID: "p1", Shed: "web", Prompt: "web wants to log in", Waiting: 1}
+	base := Signature(Build([]api.Attachment{web}, []api.PendingItem{ask}, nil))
 
 	busier, more := web, ask
 	busier.Requests, busier.Denied, more.Waiting = 40, 3, 5
-	if got := Signature(Build([]broker.ShedStatus{busier}, []approval.PendingItem{more}, nil)); got != base {
+	if got := Signature(Build([]api.Attachment{busier}, []api.PendingItem{more}, nil)); got != base {
 		t.Fatalf("request counters changed the signature, so the menu would be rebuilt under the user:\n%s\n%s", base, got)
 	}
 
 	other := ask
 	other.ID = "p2" // same prompt, another request: its Approve must answer p2
 	down := web
-	down.State = broker.StateDisconnected
+	down.State = api.StateDisconnected
 	for name, sig := range map[string]string{
-		"another request, same prompt": Signature(Build([]broker.ShedStatus{web}, []approval.PendingItem{other}, nil)),
-		"shed state":                   Signature(Build([]broker.ShedStatus{down}, []approval.PendingItem{ask}, nil)),
-		"request answered":             Signature(Build([]broker.ShedStatus{web}, nil, nil)),
-		"broker not answering":         Signature(Build([]broker.ShedStatus{web}, []approval.PendingItem{ask}, errors.New("down"))),
+		"another request, same prompt": Signature(Build([]api.Attachment{web}, []api.PendingItem{other}, nil)),
+		"shed state":                   Signature(Build([]api.Attachment{down}, []api.PendingItem{ask}, nil)),
+		"request answered":             Signature(Build([]api.Attachment{web}, nil, nil)),
+		"broker not answering":         Signature(Build([]api.Attachment{web}, []api.PendingItem{ask}, errors.New("down"))),
 	} {
 		if sig == base {
 			t.Errorf("%s: the signature did not change, so the menu would go stale", name)

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"fyne.io/systray"
-
-	"github.com/spuff-dev/spuff/app/broker"
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
 // Run shows the tray until ctx ends or the user picks Quit. It must be
@@ -30,24 +29,30 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 		systray.SetTitle("spuff")
 		systray.SetTooltip("spuff: credentials for your sheds")
 		go func() {
+			// Every change arrives as an event, the stream's opening one
+			// included (so a reconnect redraws what it missed); nothing polls.
 			for ctx.Err() == nil {
-				_ = c.Events(ctx, func(broker.Event) error { poke(); return nil })
-				time.Sleep(time.Second)
+				err := c.Events(ctx, func(api.Event) error { poke(); return nil })
+				if ctx.Err() == nil {
+					log.Debug("tray: event stream ended; reopening", "err", err)
+					poke() // draw "not answering" while it is down
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+				}
 			}
 		}()
 		go func() {
-			tick := time.NewTicker(2 * time.Second) // pending prompts expire without an event
-			defer tick.Stop()
 			var m shown
 			for {
-				m.render(ctx, c, auto, log, poke)
 				select {
 				case <-ctx.Done():
 					systray.Quit()
 					return
 				case <-changed:
-				case <-tick.C:
 				}
+				m.render(ctx, c, auto, log, poke)
 			}
 		}()
 	}
