@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,11 +10,16 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // ErrClosed is returned by calls on a closed Conn.
 var ErrClosed = errors.New("bus: connection closed")
+
+// ErrNotReading ends a connection whose peer lets its answers pile up
+// unread (more than MaxQueued bytes, or one write blocked for WriteTimeout).
+var ErrNotReading = errors.New("bus: the peer is not reading its answers")
 
 // Handler serves requests that arrive from the peer.
 type Handler interface {
@@ -58,6 +64,20 @@ type Options struct {
 	KeepAlive time.Duration
 	// MaxInFlight caps concurrent incoming requests (256); more are refused.
 	MaxInFlight int
+	// Refused, if set, is told of each request the Conn answers itself,
+	// without the Handler (one over MaxInFlight, or any when there is no
+	// Handler), before that answer is sent; the answer sent is the error it
+	// returns, so an owner that audits every answer can audit these too and
+	// deny when it cannot. It runs on the read loop, one call at a time:
+	// it may write an audit line but must never wait on a person.
+	Refused func(r *Request, err *Error) *Error
+	// MaxQueued bounds the bytes of frames waiting to be written (1 MiB; a
+	// frame is always accepted when none waits). A peer that lets more pile
+	// up is not reading, and its connection is closed.
+	MaxQueued int
+	// WriteTimeout closes the connection when one write stays blocked this
+	// long (10s). It works on every stream, deadlines or not (ssh://).
+	WriteTimeout time.Duration
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
 }
@@ -69,7 +89,16 @@ type Conn struct {
 	opts Options
 	log  *slog.Logger
 
-	wmu sync.Mutex
+	// Frames wait in out until whoever finds no writer at work writes them:
+	// the goroutine that queued the first, or (for frames the read loop
+	// queues, which must never block it) a goroutine started for them.
+	wmu     sync.Mutex
+	out     [][]byte
+	queued  int  // bytes in out
+	writing bool // a goroutine is writing out
+	// writeSince is when the write in progress began (unix ns), 0 if none;
+	// the monitor closes the connection when it has lasted WriteTimeout.
+	writeSince atomic.Int64
 
 	mu      sync.Mutex
 	pending map[string]*call
@@ -79,7 +108,7 @@ type Conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
-	seen   chan struct{}
+	seen   atomic.Bool // a frame arrived since the monitor last looked
 }
 
 type call struct {
@@ -99,6 +128,12 @@ func NewConn(rwc io.ReadWriteCloser, h Handler, opts Options) *Conn {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 256
 	}
+	if opts.MaxQueued <= 0 {
+		opts.MaxQueued = 1 << 20
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -110,12 +145,9 @@ func NewConn(rwc io.ReadWriteCloser, h Handler, opts Options) *Conn {
 		sem:     make(chan struct{}, opts.MaxInFlight),
 		ctx:     ctx, cancel: cancel,
 		done: make(chan struct{}),
-		seen: make(chan struct{}, 1),
 	}
 	go c.readLoop()
-	if opts.KeepAlive > 0 {
-		go c.keepAlive()
-	}
+	go c.monitor()
 	return c
 }
 
@@ -148,31 +180,80 @@ func (c *Conn) fail(err error) {
 	c.rwc.Close()
 }
 
+// write queues e and, unless another goroutine is writing, writes the
+// queue itself. It never waits behind another writer.
 func (c *Conn) write(e *Envelope) error {
+	return c.send(e, false)
+}
+
+// send queues e; spawn says the caller must not write (the read loop), so
+// a goroutine is started to write when nobody is.
+func (c *Conn) send(e *Envelope, spawn bool) error {
 	b, err := EncodeEnvelope(e)
 	if err != nil {
 		return err
 	}
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if err := c.Err(); err != nil {
+		c.wmu.Unlock()
 		return err
 	}
-	if d, ok := c.rwc.(interface{ SetWriteDeadline(time.Time) error }); ok {
-		_ = d.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if len(c.out) > 0 && c.queued+len(b) > c.opts.MaxQueued {
+		c.out, c.queued = nil, 0
+		c.wmu.Unlock()
+		c.log.Warn("bus: closing a connection whose peer does not read its answers", "queued_over", c.opts.MaxQueued)
+		c.fail(fmt.Errorf("%w (more than %d bytes queued)", ErrNotReading, c.opts.MaxQueued))
+		return ErrNotReading
 	}
-	if _, err := c.rwc.Write(b); err != nil {
-		c.fail(fmt.Errorf("bus: writing frame: %w", err))
-		return err
+	c.out = append(c.out, b)
+	c.queued += len(b)
+	if c.writing {
+		c.wmu.Unlock()
+		return nil
 	}
-	return nil
+	c.writing = true
+	c.wmu.Unlock()
+	if spawn {
+		go c.flush() //nolint:errcheck // a failed write fails the conn
+		return nil
+	}
+	return c.flush()
+}
+
+// flush writes the queue until it is empty; only the goroutine that set
+// writing calls it.
+func (c *Conn) flush() error {
+	var batch [][]byte
+	for {
+		c.wmu.Lock()
+		if len(c.out) == 0 || c.Err() != nil {
+			c.out, c.queued, c.writing = nil, 0, false
+			c.wmu.Unlock()
+			return c.Err()
+		}
+		batch = append(batch[:0], c.out...)
+		clear(c.out)
+		c.out, c.queued = c.out[:0], 0
+		c.wmu.Unlock()
+		// One writev where the stream has it (unix, vsock).
+		bufs := net.Buffers(batch)
+		c.writeSince.Store(time.Now().UnixNano())
+		_, err := bufs.WriteTo(c.rwc)
+		c.writeSince.Store(0)
+		clear(batch)
+		if err != nil {
+			c.fail(fmt.Errorf("bus: writing frame: %w", err))
+		}
+	}
 }
 
 func (c *Conn) readLoop() {
 	defer close(c.done)
 	var buf []byte
+	// Most frames are small: one read brings the header and the body.
+	br := bufio.NewReaderSize(c.rwc, 4<<10)
 	for {
-		body, err := ReadFrame(c.rwc, buf)
+		body, err := ReadFrame(br, buf)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				err = ErrClosed
@@ -182,11 +263,13 @@ func (c *Conn) readLoop() {
 			c.fail(err)
 			break
 		}
-		buf = body[:0]
-		select {
-		case c.seen <- struct{}{}:
-		default:
+		// A huge frame's buffer is not kept for the connection's life.
+		if cap(body) <= 64<<10 {
+			buf = body[:0]
+		} else {
+			buf = nil
 		}
+		c.seen.Store(true)
 		e, err := DecodeEnvelope(body)
 		if err != nil {
 			c.log.Warn("bus: closing connection on a bad frame", "err", err)
@@ -206,7 +289,7 @@ func (c *Conn) readLoop() {
 func (c *Conn) dispatch(e *Envelope) {
 	switch e.Type {
 	case TypePing:
-		go c.write(&Envelope{V: Version, ID: e.ID, Type: TypePong}) //nolint:errcheck // a failed write fails the conn
+		_ = c.send(&Envelope{V: Version, ID: e.ID, Type: TypePong}, true)
 	case TypeResponse, TypePong:
 		c.mu.Lock()
 		cl := c.pending[e.ID]
@@ -228,10 +311,14 @@ func (c *Conn) dispatch(e *Envelope) {
 			}
 		}
 	case TypeRequest:
+		if c.h == nil {
+			c.refuse(e, Errorf(CodeBadRequest, "this side serves no requests"))
+			return
+		}
 		select {
 		case c.sem <- struct{}{}:
 		default:
-			go c.reply(e, nil, Errorf(CodeRateLimited, "too many requests in flight on this connection"))
+			c.refuse(e, Errorf(CodeRateLimited, "too many requests in flight on this connection"))
 			return
 		}
 		go func() {
@@ -242,15 +329,21 @@ func (c *Conn) dispatch(e *Envelope) {
 }
 
 func (c *Conn) serve(e *Envelope) {
-	if c.h == nil {
-		c.reply(e, nil, Errorf(CodeBadRequest, "this side serves no requests"))
-		return
-	}
 	payload, err := c.h.ServeBus(c.ctx, &Request{Envelope: *e, conn: c})
-	c.reply(e, payload, err)
+	c.reply(e, payload, err, false)
 }
 
-func (c *Conn) reply(req *Envelope, payload any, err error) {
+// refuse answers e on the read loop, after telling Options.Refused.
+func (c *Conn) refuse(e *Envelope, be *Error) {
+	if c.opts.Refused != nil {
+		if got := c.opts.Refused(&Request{Envelope: *e, conn: c}, be); got != nil {
+			be = got
+		}
+	}
+	c.reply(e, nil, be, true)
+}
+
+func (c *Conn) reply(req *Envelope, payload any, err error, spawn bool) {
 	out := &Envelope{V: Version, ID: req.ID, Type: TypeResponse, NS: req.NS, Op: req.Op}
 	if err != nil {
 		var be *Error
@@ -266,7 +359,7 @@ func (c *Conn) reply(req *Envelope, payload any, err error) {
 			out.Payload = raw
 		}
 	}
-	if werr := c.write(out); werr != nil {
+	if werr := c.send(out, spawn); werr != nil {
 		c.log.Debug("bus: reply not sent", "id", req.ID, "err", werr)
 	}
 }
@@ -370,24 +463,45 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	return time.Since(start), err
 }
 
-func (c *Conn) keepAlive() {
-	t := time.NewTicker(c.opts.KeepAlive)
+// monitor closes the connection when a write stays blocked WriteTimeout,
+// and, with KeepAlive, pings the peer and closes the connection when
+// nothing at all arrives for three intervals. It looks on a coarse tick, so
+// no frame pays for a timer or a wake-up.
+func (c *Conn) monitor() {
+	tick := c.opts.WriteTimeout / 4
+	if ka := c.opts.KeepAlive; ka > 0 && ka < tick {
+		tick = ka
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
-	missed := 0
+	now := time.Now()
+	heard, pinged := now, now
 	for {
 		select {
 		case <-c.done:
 			return
-		case <-c.seen:
-			missed = 0
-		case <-t.C:
-			missed++
-			if missed >= 3 {
-				c.log.Warn("bus: peer silent, closing", "after", 3*c.opts.KeepAlive)
-				c.fail(errors.New("bus: keepalive: peer stopped answering"))
-				return
-			}
-			go c.Ping(c.ctx) //nolint:errcheck // the pong, if any, shows up in seen
+		case now = <-t.C:
+		}
+		if s := c.writeSince.Load(); s != 0 && now.Sub(time.Unix(0, s)) >= c.opts.WriteTimeout {
+			c.log.Warn("bus: a write blocked too long; closing", "after", c.opts.WriteTimeout)
+			c.fail(fmt.Errorf("%w (one write blocked for %s)", ErrNotReading, c.opts.WriteTimeout))
+			return
+		}
+		ka := c.opts.KeepAlive
+		if ka <= 0 {
+			continue
+		}
+		if c.seen.Swap(false) {
+			heard = now
+		}
+		if now.Sub(heard) >= 3*ka {
+			c.log.Warn("bus: peer silent, closing", "after", 3*ka)
+			c.fail(errors.New("bus: keepalive: peer stopped answering"))
+			return
+		}
+		if now.Sub(pinged) >= ka {
+			pinged = now
+			go c.Ping(c.ctx) //nolint:errcheck // the pong, if any, marks seen
 		}
 	}
 }

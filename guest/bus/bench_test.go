@@ -1,0 +1,73 @@
+package bus
+
+import (
+	"context"
+	"net"
+	"testing"
+)
+
+// BenchmarkConnRoundTrip is one Call at a time between two Conns over a
+// real unix socket, the handler answering at once. Beside it,
+// BenchmarkUnixEchoFloor is the same frames echoed by a bare loop: what one
+// round trip between two goroutines costs with nothing of the bus in it.
+func BenchmarkConnRoundTrip(b *testing.B) {
+	path, conns := serveUnix(b, echo(), Options{})
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := NewConn(nc, nil, Options{})
+	defer c.Close()
+	defer func() { (<-conns).Close() }()
+	for b.Loop() {
+		if err := c.Call(context.Background(), NSAgent, "echo", nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUnixEchoFloor(b *testing.B) {
+	path := shortSock(b)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		sc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer sc.Close()
+		var buf []byte
+		for {
+			body, err := ReadFrame(sc, buf)
+			if err != nil {
+				return
+			}
+			out, _ := AppendFrame(nil, body)
+			if _, err := sc.Write(out); err != nil {
+				return
+			}
+			buf = body[:0]
+		}
+	}()
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	frame, err := EncodeEnvelope(&Envelope{V: Version, ID: NewID(), Type: TypeRequest, NS: NSAgent, Op: "echo"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	for b.Loop() {
+		if _, err := nc.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		if buf, err = ReadFrame(nc, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
