@@ -259,6 +259,7 @@ func OpenWith(path string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.Log.Debug("audit log open", "path", path, "durability", string(d))
 	return newWriter(path, f, opts), nil
 }
 

@@ -130,6 +130,13 @@ func (h *Host) Stop(t testing.TB) {
 	h.proc.Stop()
 }
 
+// Kill ends spuff-app with SIGKILL, as a crash would.
+func (h *Host) Kill(t testing.TB) {
+	if h.proc != nil {
+		h.proc.Kill()
+	}
+}
+
 // Restart stops and starts spuff-app with the same home; it reattaches the
 // sheds it remembers.
 func (h *Host) Restart(t testing.TB) {
