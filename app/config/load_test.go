@@ -492,3 +492,44 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// A URL's userinfo is a credential: every URL-valued key refuses it, says
+// where the credential belongs, and never repeats it.
+func TestURLUserinfoRefusedAndNeverEchoed(t *testing.T) {
+	const user, pass = "AKIAEXAMPLEUSER", "wJalrXUtnFEMIEXAMPLEPASS"
+	for _, c := range []struct{ yaml, key, hint string }{
+		{"aws: {sts_endpoint: 'http://@U:@P@sts.example:9000'}", "config: aws.sts_endpoint:", "aws.source_profile"},
+		{"aws: {sts_endpoint: 'https://@U@sts.example'}", "config: aws.sts_endpoint:", "aws.source_profile"},
+		{"docker: {registries: ['https://@U:@P@reg.example']}", "config: docker.registries[0]:", "docker login"},
+		{"docker: {registries: ['@U:@P@reg.example:5000']}", "config: docker.registries[0]:", "docker login"},
+		{"sheds: {dev: {docker: {registries: ['http://@U:@P@reg.example']}}}", "config: sheds.dev.docker.registries[0]:", "docker login"},
+	} {
+		body := strings.NewReplacer("@U", user, "@P", pass).Replace(c.yaml)
+		_, err := load(t, body+"\n")
+		if err == nil {
+			t.Errorf("%s: accepted", body)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.key) || !strings.Contains(msg, c.hint) {
+			t.Errorf("%s: error does not name %s and %q:\n%s", body, c.key, c.hint, msg)
+		}
+		if strings.Contains(msg, pass) || strings.Contains(msg, user) {
+			t.Errorf("%s: error repeats the userinfo:\n%s", body, msg)
+		}
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	for in, want := range map[string]string{
+		`Post "http://KEY:SECRET@sts.example:9000/": dial tcp: refused`: `Post "http://REDACTED@sts.example:9000/": dial tcp: refused`,
+		"https://user@reg.example/v2/ and ssh://dev@host":               "https://REDACTED@reg.example/v2/ and ssh://REDACTED@host",
+		"http://sts.example/path?x=a@b":                                 "http://sts.example/path?x=a@b",
+		"no url here: a@b":                                              "no url here: a@b",
+		"HTTP://K%40:S@h":                                               "HTTP://REDACTED@h",
+	} {
+		if got := RedactURLs(in); got != want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

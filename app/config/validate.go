@@ -62,7 +62,9 @@ func (c *Config) Validate() error {
 		v.addf("aws.cache_refresh_before", "%s must be shorter than aws.session_duration (%s), or every request would mint new credentials", a.CacheRefreshBefore, a.SessionDuration)
 	}
 	if a.STSEndpoint != "" {
-		if u, err := url.Parse(a.STSEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		if hasUserinfo(a.STSEndpoint) {
+			v.addf("aws.sts_endpoint", "the URL carries a user name or password (not repeated here); credentials never go into a URL: %s", hintAWS)
+		} else if u, err := url.Parse(a.STSEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			v.addf("aws.sts_endpoint", "%q is not an http(s) URL", a.STSEndpoint)
 		}
 	}
@@ -226,7 +228,9 @@ func (v *validator) limits(key string, l Limits, override bool) {
 // path, which the docker namespace strips.
 func (v *validator) registries(key string, regs []string) {
 	for i, r := range regs {
-		if err := checkRegistry(r); err != nil {
+		if hasUserinfo(r) {
+			v.addf(fmt.Sprintf("%s[%d]", key, i), "the address carries a user name or password (not repeated here); credentials never go into a URL: %s", hintDocker)
+		} else if err := checkRegistry(r); err != nil {
 			v.addf(fmt.Sprintf("%s[%d]", key, i), "%q is not a registry host: %v", r, err)
 		}
 	}

@@ -59,7 +59,7 @@ func (s *Service) assumeRole(ctx context.Context, p params) (aws.Credentials, er
 	start := time.Now()
 	fail := func(stage string, err error) (aws.Credentials, error) {
 		e := &AssumeError{Shed: p.Shed, Role: p.Role, Profile: p.SourceProfile, Region: p.Region, Endpoint: p.Endpoint, ExternalID: p.ExternalID != "", stage: stage, Err: err}
-		s.log.Warn("awssts: AssumeRole failed", "shed", p.Shed, "role", p.Role, "source_profile", p.SourceProfile, "err", err)
+		s.log.Warn("awssts: AssumeRole failed", "shed", p.Shed, "role", p.Role, "source_profile", p.SourceProfile, "err", config.RedactURLs(err.Error()))
 		return aws.Credentials{}, e
 	}
 	opts := make([]func(*awsconfig.LoadOptions) error, 0, 2+len(s.load))
@@ -134,13 +134,16 @@ type AssumeError struct {
 }
 
 func (e *AssumeError) Error() string {
-	return fmt.Sprintf("awssts: assuming %s for shed %q: %v", e.Role, e.Shed, e.Err)
+	return config.RedactURLs(fmt.Sprintf("awssts: assuming %s for shed %q: %v", e.Role, e.Shed, e.Err))
 }
 
 func (e *AssumeError) Unwrap() error { return e.Err }
 
-// Guest describes the failure for the shed.
-func (e *AssumeError) Guest() string {
+// Guest describes the failure for the shed, with any URL's userinfo
+// redacted.
+func (e *AssumeError) Guest() string { return config.RedactURLs(e.guest()) }
+
+func (e *AssumeError) guest() string {
 	what := "assuming role " + e.Role + " for shed " + strconv.Quote(e.Shed) + " failed on your computer"
 	profile := e.Profile
 	if profile == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/helper"
 )
@@ -51,7 +52,7 @@ func (s *Service) Serve(ctx context.Context, r *helper.Request, a *helper.Action
 		}
 		// The guest gave up (its deadline passed); the AssumeRole goes on
 		// and fills the cache for its retry.
-		return nil, bus.Errorf(bus.CodeUpstream, "assuming role %s for shed %q is taking long on your computer (%v); retry", p.Role(), r.Shed, err)
+		return nil, bus.Errorf(bus.CodeUpstream, "assuming role %s for shed %q is taking long on your computer (%s); retry", p.Role(), r.Shed, config.RedactURLs(err.Error()))
 	}
 	a.Detail = p.Role() + " expires:" + c.Expires.UTC().Format("15:04")
 	return bus.AWSCredentials{

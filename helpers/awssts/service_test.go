@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -408,5 +409,34 @@ func TestSessionShorterThanRefreshWindow(t *testing.T) {
 	}
 	if n := len(f.sts.calls()); n != 1 {
 		t.Errorf("%d AssumeRole calls, want 1", n)
+	}
+}
+
+// An sts_endpoint with userinfo never passes validation, but if one reaches
+// the service (or an SDK spells a URL out) neither the shed's error nor the
+// host's log repeats the user or password.
+func TestEndpointUserinfoNeverEchoed(t *testing.T) {
+	const user, pass = "AKIAUSERINFOEXAMPLE", "userinfoSecretExample"
+	var logs strings.Builder
+	f := newFixture(t)
+	_, load := sourceProfile(t)
+	f.svc = awssts.New(awssts.Options{Now: f.clock.Now, LoadOptions: load, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	for _, ep := range []string{"http://" + user + ":" + pass + "@" + addr, strings.Replace(f.sts.srv.URL, "://", "://"+user+":"+pass+"@", 1)} {
+		_, _, err = f.get(t, hostConfig(ep), "alpha", "")
+		if err == nil {
+			continue // the fake STS does not check the userinfo
+		}
+		if msg := err.Error(); strings.Contains(msg, user) || strings.Contains(msg, pass) {
+			t.Errorf("error to the shed repeats the endpoint's userinfo: %s", msg)
+		}
+	}
+	if strings.Contains(logs.String(), user) || strings.Contains(logs.String(), pass) {
+		t.Errorf("the host log repeats the endpoint's userinfo:\n%s", logs.String())
 	}
 }

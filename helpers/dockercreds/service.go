@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/helper"
 )
@@ -124,7 +125,7 @@ func allowlist(r *helper.Request) *Allowlist {
 func upstream(err error) error {
 	var he *HelperError
 	if errors.As(err, &he) {
-		return bus.Errorf(bus.CodeUpstream, "%s on your computer failed (%v); try `echo SERVER | %s get` there", he.Helper, he.Err, he.Helper)
+		return bus.Errorf(bus.CodeUpstream, "%s on your computer failed (%s); try `echo SERVER | %s get` there", he.Helper, config.RedactURLs(he.Err.Error()), he.Helper)
 	}
 	return bus.Errorf(bus.CodeUpstream, "reading docker credentials on your computer failed; check its docker config.json")
 }

@@ -25,6 +25,8 @@ import (
 
 	"github.com/docker/docker-credential-helpers/client"
 	"github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/spuff-dev/spuff/app/config"
 )
 
 // ErrNotFound means the host has no credentials for the registry.
@@ -301,7 +303,7 @@ func (s *Store) helperFailed(name, op string, run *runInfo, err error) error {
 		// may quote the answer, so it stays out of logs and replies.
 		cause = errors.New("unreadable answer")
 	}
-	s.log().Warn("dockercreds: credential helper failed", "helper", "docker-credential-"+name, "op", op, "err", cause, "stderr", run.stderr.String())
+	s.log().Warn("dockercreds: credential helper failed", "helper", "docker-credential-"+name, "op", op, "err", cause, "stderr", config.RedactURLs(run.stderr.String()))
 	return &HelperError{Helper: "docker-credential-" + name, Op: op, Err: cause}
 }
 

@@ -2,9 +2,11 @@ package dockercreds_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +15,10 @@ import (
 
 	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/helpers/dockercreds"
 	"github.com/spuff-dev/spuff/helpers/dockercreds/dockertest"
+	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -158,4 +162,41 @@ func FuzzGuestGet(f *testing.F) {
 			t.Fatalf("get %q gave %s's username %q, want %q", stdin, reg, c.Username, user)
 		}
 	})
+}
+
+// A failing host credential helper may print a URL with its userinfo; the
+// text a shed gets and the host's log line carry neither part.
+func TestHelperFailureRedactsURLUserinfo(t *testing.T) {
+	const user, pass = "vaultuserexample", "vaultPassExample"
+	bin := t.TempDir()
+	script := "#!/bin/sh\necho \"cannot reach https://" + user + ":" + pass + "@vault.example/v1 for $1\" >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-leaky"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	dir := t.TempDir()
+	dockertest.WriteConfig(t, dir, map[string]any{"credHelpers": map[string]string{"reg.example": "leaky"}})
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	svc := dockercreds.NewService(&dockercreds.Store{ConfigDir: dir, Logger: log}, log)
+	cfg := &config.Config{Docker: config.Docker{Registries: []string{"reg.example"}}}
+	sc := cfg.ForShed("alpha")
+	raw, _ := json.Marshal(bus.DockerGetRequest{ServerURL: "reg.example"})
+	r := &helper.Request{ID: bus.NewID(), Shed: "alpha", NS: bus.NSDocker, Op: bus.OpGet, Payload: raw, Config: &sc}
+	a, err := svc.Describe(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Serve(context.Background(), r, a)
+	if bus.CodeOf(err) != bus.CodeUpstream {
+		t.Fatalf("err %v, want UPSTREAM_FAILED", err)
+	}
+	if !strings.Contains(logs.String(), "vault.example") {
+		t.Fatalf("the helper's stderr is not in the log:\n%s", logs.String())
+	}
+	for what, text := range map[string]string{"error to the shed": err.Error(), "host log": logs.String()} {
+		if strings.Contains(text, user) || strings.Contains(text, pass) {
+			t.Errorf("%s repeats the URL's userinfo:\n%s", what, text)
+		}
+	}
 }
