@@ -1,0 +1,432 @@
+// Package digitalocean makes sheds as DigitalOcean droplets (godo), each
+// behind its own cloud firewall that admits only ssh, with the API token
+// read from the host's environment and sent nowhere but the API's
+// Authorization header.
+//
+// What it makes for a shed, all found again from the droplet's ID alone so
+// that Delete can end them even after the droplet is gone:
+//   - the droplet, tagged "spuff", "spuff:NAME" and "spuff-owner:OWNER"
+//     (DigitalOcean tags are plain strings of letters, digits, colons,
+//     dashes and underscores, so a label k=v becomes the tag "k:v", and the
+//     bare "spuff" tag lets List find every shed in one paginated call);
+//   - a firewall named "spuff-NAME-ID" admitting tcp/22 from ssh_from
+//     (anywhere when empty), all outbound allowed;
+//   - the developer's login key, only when the account does not have it
+//     (DigitalOcean emails a root password for a droplet made without
+//     one), renamed "spuff-NAME-ID" once the droplet exists.
+//
+// Create waits for the droplet to become active with a public IPv4 (new →
+// active) for at most ReadyTimeout; a droplet that does not is destroyed
+// with the rest, and Create returns its ID beside the error.
+//
+// SPUFF_DIGITALOCEAN_API_URL points the client at another API base URL.
+// It exists for tests against a fake API; it must be https, or http to a
+// loopback address, so it cannot carry the token off the host in clear.
+package digitalocean
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/digitalocean/godo"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/provisioning"
+	"github.com/spuff-dev/spuff/provisioning/internal/cloudapi"
+)
+
+const (
+	name = "digitalocean"
+	// MaxUserData is DigitalOcean's cap on a droplet's user-data.
+	MaxUserData = 64 << 10
+	// ReadyTimeout bounds new → active with an address. Droplets are
+	// usually active within a minute or two.
+	ReadyTimeout = 5 * time.Minute
+	// URLEnv is the test-only override of the API base URL.
+	URLEnv     = "SPUFF_DIGITALOCEAN_API_URL"
+	defaultURL = "https://api.digitalocean.com/"
+	perPage    = 200
+)
+
+// TokenEnv are the variables the token is read from, in order.
+var TokenEnv = []string{"DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"}
+
+func init() { provisioning.Register(name, New) }
+
+// Provider is the DigitalOcean provider.
+type Provider struct {
+	provisioning.NoStartStop
+	c        *godo.Client
+	cfg      config.DigitalOcean
+	log      *slog.Logger
+	token    string
+	tokenVar string
+	// poll and ready pace Create's wait; tests shorten them.
+	poll  time.Duration
+	ready time.Duration
+}
+
+var _ provisioning.Provider = (*Provider)(nil)
+
+// New builds the provider from env. It fails, naming the variable, when
+// no token is set.
+func New(env provisioning.Env) (provisioning.Provider, error) {
+	token, tokenVar, err := cloudapi.Token(env.Getenv, "DigitalOcean", TokenEnv...)
+	if err != nil {
+		return nil, err
+	}
+	base, err := cloudapi.BaseURL(env.Getenv, URLEnv, defaultURL)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(base, "/") {
+		base += "/" // godo resolves "v2/…" against it
+	}
+	var rt http.RoundTripper
+	if env.HTTPClient != nil {
+		rt = env.HTTPClient.Transport
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hc := &http.Client{Transport: cloudapi.NewTransport(name, token, rt, log), Timeout: 60 * time.Second}
+	c, err := godo.New(hc, godo.SetBaseURL(base), godo.SetUserAgent("spuff"))
+	if err != nil {
+		return nil, fmt.Errorf("digitalocean: %w", err)
+	}
+	cfg := config.Default().DigitalOcean
+	if env.Config != nil {
+		cfg = env.Config.DigitalOcean
+	}
+	return &Provider{c: c, cfg: cfg, log: log, token: token, tokenVar: tokenVar, poll: 5 * time.Second, ready: ReadyTimeout}, nil
+}
+
+// Name implements provisioning.Provider.
+func (p *Provider) Name() string { return name }
+
+// Capabilities implements provisioning.Provider: a droplet is ended, not
+// stopped, as a powered-off droplet still bills.
+func (p *Provider) Capabilities() provisioning.Capabilities { return provisioning.Capabilities{} }
+
+// Create makes the droplet, its firewall and (if needed) its login key,
+// and waits for it to be active. Whatever fails after the droplet exists
+// destroys all of it; the Machine with the droplet's ID comes back beside
+// the error.
+func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (provisioning.Machine, error) {
+	progress := req.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if !config.ValidShedName(req.Name) {
+		return provisioning.Machine{}, fmt.Errorf("digitalocean: %q is not a shed name", req.Name)
+	}
+	if err := cloudapi.CheckUserData(req.UserData, MaxUserData, "DigitalOcean", p.token); err != nil {
+		return provisioning.Machine{}, fmt.Errorf("digitalocean: %w", err)
+	}
+	sources, err := cloudapi.SSHSources(p.cfg.SSHFrom)
+	if err != nil {
+		return provisioning.Machine{}, fmt.Errorf("digitalocean: %w", err)
+	}
+	labels := req.Labels
+	if labels == nil {
+		labels = provisioning.Labels(req.Name, "")
+	}
+	if labels[provisioning.Label] != req.Name {
+		return provisioning.Machine{}, fmt.Errorf("digitalocean: the labels must carry %s=%s", provisioning.Label, req.Name)
+	}
+	tags, err := Tags(labels)
+	if err != nil {
+		return provisioning.Machine{}, err
+	}
+
+	progress("finding your ssh key at DigitalOcean")
+	key, registered, err := p.loginKey(ctx, req.Name, req.LoginKey)
+	if err != nil {
+		return provisioning.Machine{}, err
+	}
+	dropKey := func() {
+		if registered {
+			p.deleteKey(context.WithoutCancel(ctx), key.ID)
+		}
+	}
+
+	progress(fmt.Sprintf("creating droplet %s (%s, %s, %s)", req.Name, p.cfg.Region, p.cfg.Size, p.cfg.Image))
+	d, _, err := p.c.Droplets.Create(ctx, &godo.DropletCreateRequest{
+		Name:     req.Name,
+		Region:   p.cfg.Region,
+		Size:     p.cfg.Size,
+		Image:    godo.DropletCreateImage{Slug: p.cfg.Image},
+		SSHKeys:  []godo.DropletCreateSSHKey{{ID: key.ID}},
+		UserData: string(req.UserData),
+		Tags:     tags,
+	})
+	if err != nil {
+		dropKey()
+		return provisioning.Machine{}, p.explain("create the droplet", err)
+	}
+	m := mapDroplet(*d)
+	fail := func(what string, err error) (provisioning.Machine, error) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		cerr := p.Delete(cctx, m.ID)
+		dropKey()
+		if cerr != nil {
+			return m, fmt.Errorf("%w; destroying droplet %s failed too, `spuff down %s` retries: %v", p.explain(what, err), m.ID, req.Name, cerr)
+		}
+		return m, fmt.Errorf("%w (droplet %s was destroyed)", p.explain(what, err), m.ID)
+	}
+
+	progress("creating the firewall (ssh only)")
+	if err := p.firewall(ctx, req.Name, d.ID, sources); err != nil {
+		return fail("create the firewall", err)
+	}
+	if registered {
+		if _, _, err := p.c.Keys.UpdateByID(ctx, key.ID, &godo.KeyUpdateRequest{Name: resourceName(req.Name, d.ID)}); err != nil {
+			return fail("name the registered ssh key", err)
+		}
+		registered = false // now found by name, so Delete removes it
+	}
+
+	progress("waiting for the droplet to become active")
+	ready, err := p.waitActive(ctx, m.ID, progress)
+	if err != nil {
+		return fail("wait for the droplet", err)
+	}
+	return ready, nil
+}
+
+// loginKey returns the account's key with the login key's fingerprint,
+// registering it if the account has none; registered says spuff made it.
+func (p *Provider) loginKey(ctx context.Context, shed, authorized string) (godo.Key, bool, error) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(authorized))
+	if err != nil {
+		return godo.Key{}, false, fmt.Errorf("digitalocean: the login key is not an authorized_keys line: %w", err)
+	}
+	fp := ssh.FingerprintLegacyMD5(pub)
+	k, resp, err := p.c.Keys.GetByFingerprint(ctx, fp)
+	if err == nil && k != nil {
+		return *k, false, nil
+	}
+	if resp == nil || resp.StatusCode != http.StatusNotFound {
+		return godo.Key{}, false, p.explain("look up your ssh key", err)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
+	k, _, err = p.c.Keys.Create(ctx, &godo.KeyCreateRequest{Name: "spuff-" + shed, PublicKey: line})
+	if err != nil {
+		return godo.Key{}, false, p.explain("register your ssh key", err)
+	}
+	return *k, true, nil
+}
+
+func (p *Provider) deleteKey(ctx context.Context, id int) {
+	if _, err := p.c.Keys.DeleteByID(ctx, id); err != nil && !notFound(err) {
+		p.log.Warn("digitalocean: removing the ssh key spuff registered failed", "key", id, "error", err)
+	}
+}
+
+// firewall admits tcp/22 from sources to droplet id, and lets every
+// outbound packet out (a DigitalOcean firewall without outbound rules
+// blocks all outbound traffic).
+func (p *Provider) firewall(ctx context.Context, shed string, id int, sources []netip.Prefix) error {
+	from := make([]string, len(sources))
+	for i, s := range sources {
+		from[i] = s.String()
+	}
+	all := &godo.Destinations{Addresses: []string{"0.0.0.0/0", "::/0"}}
+	_, _, err := p.c.Firewalls.Create(ctx, &godo.FirewallRequest{
+		Name:         resourceName(shed, id),
+		InboundRules: []godo.InboundRule{{Protocol: "tcp", PortRange: "22", Sources: &godo.Sources{Addresses: from}}},
+		OutboundRules: []godo.OutboundRule{
+			{Protocol: "tcp", PortRange: "0", Destinations: all},
+			{Protocol: "udp", PortRange: "0", Destinations: all},
+			{Protocol: "icmp", Destinations: all},
+		},
+		DropletIDs: []int{id},
+		Tags:       []string{},
+	})
+	return err
+}
+
+func (p *Provider) waitActive(outer context.Context, id string, progress func(string)) (provisioning.Machine, error) {
+	ctx, cancel := context.WithTimeout(outer, p.ready)
+	defer cancel()
+	last := ""
+	for {
+		m, err := p.Get(ctx, id)
+		if err == nil {
+			if m.Status != last {
+				progress("droplet " + m.Status)
+				last = m.Status
+			}
+			if m.State == provisioning.Running && m.SSHAddr != "" {
+				return m, nil
+			}
+			if m.State != provisioning.Pending && m.State != provisioning.Running {
+				return m, fmt.Errorf("digitalocean: droplet %s is %q, not active", id, m.Status)
+			}
+		} else if errors.Is(err, provisioning.ErrNotFound) {
+			return m, err
+		}
+		t := time.NewTimer(p.poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if outer.Err() == nil {
+				return m, fmt.Errorf("digitalocean: droplet %s was not active with a public IPv4 within %s (last status %q)", id, p.ready, last)
+			}
+			return m, outer.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Get implements provisioning.Provider.
+func (p *Provider) Get(ctx context.Context, id string) (provisioning.Machine, error) {
+	n, err := dropletID(id)
+	if err != nil {
+		return provisioning.Machine{}, err
+	}
+	d, _, err := p.c.Droplets.Get(ctx, n)
+	if err != nil {
+		if notFound(err) {
+			return provisioning.Machine{}, fmt.Errorf("digitalocean: droplet %s: %w", id, provisioning.ErrNotFound)
+		}
+		return provisioning.Machine{}, p.explain("read droplet "+id, err)
+	}
+	return mapDroplet(*d), nil
+}
+
+// Delete implements provisioning.Provider: the droplet, its firewall and
+// the key spuff registered for it; each already gone is no error.
+func (p *Provider) Delete(ctx context.Context, id string) error {
+	n, err := dropletID(id)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if _, err := p.c.Droplets.Delete(ctx, n); err != nil && !notFound(err) {
+		errs = append(errs, p.explain("destroy droplet "+id, err))
+	}
+	suffix := "-" + id
+	fws, err := p.firewalls(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, fw := range fws {
+		if ours(fw.Name, suffix) || (strings.HasPrefix(fw.Name, "spuff-") && slices.Contains(fw.DropletIDs, n)) {
+			if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
+				errs = append(errs, p.explain("remove firewall "+fw.Name, err))
+			}
+		}
+	}
+	keys, err := p.keys(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range keys {
+		if ours(k.Name, suffix) {
+			if _, err := p.c.Keys.DeleteByID(ctx, k.ID); err != nil && !notFound(err) {
+				errs = append(errs, p.explain("remove ssh key "+k.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// List implements provisioning.Provider: every droplet tagged "spuff".
+func (p *Provider) List(ctx context.Context) ([]provisioning.Machine, error) {
+	var out []provisioning.Machine
+	err := pages(ctx, func(opt *godo.ListOptions) (*godo.Response, error) {
+		ds, resp, err := p.c.Droplets.ListByTag(ctx, provisioning.Label, opt)
+		for _, d := range ds {
+			out = append(out, mapDroplet(d))
+		}
+		return resp, err
+	})
+	if err != nil {
+		return nil, p.explain("list droplets", err)
+	}
+	return out, nil
+}
+
+func (p *Provider) firewalls(ctx context.Context) ([]godo.Firewall, error) {
+	var out []godo.Firewall
+	err := pages(ctx, func(opt *godo.ListOptions) (*godo.Response, error) {
+		fs, resp, err := p.c.Firewalls.List(ctx, opt)
+		out = append(out, fs...)
+		return resp, err
+	})
+	if err != nil {
+		return nil, p.explain("list firewalls", err)
+	}
+	return out, nil
+}
+
+func (p *Provider) keys(ctx context.Context) ([]godo.Key, error) {
+	var out []godo.Key
+	err := pages(ctx, func(opt *godo.ListOptions) (*godo.Response, error) {
+		ks, resp, err := p.c.Keys.List(ctx, opt)
+		out = append(out, ks...)
+		return resp, err
+	})
+	if err != nil {
+		return nil, p.explain("list ssh keys", err)
+	}
+	return out, nil
+}
+
+// maxPages bounds a listing, so an API that always says "next" cannot
+// keep spuff paging forever.
+const maxPages = 100
+
+// pages calls list for each page until the links say it was the last.
+func pages(ctx context.Context, list func(*godo.ListOptions) (*godo.Response, error)) error {
+	opt := &godo.ListOptions{Page: 1, PerPage: perPage}
+	for range maxPages {
+		resp, err := list(opt)
+		if err != nil {
+			return err
+		}
+		if resp == nil || resp.Links == nil || resp.Links.IsLastPage() {
+			return nil
+		}
+		cur, err := resp.Links.CurrentPage()
+		if err != nil || cur < opt.Page {
+			cur = opt.Page
+		}
+		opt = &godo.ListOptions{Page: cur + 1, PerPage: perPage}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("digitalocean: more than %d pages of %d; giving up", maxPages, perPage)
+}
+
+func resourceName(shed string, id int) string { return "spuff-" + shed + "-" + strconv.Itoa(id) }
+
+func ours(name, suffix string) bool {
+	return strings.HasPrefix(name, "spuff-") && strings.HasSuffix(name, suffix)
+}
+
+func dropletID(id string) (int, error) {
+	n, err := strconv.Atoi(id)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("digitalocean: %q is not a droplet ID: %w", id, provisioning.ErrNotFound)
+	}
+	return n, nil
+}
+
+func notFound(err error) bool {
+	var e *godo.ErrorResponse
+	return errors.As(err, &e) && e.Response != nil && e.Response.StatusCode == http.StatusNotFound
+}

@@ -1,0 +1,480 @@
+package digitalocean
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/provisioning"
+	"github.com/spuff-dev/spuff/provisioning/digitalocean/dofake"
+)
+
+type fixture struct {
+	p     *Provider
+	fake  *dofake.Server
+	token string
+	logs  *bytes.Buffer
+	key   string // the developer's public key
+}
+
+func randomToken(t *testing.T) string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "dop_v1_" + hex.EncodeToString(b)
+}
+
+func loginKey(t *testing.T) string {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + " alice@laptop"
+}
+
+func setup(t *testing.T, tune func(*config.Config, map[string]string)) *fixture {
+	t.Helper()
+	f := &fixture{token: randomToken(t), logs: &bytes.Buffer{}, key: loginKey(t)}
+	f.fake = dofake.New(t, f.token)
+	cfg := config.Default()
+	env := map[string]string{"DIGITALOCEAN_TOKEN": f.token, URLEnv: f.fake.URL}
+	if tune != nil {
+		tune(cfg, env)
+	}
+	p, err := New(provisioning.Env{
+		Config: cfg,
+		Getenv: func(k string) string { return env[k] },
+		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p = p.(*Provider)
+	f.p.poll = 10 * time.Millisecond
+	t.Cleanup(func() {
+		if v := f.fake.Violations(); len(v) > 0 {
+			t.Errorf("the fake API saw: %v", v)
+		}
+		if strings.Contains(f.logs.String(), f.token) {
+			t.Error("the token is in spuff's log")
+		}
+	})
+	return f
+}
+
+func (f *fixture) request(name string) provisioning.CreateRequest {
+	ud := "#cloud-config\nusers:\n  - name: dev\n    ssh_authorized_keys:\n      - " + f.key + "\n"
+	return provisioning.CreateRequest{
+		Name: name, Labels: provisioning.Labels(name, "alice-laptop"),
+		UserData: []byte(ud), LoginKey: f.key,
+	}
+}
+
+func (f *fixture) sent(method, path string) []dofake.Request {
+	var out []dofake.Request
+	for _, r := range f.fake.Requests() {
+		if r.Method == method && strings.TrimSuffix(r.Path, "/") == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestCreateAndDelete(t *testing.T) {
+	f := setup(t, func(c *config.Config, _ map[string]string) {
+		c.DigitalOcean.Region, c.DigitalOcean.Size, c.DigitalOcean.Image = "ams3", "s-1vcpu-2gb", "debian-12-x64"
+	})
+	f.fake.ActiveAfter = 2
+	var steps []string
+	req := f.request("demo")
+	req.Progress = func(s string) { steps = append(steps, s) }
+	m, err := f.p.Create(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.State != provisioning.Running || m.SSHAddr != "203.0.113.10:22" || m.Name != "demo" || m.Labels[provisioning.OwnerLabel] != "alice-laptop" {
+		t.Fatalf("Create = %+v", m)
+	}
+	if !slices.Contains(steps, "droplet new") || !slices.Contains(steps, "droplet active") {
+		t.Errorf("progress did not follow new → active: %q", steps)
+	}
+
+	posts := f.sent("POST", "/v2/droplets")
+	if len(posts) != 1 {
+		t.Fatalf("%d droplet creates, want 1", len(posts))
+	}
+	var body struct {
+		Name, Region, Size, Image string
+		SSHKeys                   []int    `json:"ssh_keys"`
+		Tags                      []string `json:"tags"`
+		UD                        string   `json:"user_data"`
+	}
+	if err := json.Unmarshal(posts[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Name != "demo" || body.Region != "ams3" || body.Size != "s-1vcpu-2gb" || body.Image != "debian-12-x64" {
+		t.Errorf("droplet request = %s", posts[0].Body)
+	}
+	if want := []string{"spuff", "spuff:demo", "spuff-owner:alice-laptop"}; !slices.Equal(body.Tags, want) {
+		t.Errorf("tags = %q, want %q", body.Tags, want)
+	}
+	if body.UD != string(req.UserData) || strings.Contains(body.UD, "PRIVATE KEY") || strings.Contains(body.UD, f.token) {
+		t.Errorf("user_data sent = %q", body.UD)
+	}
+	keys := f.fake.Keys()
+	if len(keys) != 1 || len(body.SSHKeys) != 1 || body.SSHKeys[0] != keys[0].ID {
+		t.Fatalf("ssh_keys = %v, account keys = %+v", body.SSHKeys, keys)
+	}
+	if want := "spuff-demo-" + m.ID; keys[0].Name != want {
+		t.Errorf("the registered key is named %q, want %q", keys[0].Name, want)
+	}
+
+	fws := f.fake.Firewalls()
+	if len(fws) != 1 {
+		t.Fatalf("%d firewalls, want 1", len(fws))
+	}
+	fw := fws[0]
+	if fw.Name != "spuff-demo-"+m.ID || !slices.Equal(fw.DropletIDs, []int{mustAtoi(t, m.ID)}) {
+		t.Errorf("firewall = %+v", fw)
+	}
+	if len(fw.InboundRules) != 1 {
+		t.Fatalf("inbound rules = %s", fw.InboundRules)
+	}
+	var in struct {
+		Protocol, Ports string
+		Sources         struct{ Addresses []string }
+	}
+	_ = json.Unmarshal(fw.InboundRules[0], &in)
+	if in.Protocol != "tcp" || in.Ports != "22" || !slices.Equal(in.Sources.Addresses, []string{"0.0.0.0/0", "::/0"}) {
+		t.Errorf("inbound rule = %s", fw.InboundRules[0])
+	}
+	if len(fw.OutboundRules) == 0 {
+		t.Error("no outbound rules: a DigitalOcean firewall would block all outbound traffic")
+	}
+
+	// The token went only in the Authorization header (the fake's
+	// Violations, checked at cleanup), and never into the user-data.
+	for _, r := range f.fake.Requests() {
+		if r.Header.Get("Authorization") != "Bearer "+f.token {
+			t.Errorf("%s %s without the token", r.Method, r.Path)
+		}
+	}
+
+	if err := f.p.Delete(context.Background(), m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if d, fw, k := f.fake.Droplets(), f.fake.Firewalls(), f.fake.Keys(); len(d)+len(fw)+len(k) != 0 {
+		t.Errorf("left after Delete: droplets %v, firewalls %v, keys %v", d, fw, k)
+	}
+	if err := f.p.Delete(context.Background(), m.ID); err != nil {
+		t.Errorf("a second Delete = %v, want nil (404 is already gone)", err)
+	}
+	if _, err := f.p.Get(context.Background(), m.ID); !errors.Is(err, provisioning.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	n, err := dropletID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestCreateReusesTheAccountKey(t *testing.T) {
+	f := setup(t, func(c *config.Config, _ map[string]string) {
+		c.DigitalOcean.SSHFrom = []string{"198.51.100.7/24", "2001:db8::/32"}
+	})
+	k := f.fake.AddKey("laptop", f.key)
+	m, err := f.p.Create(context.Background(), f.request("demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.sent("POST", "/v2/account/keys")); n != 0 {
+		t.Errorf("registered a key the account has (%d POSTs)", n)
+	}
+	var body struct {
+		SSHKeys []int `json:"ssh_keys"`
+	}
+	_ = json.Unmarshal(f.sent("POST", "/v2/droplets")[0].Body, &body)
+	if !slices.Equal(body.SSHKeys, []int{k.ID}) {
+		t.Errorf("ssh_keys = %v, want [%d]", body.SSHKeys, k.ID)
+	}
+	var in struct{ Sources struct{ Addresses []string } }
+	_ = json.Unmarshal(f.fake.Firewalls()[0].InboundRules[0], &in)
+	if want := []string{"198.51.100.0/24", "2001:db8::/32"}; !slices.Equal(in.Sources.Addresses, want) {
+		t.Errorf("ssh sources = %v, want %v", in.Sources.Addresses, want)
+	}
+	if err := f.p.Delete(context.Background(), m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ks := f.fake.Keys(); len(ks) != 1 || ks[0].Name != "laptop" {
+		t.Errorf("Delete touched a key spuff did not register: %+v", ks)
+	}
+}
+
+func TestCreateFailingHalfWayLeavesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tune func(*fixture)
+		want string
+	}{
+		{"firewall refused", func(f *fixture) { f.fake.FailFirewall = 422 }, "Firewall limit exceeded"},
+		{"firewall 500", func(f *fixture) { f.fake.FailFirewall = 500 }, "try again later"},
+		{"never active", func(f *fixture) { f.fake.NeverActive = true; f.p.ready = 150 * time.Millisecond }, "not active with a public IPv4 within"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t, nil)
+			tc.tune(f)
+			m, err := f.p.Create(context.Background(), f.request("demo"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Create = %v, want an error saying %q", err, tc.want)
+			}
+			if m.ID == "" {
+				t.Error("the failed Create did not return the droplet's ID for the state row")
+			}
+			if d, fw, k := f.fake.Droplets(), f.fake.Firewalls(), f.fake.Keys(); len(d)+len(fw)+len(k) != 0 {
+				t.Errorf("left behind: droplets %v, firewalls %v, keys %v", d, fw, k)
+			}
+			if strings.Contains(err.Error(), f.token) {
+				t.Error("the error holds the token")
+			}
+		})
+	}
+}
+
+func TestCreateCancelledDestroysTheDroplet(t *testing.T) {
+	f := setup(t, nil)
+	f.fake.NeverActive = true
+	ctx, cancel := context.WithCancel(context.Background())
+	req := f.request("demo")
+	req.Progress = func(s string) {
+		if s == "droplet new" {
+			cancel()
+		}
+	}
+	m, err := f.p.Create(ctx, req)
+	if !errors.Is(err, context.Canceled) || m.ID == "" {
+		t.Fatalf("Create = %+v, %v; want the ID and context.Canceled", m, err)
+	}
+	if d := f.fake.Droplets(); len(d) != 0 {
+		t.Errorf("a cancelled Create left %v", d)
+	}
+}
+
+func TestListPagesAndFindsOrphans(t *testing.T) {
+	f := setup(t, nil)
+	f.fake.PerPageCap = 2
+	for i := range 5 {
+		name := fmt.Sprintf("shed-%d", i)
+		f.fake.AddDroplet(dofake.Droplet{Name: name, Tags: []string{"spuff", "spuff:" + name, "spuff-owner:bob"}})
+	}
+	f.fake.AddDroplet(dofake.Droplet{Name: "not-ours", Tags: []string{"web"}})
+	ms, err := f.p.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range ms {
+		names = append(names, m.Name)
+		if m.Labels[provisioning.OwnerLabel] != "bob" || m.State != provisioning.Running || m.SSHAddr == "" {
+			t.Errorf("listed %+v", m)
+		}
+	}
+	if want := []string{"shed-0", "shed-1", "shed-2", "shed-3", "shed-4"}; !slices.Equal(names, want) {
+		t.Errorf("List = %v, want %v", names, want)
+	}
+	var pages []string
+	for _, r := range f.sent("GET", "/v2/droplets") {
+		q, _ := url.ParseQuery(r.Query)
+		if q.Get("tag_name") != "spuff" {
+			t.Errorf("listed with %q, want tag_name=spuff", r.Query)
+		}
+		pages = append(pages, q.Get("page"))
+	}
+	if !slices.Equal(pages, []string{"1", "2", "3"}) {
+		t.Errorf("pages read = %v, want 1 2 3", pages)
+	}
+}
+
+// A crash between Create and the Manager's state update leaves a droplet
+// no row knows the ID of; List names it by its label, so reconcile finds it.
+func TestListRecoversACreateWhoseIDWasLost(t *testing.T) {
+	f := setup(t, nil)
+	if _, err := f.p.Create(context.Background(), f.request("lost")); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := f.p.List(context.Background())
+	if err != nil || len(ms) != 1 || ms[0].Name != "lost" || ms[0].Labels[provisioning.Label] != "lost" {
+		t.Fatalf("List = %+v, %v", ms, err)
+	}
+	if err := f.p.Delete(context.Background(), ms[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.fake.Firewalls())+len(f.fake.Keys()) != 0 {
+		t.Error("Delete by the listed ID left the firewall or key")
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	t.Run("429 with Retry-After is waited out", func(t *testing.T) {
+		f := setup(t, nil)
+		id := f.fake.AddDroplet(dofake.Droplet{Name: "a", Tags: []string{"spuff", "spuff:a"}})
+		f.fake.Throttle(1, "1")
+		if _, err := f.p.Get(context.Background(), fmt.Sprint(id)); err != nil {
+			t.Fatal(err)
+		}
+		rs := f.fake.Requests()
+		if len(rs) != 2 {
+			t.Fatalf("%d requests, want 2 (one 429, one retry)", len(rs))
+		}
+		if gap := rs[1].At.Sub(rs[0].At); gap < 900*time.Millisecond {
+			t.Errorf("retried after %s, before Retry-After: 1", gap)
+		}
+	})
+	t.Run("retries are bounded", func(t *testing.T) {
+		f := setup(t, nil)
+		f.fake.Throttle(100, "0")
+		_, err := f.p.List(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "rate limit") {
+			t.Fatalf("List = %v, want a rate-limit error", err)
+		}
+		if n := len(f.fake.Requests()); n != 5 {
+			t.Errorf("%d requests, want 5 (1 + 4 retries)", n)
+		}
+	})
+	t.Run("a Retry-After past the longest wait is not waited", func(t *testing.T) {
+		f := setup(t, nil)
+		f.fake.Throttle(1, "3600")
+		if _, err := f.p.List(context.Background()); err == nil || !strings.Contains(err.Error(), "rate limit") {
+			t.Fatalf("List = %v", err)
+		}
+		if n := len(f.fake.Requests()); n != 1 {
+			t.Errorf("%d requests, want 1", n)
+		}
+	})
+	t.Run("a create is not repeated on a 5xx", func(t *testing.T) {
+		f := setup(t, nil)
+		f.fake.FailFirewall = 503
+		_, _ = f.p.Create(context.Background(), f.request("demo"))
+		if n := len(f.sent("POST", "/v2/firewalls")); n != 1 {
+			t.Errorf("POST /v2/firewalls sent %d times, want 1", n)
+		}
+	})
+	t.Run("ratelimit-remaining 0 waits for the reset", func(t *testing.T) {
+		f := setup(t, nil)
+		f.fake.SetRemaining(1) // the next reply says 0 left
+		if _, err := f.p.List(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.p.List(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.fake.Requests()); n != 2 {
+			t.Errorf("%d requests, want 2 with no 429 spent", n)
+		}
+	})
+}
+
+func TestErrorsSayWhatToDo(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tune func(*config.Config, map[string]string)
+		want string
+	}{
+		{"bad token", func(_ *config.Config, e map[string]string) { e["DIGITALOCEAN_TOKEN"] = "dop_v1_wrong" }, "check DIGITALOCEAN_TOKEN"},
+		{"bad access token", func(_ *config.Config, e map[string]string) {
+			e["DIGITALOCEAN_ACCESS_TOKEN"] = "dop_v1_wrong"
+			delete(e, "DIGITALOCEAN_TOKEN")
+		}, "check DIGITALOCEAN_ACCESS_TOKEN"},
+		{"unknown size", func(c *config.Config, _ map[string]string) { c.DigitalOcean.Size = "no-such-size" }, `check digitalocean.size ("no-such-size")`},
+		{"unknown region", func(c *config.Config, _ map[string]string) { c.DigitalOcean.Region = "nowhere1" }, `check digitalocean.region ("nowhere1")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t, nil)
+			f.fake.AddKey("laptop", f.key)
+			cfg := config.Default()
+			env := map[string]string{"DIGITALOCEAN_TOKEN": f.token, URLEnv: f.fake.URL}
+			tc.tune(cfg, env)
+			p, err := New(provisioning.Env{Config: cfg, Getenv: func(k string) string { return env[k] }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.Create(context.Background(), f.request("demo"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Create = %v, want %q", err, tc.want)
+			}
+			if len(f.fake.Droplets()) != 0 {
+				t.Error("a droplet was made")
+			}
+		})
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "set DIGITALOCEAN_TOKEN or DIGITALOCEAN_ACCESS_TOKEN"},
+		{map[string]string{"DIGITALOCEAN_TOKEN": "x\ny"}, "DIGITALOCEAN_TOKEN holds characters"},
+		{map[string]string{"DIGITALOCEAN_TOKEN": "t", URLEnv: "http://api.example.com/"}, "loopback"},
+		{map[string]string{"DIGITALOCEAN_TOKEN": "t", URLEnv: "ftp://127.0.0.1/"}, "https"},
+	} {
+		_, err := New(provisioning.Env{Getenv: func(k string) string { return tc.env[k] }})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New with %v = %v, want %q", tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestUserDataIsChecked(t *testing.T) {
+	f := setup(t, nil)
+	for _, tc := range []struct {
+		ud   string
+		want string
+	}{
+		{strings.Repeat("a", MaxUserData+1), "at most 64 KiB"},
+		{"#cloud-config\n# " + f.token + "\n", "holds the DigitalOcean API token"},
+		{"#cloud-config\nwrite_files: [{content: '-----BEGIN OPENSSH PRIVATE KEY-----'}]\n", "holds a private key"},
+	} {
+		req := f.request("demo")
+		req.UserData = []byte(tc.ud)
+		_, err := f.p.Create(context.Background(), req)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Create = %v, want %q", err, tc.want)
+		}
+		if strings.Contains(fmt.Sprint(err), f.token) {
+			t.Error("the error repeats the token")
+		}
+	}
+	if n := len(f.fake.Requests()); n != 0 {
+		t.Errorf("%d requests sent for refused user-data", n)
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	if !provisioning.Registered("digitalocean") {
+		t.Fatal("digitalocean is not registered")
+	}
+}

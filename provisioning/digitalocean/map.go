@@ -1,0 +1,142 @@
+package digitalocean
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/digitalocean/godo"
+
+	"github.com/spuff-dev/spuff/provisioning"
+	"github.com/spuff-dev/spuff/provisioning/internal/cloudapi"
+)
+
+// tagRule is DigitalOcean's tag syntax.
+var tagRule = regexp.MustCompile(`^[A-Za-z0-9:_-]{1,255}$`)
+
+// Tags maps a machine's labels to droplet tags: the bare Label (so one
+// listing finds every shed) and "key:value" for each label, sorted.
+func Tags(labels map[string]string) ([]string, error) {
+	tags := []string{provisioning.Label}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		t := k + ":" + labels[k]
+		if strings.Contains(k, ":") || !tagRule.MatchString(t) {
+			return nil, fmt.Errorf("digitalocean: label %s=%s cannot be a tag (letters, digits, '-' and '_' only)", k, labels[k])
+		}
+		tags = append(tags, t)
+	}
+	return tags, nil
+}
+
+// Labels reads labels back from droplet tags ("key:value"); other tags
+// are ignored.
+func Labels(tags []string) map[string]string {
+	l := map[string]string{}
+	for _, t := range tags {
+		k, v, ok := strings.Cut(t, ":")
+		if ok && k != "" {
+			l[k] = v
+		}
+	}
+	return l
+}
+
+// state maps a droplet's status (new | active | off | archive).
+func state(status string) provisioning.State {
+	switch status {
+	case "new":
+		return provisioning.Pending
+	case "active":
+		return provisioning.Running
+	case "off":
+		return provisioning.Stopped
+	case "archive":
+		// Destroyed by DigitalOcean but kept for a while: not coming back.
+		return provisioning.Failed
+	}
+	return provisioning.Unknown
+}
+
+// mapDroplet is what spuff knows of a droplet.
+func mapDroplet(d godo.Droplet) provisioning.Machine {
+	labels := Labels(d.Tags)
+	m := provisioning.Machine{
+		ID:     strconv.Itoa(d.ID),
+		Name:   labels[provisioning.Label],
+		State:  state(d.Status),
+		Status: d.Status,
+		Labels: labels,
+	}
+	if m.Name == "" {
+		m.Name = d.Name
+	}
+	if ip, err := d.PublicIPv4(); err == nil {
+		m.SSHAddr = cloudapi.SSHAddr(ip)
+	}
+	if t, err := time.Parse(time.RFC3339, d.Created); err == nil {
+		m.Created = t
+	}
+	return m
+}
+
+// explain turns an API error into the provider's message and what to do.
+func (p *Provider) explain(what string, err error) error {
+	var e *godo.ErrorResponse
+	if !errors.As(err, &e) || e.Response == nil {
+		return fmt.Errorf("digitalocean: %s: %w", what, err)
+	}
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Response.StatusCode)
+	}
+	var hint string
+	switch e.Response.StatusCode {
+	case http.StatusUnauthorized:
+		hint = "check " + p.tokenVar + " (the API did not accept it)"
+	case http.StatusForbidden:
+		hint = "the token in " + p.tokenVar + " lacks a scope; make one with read and write access"
+	case http.StatusTooManyRequests:
+		hint = "the API rate limit is spent; try again in a minute"
+		if r, ok := cloudapi.ParseReset(e.Response.Header.Get("RateLimit-Reset")); ok {
+			hint = "the API rate limit is spent; try again after " + r.UTC().Format(time.RFC3339)
+		}
+	case http.StatusUnprocessableEntity:
+		l := strings.ToLower(msg)
+		switch {
+		case strings.Contains(l, "limit"):
+			hint = "the account's droplet limit is reached; destroy a droplet or ask DigitalOcean to raise it"
+		case strings.Contains(l, "size"):
+			hint = fmt.Sprintf("check digitalocean.size (%q) in ~/.spuff/config.yaml and that the region offers it", p.cfg.Size)
+		case strings.Contains(l, "region"):
+			hint = fmt.Sprintf("check digitalocean.region (%q) in ~/.spuff/config.yaml", p.cfg.Region)
+		case strings.Contains(l, "image"):
+			hint = fmt.Sprintf("check digitalocean.image (%q) in ~/.spuff/config.yaml", p.cfg.Image)
+		}
+	}
+	if e.Response.StatusCode >= 500 {
+		hint = "DigitalOcean had a problem; try again later"
+	}
+	out := fmt.Sprintf("digitalocean: %s: %s (HTTP %d", what, msg, e.Response.StatusCode)
+	if e.RequestID != "" {
+		out += ", request " + e.RequestID
+	}
+	out += ")"
+	if hint != "" {
+		out += ": " + hint
+	}
+	return &apiError{msg: out, err: err}
+}
+
+type apiError struct {
+	msg string
+	err error
+}
+
+func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.err }

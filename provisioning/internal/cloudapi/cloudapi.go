@@ -1,0 +1,113 @@
+// Package cloudapi is what spuff's cloud providers share on the wire: the
+// API token's one place (the Authorization header), a transport that keeps
+// to the providers' rate limits, the check that lets tests point a provider
+// at a fake API without opening a way to send the token elsewhere, and the
+// checks every user-data passes before it leaves the host.
+package cloudapi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Token returns the first of names set in the environment, and its name.
+// A missing token is an error naming every variable that would do.
+func Token(getenv func(string) string, provider string, names ...string) (token, name string, err error) {
+	for _, n := range names {
+		t := strings.TrimSpace(getenv(n))
+		if t == "" {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldValue(t) {
+			// Say which variable, never what it holds.
+			return "", n, fmt.Errorf("cloudapi: %s holds characters no API token has (a stray newline?); set it again", n)
+		}
+		return t, n, nil
+	}
+	return "", "", fmt.Errorf("cloudapi: no %s API token: set %s in the environment spuff-app runs in (tokens are never read from config)", provider, strings.Join(names, " or "))
+}
+
+// BaseURL returns the API base URL: def, unless the test-only variable
+// named by envVar is set. An override must be https, or http to a loopback
+// address (a fake API in a test), so that it cannot send the token in the
+// clear across a network.
+func BaseURL(getenv func(string) string, envVar, def string) (string, error) {
+	raw := strings.TrimSpace(getenv(envVar))
+	if raw == "" {
+		return def, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("cloudapi: %s=%q is not an API base URL like https://host/", envVar, raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !loopback(u.Hostname()) {
+			return "", fmt.Errorf("cloudapi: %s may use http only to a loopback address (it is for tests against a fake API); %q is not one", envVar, u.Hostname())
+		}
+	default:
+		return "", fmt.Errorf("cloudapi: %s=%q must be an https URL", envVar, raw)
+	}
+	return u.String(), nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// CheckUserData refuses user-data a provider must not be given: empty,
+// bigger than max (the provider's cap), or holding the API token or a
+// private key — user-data is readable by any process in a cloud VM.
+func CheckUserData(ud []byte, max int, provider, token string) error {
+	if len(ud) == 0 {
+		return errors.New("cloudapi: the user-data is empty")
+	}
+	if len(ud) > max {
+		return fmt.Errorf("cloudapi: the user-data is %d bytes; %s takes at most %d KiB (remove login keys or trim the template)", len(ud), provider, max>>10)
+	}
+	if token != "" && bytes.Contains(ud, []byte(token)) {
+		return fmt.Errorf("cloudapi: refusing to send user-data that holds the %s API token (anything in the VM can read user-data)", provider)
+	}
+	if bytes.Contains(ud, []byte("PRIVATE KEY-----")) {
+		return errors.New("cloudapi: refusing to send user-data that holds a private key (anything in the VM can read user-data)")
+	}
+	return nil
+}
+
+// SSHSources returns the CIDRs admitted to port 22: cidrs, normalized,
+// or everywhere (IPv4 and IPv6) when cidrs is empty.
+func SSHSources(cidrs []string) ([]netip.Prefix, error) {
+	if len(cidrs) == 0 {
+		return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}, nil
+	}
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return nil, fmt.Errorf("cloudapi: ssh_from %q is not a CIDR like 203.0.113.0/24", c)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// SSHAddr returns ip:22 when ip is a public-looking IPv4 address, else "".
+func SSHAddr(ip string) string {
+	a, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil || !a.Is4() || a.IsUnspecified() {
+		return ""
+	}
+	return net.JoinHostPort(a.String(), "22")
+}

@@ -1,0 +1,91 @@
+package cloudapi
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"3", 3 * time.Second, true},
+		{" 0 ", 0, true},
+		{"-1", 0, false},
+		{"", 0, false},
+		{"soon", 0, false},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+		{"999999999999", 0, false},
+	} {
+		got, ok := ParseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseRetryAfter(%q) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestSSHSourcesAndAddr(t *testing.T) {
+	s, err := SSHSources(nil)
+	if err != nil || len(s) != 2 || s[0].String() != "0.0.0.0/0" || s[1].String() != "::/0" {
+		t.Errorf("SSHSources(nil) = %v, %v", s, err)
+	}
+	s, err = SSHSources([]string{"192.0.2.77/24"})
+	if err != nil || s[0] != netip.MustParsePrefix("192.0.2.0/24") {
+		t.Errorf("SSHSources = %v, %v", s, err)
+	}
+	if _, err := SSHSources([]string{"nope"}); err == nil {
+		t.Error("a bad CIDR was taken")
+	}
+	for in, want := range map[string]string{"203.0.113.5": "203.0.113.5:22", "2001:db8::1": "", "": "", "0.0.0.0": "", "x": ""} {
+		if got := SSHAddr(in); got != want {
+			t.Errorf("SSHAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCheckUserData(t *testing.T) {
+	if err := CheckUserData([]byte("#cloud-config\n"), 100, "X", "tok"); err != nil {
+		t.Error(err)
+	}
+	if err := CheckUserData(nil, 100, "X", "tok"); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty user-data: %v", err)
+	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, s := range []string{"1", "120", "", "Tue, 01 Dec 2026 10:01:00 GMT", "-5", "1e3", "Mon, 02 Jan 2006 15:04:05 MST"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := ParseRetryAfter(s, now)
+		if !ok && d != 0 {
+			t.Fatalf("not ok but %s", d)
+		}
+		if d < 0 || d > 24*time.Hour {
+			t.Fatalf("ParseRetryAfter(%q) = %s, outside [0, 24h]", s, d)
+		}
+	})
+}
+
+func FuzzParseReset(f *testing.F) {
+	for _, s := range []string{"1764583200", "0", "", "-1", "99999999999999999999", " 12 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		at, ok := ParseReset(s)
+		if ok && (at.Unix() <= 0 || at.Unix() > 1<<40) {
+			t.Fatalf("ParseReset(%q) = %v", s, at)
+		}
+		if !ok && !at.IsZero() {
+			t.Fatalf("not ok but %v", at)
+		}
+	})
+}
