@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/control/api"
+	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
 	"github.com/spuff-dev/spuff/test/harness"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
@@ -91,6 +93,66 @@ func TestPingOverSSH(t *testing.T) {
 	if err != nil || !strings.Contains(string(kh), strings.Fields(sshd.HostKeyPub)[1]) {
 		t.Fatalf("known_hosts does not hold the shed's host key: %q %v", kh, err)
 	}
+}
+
+// TestSSHModeGovernsLogin: the host logs in to an ssh:// shed with its one
+// SSH identity, the keys ssh.mode chose to sign with. With local-keys it
+// logs in with the ~/.ssh key while SSH_AUTH_SOCK names an agent that is not
+// running; with agent-forward it logs in with the agent's keys only, so the
+// same ~/.ssh key, unknown to the agent, does not get it in.
+func TestSSHModeGovernsLogin(t *testing.T) {
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "root"
+	}
+	attach := func(t *testing.T, mode string, env map[string]string) (*harness.Host, *harness.Guest) {
+		t.Helper()
+		home := harness.ShortTempDir(t)
+		if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		_, pub := testenv.KeyPair(t, filepath.Join(home, ".ssh"), "id_ed25519", "ed25519")
+		env["HOME"] = home
+		h := harness.Start(t, harness.Options{Config: "ssh:\n  mode: " + mode + "\n", Env: env})
+		g := h.Guest(t, "cloud-"+mode, harness.GuestOptions{NoAttach: true})
+		forced := `command="` + testenv.GoBinary(t, "./guest/cmd/spuff-guest") + ` bus-stdio --run-dir ` + g.RunDir + `",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding `
+		sshd := testenv.StartSSHD(t, forced+pub+"\n")
+		h.MustSpuff(t, "attach", "cloud-"+mode, "ssh://"+user+"@"+sshd.Addr)
+		return h, g
+	}
+	t.Run("local-keys, no agent running", func(t *testing.T) {
+		h, g := attach(t, "local-keys", map[string]string{"SSH_AUTH_SOCK": filepath.Join(harness.ShortTempDir(t), "no-agent.sock")})
+		h.WaitState(t, "cloud-local-keys", "connected")
+		if err := guestPing(t, g); err != nil {
+			t.Fatal(err)
+		}
+		var st api.Status
+		if err := json.Unmarshal([]byte(h.MustSpuff(t, "status", "--json")), &st); err != nil || st.Helpers.SSH == nil || st.Helpers.SSH.Mode != "local-keys" {
+			t.Fatalf("spuff status: %v %+v", err, st.Helpers.SSH)
+		}
+	})
+	t.Run("agent-forward, the agent lacks the key", func(t *testing.T) {
+		agentKey := sshkeystest.NewKey(t, t.TempDir(), "id_ecdsa", "ecdsa")
+		ag := sshkeystest.StartAgent(t, agentKey.Path)
+		h, _ := attach(t, "agent-forward", map[string]string{"SSH_AUTH_SOCK": ag.Sock})
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var sheds []api.Attachment
+			if err := json.Unmarshal([]byte(h.MustSpuff(t, "list", "--json")), &sheds); err != nil || len(sheds) != 1 {
+				t.Fatalf("spuff list: %v %+v", err, sheds)
+			}
+			if sheds[0].State == api.StateConnected {
+				t.Fatal("the host logged in with a ~/.ssh key while ssh.mode is agent-forward")
+			}
+			if strings.Contains(sheds[0].LastError, "unable to authenticate") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no authentication failure reported: %+v\n%s", sheds[0], h.Log())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }
 
 func TestReconnectAfterGuestRestart(t *testing.T) {

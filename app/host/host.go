@@ -53,10 +53,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer aw.Close()
 
-	svcs, stats, closeSvcs, err := services(cfg, log)
+	identity, sshDir, err := sshIdentity(cfg, log)
 	if err != nil {
 		return err
 	}
+	defer identity.Close()
+	svcs, stats, closeSvcs := services(identity, sshDir, log)
 	defer closeSvcs()
 
 	appr, kcKind, err := approver(opts.Headless, opts.NoPrompt, log)
@@ -64,9 +66,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
-	home, _ := os.UserHomeDir()
 	dialCfg := &bus.DialConfig{
-		SSHAuth:         sshconn.Auth(os.Getenv("SSH_AUTH_SOCK"), sshconn.DefaultKeyPaths(filepath.Join(home, ".ssh"))),
+		SSHAuth:         sshconn.Auth(identity),
 		HostKeyCallback: sshconn.AcceptNew(filepath.Join(config.Home(), "known_hosts")),
 	}
 	b, err := broker.New(broker.Options{

@@ -13,23 +13,32 @@ import (
 	"github.com/spuff-dev/spuff/helpers/dockercreds"
 	"github.com/spuff-dev/spuff/helpers/helper"
 	"github.com/spuff-dev/spuff/helpers/sshkeys"
+	"github.com/spuff-dev/spuff/provisioning/sshconn"
 )
 
-// services builds the namespaces' host sides. stats reports their counters
-// for `spuff status`; closeAll releases what they hold.
-func services(cfg *config.Config, log *slog.Logger) (map[string]helper.Service, func() api.Helpers, func(), error) {
+// sshIdentity builds the host's one SSH identity, as ssh.mode says: the
+// backend that signs for sheds also logs the host in to ssh:// sheds
+// (sshconn.Auth), and is what provisioning bootstraps new sheds with.
+func sshIdentity(cfg *config.Config, log *slog.Logger) (*sshkeys.Backend, string, error) {
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("host: finding the home directory: %w", err)
+		return nil, "", fmt.Errorf("host: finding the home directory: %w", err)
 	}
 	sshDir := filepath.Join(home, ".ssh")
 	backend, err := sshkeys.NewBackend(cfg.SSH.Mode, os.Getenv("SSH_AUTH_SOCK"), sshDir, log)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, "", err
 	}
 	for _, sk := range backend.Skipped() {
 		log.Info("ssh key not offered to sheds", "path", sk.Path, "reason", sk.Reason)
 	}
+	return backend, sshDir, nil
+}
+
+// services builds the namespaces' host sides over the host's SSH identity.
+// stats reports their counters for `spuff status`; closeAll releases what
+// they hold.
+func services(backend *sshkeys.Backend, sshDir string, log *slog.Logger) (map[string]helper.Service, func() api.Helpers, func()) {
 	sshSvc := sshkeys.NewService(backend, sshkeys.ServiceOptions{
 		KnownHosts: sshkeys.NewKnownHosts(sshkeys.DefaultKnownHosts(sshDir)...),
 		Log:        log,
@@ -48,9 +57,7 @@ func services(cfg *config.Config, log *slog.Logger) (map[string]helper.Service, 
 		aws := api.AWSStats(awsSvc.Stats())
 		return api.Helpers{SSH: &api.SSHStatus{Mode: backend.Mode(), Skipped: skipped}, AWS: &aws}
 	}
-	closeAll := func() {
-		sshSvc.Close()
-		backend.Close()
-	}
-	return svcs, stats, closeAll, nil
+	return svcs, stats, func() { sshSvc.Close() }
 }
+
+var _ sshconn.Identity = (*sshkeys.Backend)(nil)

@@ -8,6 +8,7 @@ package sshkeys
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -139,9 +140,54 @@ func (b *Backend) Extension(string, []byte) ([]byte, error) {
 	return nil, agent.ErrExtensionUnsupported
 }
 
-// Signers returns the local keys' signers; the agent-forward mode has none
-// (its keys are used through Sign only).
-func (b *Backend) Signers() ([]ssh.Signer, error) { return b.a.Signers() }
+// Signers returns a signer for every key of the backend, signing through
+// it: this is the host's one SSH identity, with which it logs in to sheds
+// (sshconn.Auth) as well as signing for them, so ssh.mode governs both.
+// The keys are listed afresh on each call, as an agent's may change.
+func (b *Backend) Signers() ([]ssh.Signer, error) {
+	keys, err := b.a.List()
+	if err != nil {
+		return nil, fmt.Errorf("sshkeys: listing the keys of %s: %w", b.mode, err)
+	}
+	out := make([]ssh.Signer, 0, len(keys))
+	for _, k := range keys {
+		pub, err := ssh.ParsePublicKey(k.Blob)
+		if err != nil {
+			continue // an agent key x/crypto cannot read cannot log in either
+		}
+		out = append(out, &backendSigner{a: b.a, pub: pub})
+	}
+	return out, nil
+}
+
+// backendSigner signs with one key of the backend, choosing the RSA hash
+// through the agent protocol's flags as ssh's own agent client does.
+type backendSigner struct {
+	a   agent.ExtendedAgent
+	pub ssh.PublicKey
+}
+
+var _ ssh.AlgorithmSigner = (*backendSigner)(nil)
+
+func (s *backendSigner) PublicKey() ssh.PublicKey { return s.pub }
+
+func (s *backendSigner) Sign(_ io.Reader, data []byte) (*ssh.Signature, error) {
+	return s.a.SignWithFlags(s.pub, data, 0)
+}
+
+func (s *backendSigner) SignWithAlgorithm(_ io.Reader, data []byte, algorithm string) (*ssh.Signature, error) {
+	var flags agent.SignatureFlags
+	switch algorithm {
+	case ssh.KeyAlgoRSASHA256:
+		flags = agent.SignatureFlagRsaSha256
+	case ssh.KeyAlgoRSASHA512:
+		flags = agent.SignatureFlagRsaSha512
+	case "", s.pub.Type():
+	default:
+		return nil, fmt.Errorf("sshkeys: a %s key cannot sign as %s", s.pub.Type(), algorithm)
+	}
+	return s.a.SignWithFlags(s.pub, data, flags)
+}
 
 // readOnly refuses every write of agent.Agent: spuff never adds, removes
 // or locks the keys of the developer's computer. The host-side agents embed

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
@@ -213,5 +214,58 @@ func TestDestinationConstrainedKey(t *testing.T) {
 		if c.ok && !strings.HasSuffix(a.Detail, " git@target.example") {
 			t.Errorf("detail %q", a.Detail)
 		}
+	}
+}
+
+// TestBackendSignersAreTheLoginIdentity: in either mode the backend's
+// signers are its keys, signing through it, with the RSA hash the SSH
+// handshake asks for; a host logs in to sheds with exactly these.
+func TestBackendSignersAreTheLoginIdentity(t *testing.T) {
+	dir := sshkeystest.ShortDir(t)
+	ed := sshkeystest.NewKey(t, dir, "id_ed25519", "ed25519")
+	rsa := sshkeystest.NewKey(t, dir, "id_rsa", "rsa")
+	other := sshkeystest.NewKey(t, t.TempDir(), "id_ecdsa", "ecdsa")
+	ag := sshkeystest.StartAgent(t, other.Path)
+	for _, tc := range []struct {
+		mode string
+		want []sshkeystest.Key
+	}{
+		{ModeLocalKeys, []sshkeystest.Key{rsa, ed}}, // ssh's order of identity files
+		{ModeAgentForward, []sshkeystest.Key{other}},
+	} {
+		b, err := NewBackend(tc.mode, ag.Sock, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signers, err := b.Signers()
+		if err != nil || len(signers) != len(tc.want) {
+			t.Fatalf("%s: %d signers, %v; want %d", tc.mode, len(signers), err, len(tc.want))
+		}
+		for i, s := range signers {
+			if s.PublicKey().Type() != tc.want[i].Pub.Type() || ssh.FingerprintSHA256(s.PublicKey()) != tc.want[i].FP {
+				t.Fatalf("%s: signer %d is %s, want %s", tc.mode, i, ssh.FingerprintSHA256(s.PublicKey()), tc.want[i].FP)
+			}
+			algos := []string{""}
+			if s.PublicKey().Type() == ssh.KeyAlgoRSA {
+				algos = []string{ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSASHA512}
+			}
+			for _, algo := range algos {
+				data := []byte("session " + algo)
+				sig, err := s.(ssh.AlgorithmSigner).SignWithAlgorithm(nil, data, algo)
+				if err != nil {
+					t.Fatalf("%s: signing as %q: %v", tc.mode, algo, err)
+				}
+				if algo != "" && sig.Format != algo {
+					t.Fatalf("%s: asked for %s, got a %s signature", tc.mode, algo, sig.Format)
+				}
+				if err := s.PublicKey().Verify(data, sig); err != nil {
+					t.Fatalf("%s: signature does not verify: %v", tc.mode, err)
+				}
+			}
+			if _, err := s.(ssh.AlgorithmSigner).SignWithAlgorithm(nil, []byte("x"), "ssh-dss"); err == nil {
+				t.Fatalf("%s: a %s key signed as ssh-dss", tc.mode, s.PublicKey().Type())
+			}
+		}
+		b.Close()
 	}
 }

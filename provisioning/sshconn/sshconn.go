@@ -1,6 +1,6 @@
-// Package sshconn holds what the host needs to reach a shed over SSH: the
-// host's own credentials as ssh.AuthMethods, and a known_hosts check that
-// accepts a shed's first key and refuses any change after it.
+// Package sshconn holds what the host needs to reach a shed over SSH: its
+// one SSH identity as ssh.AuthMethods, and a known_hosts check that accepts
+// a shed's first key and refuses any change after it.
 package sshconn
 
 import (
@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -57,65 +56,14 @@ func AcceptNew(path string) ssh.HostKeyCallback {
 	}
 }
 
-// Auth returns the host's SSH credentials: the keys of its agent
-// (SSH_AUTH_SOCK) and unencrypted private keys at keyPaths. Unreadable or
-// passphrase-protected keys are skipped.
-func Auth(sshAuthSock string, keyPaths []string) []ssh.AuthMethod {
-	var signers []ssh.Signer
-	for _, p := range keyPaths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s, err := ssh.ParsePrivateKey(b)
-		if err != nil {
-			continue
-		}
-		signers = append(signers, s)
-	}
-	var methods []ssh.AuthMethod
-	if len(signers) > 0 {
-		methods = append(methods, ssh.PublicKeys(signers...))
-	}
-	if sshAuthSock != "" {
-		a := &sharedAgent{path: sshAuthSock}
-		methods = append(methods, ssh.PublicKeysCallback(a.signers))
-	}
-	return methods
+// Identity is the host's one SSH identity: the keys ssh.mode chose
+// (*sshkeys.Backend), which sign for sheds and log the host in to them.
+type Identity interface {
+	Signers() ([]ssh.Signer, error)
 }
 
-// sharedAgent keeps one connection to the host's agent for every handshake,
-// redialling when the agent has gone away.
-type sharedAgent struct {
-	path string
-	mu   sync.Mutex
-	conn net.Conn
-	cl   agent.ExtendedAgent
-}
-
-func (a *sharedAgent) signers() ([]ssh.Signer, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cl != nil {
-		if s, err := a.cl.Signers(); err == nil {
-			return s, nil
-		}
-		a.conn.Close()
-		a.cl = nil
-	}
-	c, err := net.Dial("unix", a.path)
-	if err != nil {
-		return nil, fmt.Errorf("sshconn: reaching the ssh agent: %w", err)
-	}
-	a.conn, a.cl = c, agent.NewClient(c)
-	return a.cl.Signers()
-}
-
-// DefaultKeyPaths lists the usual private keys under dir (~/.ssh).
-func DefaultKeyPaths(dir string) []string {
-	var out []string
-	for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
-		out = append(out, filepath.Join(dir, n))
-	}
-	return out
+// Auth logs in as id. Its keys are asked for at each handshake, so an agent
+// started (or a key added to it) after spuff-app is used from then on.
+func Auth(id Identity) []ssh.AuthMethod {
+	return []ssh.AuthMethod{ssh.PublicKeysCallback(id.Signers)}
 }

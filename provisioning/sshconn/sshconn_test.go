@@ -53,16 +53,3 @@ func TestAcceptNewThenPinned(t *testing.T) {
 		t.Fatalf("known_hosts has %d lines:\n%s", n, b)
 	}
 }
-
-func TestAuthSkipsUnreadableAndEncryptedKeys(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "id_ed25519"), []byte("not a key"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if m := Auth("", DefaultKeyPaths(dir)); len(m) != 0 {
-		t.Fatalf("%d auth methods from no usable key", len(m))
-	}
-	if m := Auth("/nonexistent/agent.sock", nil); len(m) != 1 {
-		t.Fatalf("the agent method is offered lazily; got %d methods", len(m))
-	}
-}
