@@ -194,8 +194,9 @@ type State struct {
 type Options struct {
 	Durability Durability // Batch
 	Log        *slog.Logger
-	// OnState, if set, is called (never concurrently with itself) each time
-	// the log turns unhealthy or healthy again.
+	// OnState, if set, is called each time the log turns unhealthy or
+	// healthy again, with the Writer locked: it must return quickly (hand
+	// the news on, e.g. to an event stream) and must not call the Writer.
 	OnState func(State)
 }
 

@@ -96,6 +96,7 @@ watch:
 	default:
 		t.Errorf("the non-reading peer was not closed within 5s (%d goroutines held, heap %d MB)", maxG, peak>>20)
 	}
+	t.Logf("while flooding: at most %d goroutines more, heap %d MB (from %d MB)", maxG, peak>>20, before.HeapInuse>>20)
 	if maxG > 100 {
 		t.Errorf("the non-reading peer made the server hold %d goroutines", maxG)
 	}
@@ -182,5 +183,35 @@ func TestRefusalsGoToTheOwner(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != 2 || seen[1] != id {
 		t.Fatalf("Refused saw %v", seen)
+	}
+}
+
+// TestBigAnswersToAReaderAreNotRefused: a few answers near MaxFrame at once
+// to a peer that reads them are written, not taken for a peer that does not
+// read.
+func TestBigAnswersToAReaderAreNotRefused(t *testing.T) {
+	big := make([]byte, MaxFrame-1024)
+	for i := range big {
+		big[i] = 'a'
+	}
+	h := HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+		if r.Op == "big" {
+			return string(big), nil
+		}
+		return nil, nil
+	})
+	c1, c2 := pipe(t, nil, h, Options{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			var out string
+			if err := c1.Call(context.Background(), NSAgent, "big", nil, &out); err != nil || len(out) != len(big) {
+				t.Errorf("big answer: %d bytes, %v", len(out), err)
+			}
+		})
+	}
+	wg.Wait()
+	if c2.Err() != nil {
+		t.Fatalf("the serving side closed: %v", c2.Err())
 	}
 }

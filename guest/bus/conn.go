@@ -71,9 +71,9 @@ type Options struct {
 	// deny when it cannot. It runs on the read loop, one call at a time:
 	// it may write an audit line but must never wait on a person.
 	Refused func(r *Request, err *Error) *Error
-	// MaxQueued bounds the bytes of frames waiting to be written (1 MiB; a
-	// frame is always accepted when none waits). A peer that lets more pile
-	// up is not reading, and its connection is closed.
+	// MaxQueued bounds the bytes of frames waiting to be written (4 MiB): a
+	// frame is queued only while fewer wait, so one big answer always fits.
+	// A peer that lets more pile up is not reading; its connection is closed.
 	MaxQueued int
 	// WriteTimeout closes the connection when one write stays blocked this
 	// long (10s). It works on every stream, deadlines or not (ssh://).
@@ -129,7 +129,7 @@ func NewConn(rwc io.ReadWriteCloser, h Handler, opts Options) *Conn {
 		opts.MaxInFlight = 256
 	}
 	if opts.MaxQueued <= 0 {
-		opts.MaxQueued = 1 << 20
+		opts.MaxQueued = 4 << 20
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
@@ -198,7 +198,7 @@ func (c *Conn) send(e *Envelope, spawn bool) error {
 		c.wmu.Unlock()
 		return err
 	}
-	if len(c.out) > 0 && c.queued+len(b) > c.opts.MaxQueued {
+	if c.queued >= c.opts.MaxQueued {
 		c.out, c.queued = nil, 0
 		c.wmu.Unlock()
 		c.log.Warn("bus: closing a connection whose peer does not read its answers", "queued_over", c.opts.MaxQueued)
