@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real peers of the aws-credentials tests: MinIO (STS and S3)
 # and its admin client mc, both built from their Go modules at pinned
-# versions into ~/.cache/spuff/bin, and the AWS CLI v2 from Debian (awscli).
+# versions into ~/.cache/spuff/bin, the AWS CLI v2 from Debian (awscli) and
+# Debian's boto3 (python3-boto3: the old SDK that reads only the exported
+# container token).
 # `setup-aws.sh bench` (or SPUFF_BENCH=1) also builds aws-vault, the peer
 # the credential benchmark stands beside. Idempotent: a binary already built
 # at its pinned version is kept.
@@ -17,13 +19,17 @@ if [[ "${1:-}" == bench ]]; then bench=1; fi
 
 if [[ "$(uname -s)" == Linux ]]; then
 	installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-	if ! installed awscli; then
+	missing=()
+	for p in awscli python3-boto3; do
+		installed "$p" || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
 		sudo=()
 		if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends awscli
+		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 	fi
 else
-	echo "setup-aws: install the AWS CLI v2 yourself on $(uname -s)"
+	echo "setup-aws: install the AWS CLI v2 and boto3 yourself on $(uname -s)"
 fi
 
 # built_version prints the module version a Go binary was built from, or

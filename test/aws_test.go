@@ -395,3 +395,54 @@ func awsFreePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// debianBoto3 runs Debian 12's python3-boto3 (which reads only
+// AWS_CONTAINER_AUTHORIZATION_TOKEN, not its _FILE) with env, listing
+// buckets; a newer boto3 from pip is kept out of sys.path.
+func (a *awsHost) debianBoto3(t testing.TB, env []string, dir string) (string, error) {
+	t.Helper()
+	if _, err := os.Stat("/usr/lib/python3/dist-packages/boto3"); err != nil {
+		testenv.Missing(t, "Debian's python3-boto3", "apt-get install python3-boto3")
+	}
+	script := `import boto3, botocore
+assert botocore.__version__.startswith("1.29."), botocore.__version__
+for b in boto3.client("s3", endpoint_url="` + a.m.Endpoint + `").list_buckets()["Buckets"]:
+    print(b["Name"])`
+	cmd := exec.Command("/usr/bin/python3", "-S", "-c", script)
+	cmd.Env, cmd.Dir = append(env, "PYTHONPATH=/usr/lib/python3/dist-packages"), dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// A login shell exports the token's value once (profile.sh); Debian's boto3
+// and AWS CLI v2.9 read only that value. It must keep working after
+// spuff-guest restarts, and the token file stays the owner's alone.
+func TestAWSLoginEnvironmentSurvivesGuestRestart(t *testing.T) {
+	a := startAWSHost(t)
+	g := a.h.Guest(t, "alpha")
+	login := a.shedEnv(g) // what the login shell exported, token value included
+	if !slices.ContainsFunc(login, func(kv string) bool { return strings.HasPrefix(kv, "AWS_CONTAINER_AUTHORIZATION_TOKEN=") }) {
+		t.Fatal("the login environment has no AWS_CONTAINER_AUTHORIZATION_TOKEN")
+	}
+	if fi, err := os.Stat(filepath.Join(g.RunDir, "aws-token")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("aws-token without --socket-group: %v %v, want mode 0600", fi, err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if out, err := a.debianBoto3(t, login, g.Dir); err != nil || !strings.Contains(out, "spuff-one") {
+			t.Fatalf("Debian's boto3 %s: %v\n%s\nguest:\n%s", when, err, out, g.Log())
+		}
+		cmd := exec.Command(a.cli, "--endpoint-url", a.m.Endpoint, "s3", "ls")
+		cmd.Env, cmd.Dir = login, g.Dir
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "spuff-one") {
+			t.Fatalf("the AWS CLI %s: %v\n%s", when, err, out)
+		}
+		if out, err := a.sdkLS(g); err != nil || !strings.Contains(out, "spuff-one") {
+			t.Fatalf("the Go SDK (token file) %s: %v\n%s", when, err, out)
+		}
+	}
+	check("before a restart")
+	g.Restart(t)
+	a.h.WaitState(t, "alpha", "connected")
+	check("after spuff-guest restarted, with the environment exported at login")
+}

@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"syscall"
 	"time"
 
 	"github.com/spuff-dev/spuff/guest/bus"
@@ -161,9 +163,32 @@ func NewToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// WriteToken writes token to path, mode 0640, owned by group gid when gid
-// >= 0 (the shed user's group, so its processes can read it). The file is
-// replaced whole, never seen half written or with a looser mode.
+// KeepToken returns the token already at path when it is one this daemon
+// wrote (a regular file of the caller's, writable by nobody else, holding a
+// token in NewToken's form), else a fresh one. A restarted spuff-guest keeps
+// its token, so a login shell's exported AWS_CONTAINER_AUTHORIZATION_TOKEN
+// (all older SDKs read) stays valid; the run dir lives until reboot, when
+// every login session ends too.
+func KeepToken(path string) (string, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o022 == 0 && ownedByMe(fi) {
+		if b, err := os.ReadFile(path); err == nil && tokenForm.Match(b) {
+			return string(b), nil
+		}
+	}
+	return NewToken()
+}
+
+// tokenForm is what NewToken makes: 32 bytes, base64url, no padding.
+var tokenForm = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+func ownedByMe(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}
+
+// WriteToken writes token to path: mode 0600, or 0640 owned by group gid
+// when gid >= 0 (the --socket-group, so its processes can read it). The
+// file is replaced whole, never seen half written or with a looser mode.
 func WriteToken(path, token string, gid int) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".aws-token-*")
@@ -181,9 +206,9 @@ func WriteToken(path, token string, gid int) error {
 		if err := f.Chown(-1, gid); err != nil {
 			return fail(err)
 		}
-	}
-	if err := f.Chmod(0o640); err != nil {
-		return fail(err)
+		if err := f.Chmod(0o640); err != nil {
+			return fail(err)
+		}
 	}
 	if _, err := f.WriteString(token); err != nil {
 		return fail(err)

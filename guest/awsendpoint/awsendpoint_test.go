@@ -318,6 +318,13 @@ func TestWriteToken(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(dir, ".aws-token-*")); len(m) != 0 {
 		t.Errorf("temporary files left: %v", m)
 	}
+	// With no socket group the token is the owner's alone.
+	if err := awsendpoint.WriteToken(p, tok, -1); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("without a group: mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
 	if err := awsendpoint.WriteToken(filepath.Join(dir, "missing", "aws-token"), tok, -1); err == nil {
 		t.Error("writing into a missing directory succeeded")
 	}
@@ -376,5 +383,40 @@ func TestServe(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
 		t.Error("the listener is still open")
+	}
+}
+
+func TestKeepToken(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "aws-token")
+	first, err := awsendpoint.KeepToken(p)
+	if err != nil || len(first) != 43 {
+		t.Fatalf("no file: %q, %v", first, err)
+	}
+	if err := awsendpoint.WriteToken(p, first, -1); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := awsendpoint.KeepToken(p); again != first {
+		t.Fatal("a token this daemon wrote was not kept")
+	}
+	for name, spoil := range map[string]func(){
+		"group-writable": func() { os.Chmod(p, 0o620) },
+		"not a token":    func() { os.WriteFile(p, []byte("short\n"), 0o600) },
+		"a symlink": func() {
+			other := filepath.Join(dir, "other")
+			os.WriteFile(other, []byte(first), 0o600)
+			os.Remove(p)
+			os.Symlink(other, p)
+		},
+	} {
+		if err := awsendpoint.WriteToken(p, first, -1); err != nil {
+			os.Remove(p)
+			awsendpoint.WriteToken(p, first, -1)
+		}
+		spoil()
+		if got, _ := awsendpoint.KeepToken(p); got == first || len(got) != 43 {
+			t.Errorf("%s: kept %q, want a fresh token", name, got)
+		}
+		os.Remove(p)
 	}
 }

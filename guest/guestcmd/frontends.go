@@ -25,11 +25,14 @@ func frontends(runDir, sshSock, awsListen string, gid int, log *slog.Logger) ([]
 		out = append(out, &sshFront{l: l, path: sshSock, log: log})
 	}
 	if awsListen != "off" {
-		token, err := awsendpoint.NewToken()
+		tokenFile := filepath.Join(runDir, "aws-token")
+		token, err := awsendpoint.KeepToken(tokenFile)
 		if err != nil {
 			return nil, err
 		}
-		if err := awsendpoint.WriteToken(filepath.Join(runDir, "aws-token"), token, gid); err != nil {
+		// Written again even when kept: the mode and group follow this
+		// start's --socket-group.
+		if err := awsendpoint.WriteToken(tokenFile, token, gid); err != nil {
 			return nil, err
 		}
 		l, err := awsendpoint.Listen(awsListen)
