@@ -12,21 +12,21 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
-// Source is what the API reports on.
+// Source is what the API reports on. IdleSince and Heartbeat read and
+// touch the shed's one idle clock, the one agent/idle on the bus reads.
 type Source interface {
 	StatusJSON() any
 	MetricsJSON() any
 	IdleSince() time.Time
+	Heartbeat()
 }
 
 // API serves the agent routes.
 type API struct {
-	token     []byte
-	heartbeat atomic.Int64
+	token []byte
 }
 
 // New returns the API, or an error when token is empty: with no token the
@@ -64,13 +64,10 @@ func (a *API) Handler(src Source) http.Handler {
 	}))
 	mux.Handle("GET /idle", a.auth(func(w http.ResponseWriter, r *http.Request) {
 		last := src.IdleSince()
-		if hb := time.Unix(0, a.heartbeat.Load()); hb.After(last) {
-			last = hb
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"idle_seconds": int64(time.Since(last).Seconds()), "since": last.UTC()})
+		writeJSON(w, http.StatusOK, map[string]any{"idle_seconds": max(0, int64(time.Since(last).Seconds())), "since": last.UTC()})
 	}))
 	mux.Handle("POST /heartbeat", a.auth(func(w http.ResponseWriter, r *http.Request) {
-		a.heartbeat.Store(time.Now().UnixNano())
+		src.Heartbeat()
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	return mux

@@ -12,6 +12,7 @@ type src struct{}
 func (src) StatusJSON() any      { return map[string]bool{"host_connected": true} }
 func (src) MetricsJSON() any     { return map[string]int{"requests": 3} }
 func (src) IdleSince() time.Time { return time.Now().Add(-time.Minute) }
+func (src) Heartbeat()           {}
 
 func TestNoTokenRefusesToStart(t *testing.T) {
 	for _, tok := range []string{"", "   "} {

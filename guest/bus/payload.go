@@ -75,6 +75,14 @@ type PingResponse struct {
 	Time time.Time `json:"time"`
 }
 
+// IdleResponse answers agent/idle: how long the shed has been idle, by its
+// one idle clock (the newest of login-session activity, credential requests
+// and heartbeats). The host's idle shutdown acts on it.
+type IdleResponse struct {
+	Seconds int64     `json:"seconds"`
+	Since   time.Time `json:"since"`
+}
+
 // SSHKey is a public key as the agent protocol carries it.
 type SSHKey struct {
 	Blob    []byte `json:"blob"`

@@ -33,6 +33,9 @@ type Options struct {
 	MaxWait     time.Duration // with progress (60s)
 	// Frontends are the namespaces' faces in the shed.
 	Frontends []Frontend
+	// Logins reports the newest login-session activity for the idle clock;
+	// nil watches the terminals of /dev/pts.
+	Logins func() time.Time
 }
 
 // Frontend is one namespace's face inside the shed (the ssh-agent socket,
@@ -64,9 +67,9 @@ type Daemon struct {
 	host     *bus.Conn
 	hostSeen time.Time
 
-	lastRequest atomic.Int64 // unix nanos
-	requests    atomic.Int64
-	failures    atomic.Int64
+	idle     *IdleClock
+	requests atomic.Int64
+	failures atomic.Int64
 }
 
 // New prepares a daemon; Run starts it.
@@ -86,10 +89,11 @@ func New(opts Options) *Daemon {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Logins == nil {
+		opts.Logins = func() time.Time { return ttyActivity("/dev/pts") }
+	}
 	now := time.Now()
-	d := &Daemon{opts: opts, log: opts.Log, start: now}
-	d.lastRequest.Store(now.UnixNano())
-	return d
+	return &Daemon{opts: opts, log: opts.Log, start: now, idle: NewIdleClock(now, opts.Logins)}
 }
 
 // GuestSock is the path of the local socket one-shot tools use.
@@ -202,7 +206,7 @@ func (d *Daemon) serveHost(ctx context.Context, r *bus.Request) (any, error) {
 	case bus.OpMetrics:
 		return d.MetricsJSON(), nil
 	case bus.OpIdle:
-		return Idle{Seconds: int64(time.Since(d.IdleSince()).Seconds())}, nil
+		return d.idle.Idle(time.Now()), nil
 	}
 	return nil, bus.Errorf(bus.CodeBadRequest, "unknown agent operation %.40q", r.Op)
 }
@@ -229,11 +233,6 @@ type Metrics struct {
 	Requests int64  `json:"requests"`
 	Failures int64  `json:"failures"`
 	Uptime   string `json:"uptime"`
-}
-
-// Idle says how long since the last credential request.
-type Idle struct {
-	Seconds int64 `json:"seconds"`
 }
 
 // Status reports the daemon's state.
@@ -263,7 +262,7 @@ func (d *Daemon) Call(ctx context.Context, ns, op string, payload, out any) erro
 
 func (d *Daemon) forward(ctx context.Context, ns, op string, payload json.RawMessage, out any, onProgress func(string)) error {
 	d.requests.Add(1)
-	d.lastRequest.Store(time.Now().UnixNano())
+	d.idle.Touch(time.Now())
 	d.mu.Lock()
 	c := d.host
 	d.mu.Unlock()
@@ -354,7 +353,7 @@ func (d *Daemon) writeStatus() {
 	}
 }
 
-// StatusJSON, MetricsJSON and IdleSince feed the shed's agent API.
+// StatusJSON, MetricsJSON, Idle and Heartbeat feed the shed's agent API.
 func (d *Daemon) StatusJSON() any { return d.Status() }
 
 // MetricsJSON reports the forwarding counters.
@@ -362,5 +361,8 @@ func (d *Daemon) MetricsJSON() any {
 	return Metrics{Requests: d.requests.Load(), Failures: d.failures.Load(), Uptime: time.Since(d.start).Round(time.Second).String()}
 }
 
-// IdleSince is the time of the last credential request.
-func (d *Daemon) IdleSince() time.Time { return time.Unix(0, d.lastRequest.Load()) }
+// IdleSince is when the shed was last active, by its one idle clock.
+func (d *Daemon) IdleSince() time.Time { return d.idle.Since() }
+
+// Heartbeat tells the idle clock that someone is at work in the shed.
+func (d *Daemon) Heartbeat() { d.idle.Touch(time.Now()) }
