@@ -123,27 +123,11 @@ func (p *Provider) Capabilities() provisioning.Capabilities { return provisionin
 // destroys all of it; the Machine with the droplet's ID comes back beside
 // the error.
 func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (provisioning.Machine, error) {
-	progress := req.Progress
-	if progress == nil {
-		progress = func(string) {}
-	}
-	if !config.ValidShedName(req.Name) {
-		return provisioning.Machine{}, fmt.Errorf("digitalocean: %q is not a shed name", req.Name)
-	}
-	if err := cloudapi.CheckUserData(req.UserData, MaxUserData, "DigitalOcean", p.token); err != nil {
-		return provisioning.Machine{}, fmt.Errorf("digitalocean: %w", err)
-	}
-	sources, err := cloudapi.SSHSources(p.cfg.SSHFrom)
+	chk, err := cloudapi.Check(req, MaxUserData, "DigitalOcean", p.token, p.cfg.SSHFrom)
 	if err != nil {
 		return provisioning.Machine{}, fmt.Errorf("digitalocean: %w", err)
 	}
-	labels := req.Labels
-	if labels == nil {
-		labels = provisioning.Labels(req.Name, "")
-	}
-	if labels[provisioning.Label] != req.Name {
-		return provisioning.Machine{}, fmt.Errorf("digitalocean: the labels must carry %s=%s", provisioning.Label, req.Name)
-	}
+	progress, labels, sources := chk.Progress, chk.Labels, chk.Sources
 	tags, err := Tags(labels)
 	if err != nil {
 		return provisioning.Machine{}, err
@@ -221,8 +205,14 @@ func (p *Provider) loginKey(ctx context.Context, shed, authorized string) (godo.
 		return godo.Key{}, false, p.explain("look up your ssh key", err)
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-	k, _, err = p.c.Keys.Create(ctx, &godo.KeyCreateRequest{Name: "spuff-" + shed, PublicKey: line})
+	k, resp, err = p.c.Keys.Create(ctx, &godo.KeyCreateRequest{Name: "spuff-" + shed, PublicKey: line})
 	if err != nil {
+		// Another `spuff up` may have registered it since the lookup.
+		if resp != nil && resp.StatusCode == http.StatusUnprocessableEntity {
+			if again, _, gerr := p.c.Keys.GetByFingerprint(ctx, fp); gerr == nil && again != nil {
+				return *again, false, nil
+			}
+		}
 		return godo.Key{}, false, p.explain("register your ssh key", err)
 	}
 	return *k, true, nil

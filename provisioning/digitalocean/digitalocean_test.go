@@ -3,9 +3,6 @@ package digitalocean
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,11 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/provisioning"
 	"github.com/spuff-dev/spuff/provisioning/digitalocean/dofake"
+	"github.com/spuff-dev/spuff/provisioning/internal/cloudfake"
 )
 
 type fixture struct {
@@ -31,29 +27,9 @@ type fixture struct {
 	key   string // the developer's public key
 }
 
-func randomToken(t *testing.T) string {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "dop_v1_" + hex.EncodeToString(b)
-}
-
-func loginKey(t *testing.T) string {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + " alice@laptop"
-}
-
 func setup(t *testing.T, tune func(*config.Config, map[string]string)) *fixture {
 	t.Helper()
-	f := &fixture{token: randomToken(t), logs: &bytes.Buffer{}, key: loginKey(t)}
+	f := &fixture{token: cloudfake.Token(t, "dop_v1_"), logs: &bytes.Buffer{}, key: cloudfake.LoginKey(t)}
 	f.fake = dofake.New(t, f.token)
 	cfg := config.Default()
 	env := map[string]string{"DIGITALOCEAN_TOKEN": f.token, URLEnv: f.fake.URL}
@@ -476,5 +452,25 @@ func TestUserDataIsChecked(t *testing.T) {
 func TestRegistered(t *testing.T) {
 	if !provisioning.Registered("digitalocean") {
 		t.Fatal("digitalocean is not registered")
+	}
+}
+
+// Two `spuff up` racing to register one key: the loser reuses the
+// winner's key and does not remove it with its shed.
+func TestKeyRegisteredMeanwhileIsReused(t *testing.T) {
+	f := setup(t, nil)
+	f.fake.RaceKeyCreate = true
+	m, err := f.p.Create(context.Background(), f.request("demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.sent("POST", "/v2/account/keys")); n != 1 {
+		t.Errorf("%d key registrations, want 1", n)
+	}
+	if err := f.p.Delete(context.Background(), m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ks := f.fake.Keys(); len(ks) != 1 || ks[0].Name != "other-laptop" {
+		t.Errorf("keys after Delete = %+v, want the other registration kept", ks)
 	}
 }

@@ -130,13 +130,5 @@ func (p *Provider) explain(what string, err error) error {
 	if hint != "" {
 		out += ": " + hint
 	}
-	return &apiError{msg: out, err: err}
+	return &cloudapi.Explained{Msg: out, Err: err}
 }
-
-type apiError struct {
-	msg string
-	err error
-}
-
-func (e *apiError) Error() string { return e.msg }
-func (e *apiError) Unwrap() error { return e.err }

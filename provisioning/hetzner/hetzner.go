@@ -31,6 +31,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -120,27 +121,11 @@ func (p *Provider) Capabilities() provisioning.Capabilities { return provisionin
 
 // Create implements provisioning.Provider.
 func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (provisioning.Machine, error) {
-	progress := req.Progress
-	if progress == nil {
-		progress = func(string) {}
-	}
-	if !config.ValidShedName(req.Name) {
-		return provisioning.Machine{}, fmt.Errorf("hetzner: %q is not a shed name", req.Name)
-	}
-	if err := cloudapi.CheckUserData(req.UserData, MaxUserData, "Hetzner Cloud", p.token); err != nil {
-		return provisioning.Machine{}, fmt.Errorf("hetzner: %w", err)
-	}
-	sources, err := cloudapi.SSHSources(p.cfg.SSHFrom)
+	chk, err := cloudapi.Check(req, MaxUserData, "Hetzner Cloud", p.token, p.cfg.SSHFrom)
 	if err != nil {
 		return provisioning.Machine{}, fmt.Errorf("hetzner: %w", err)
 	}
-	labels := maps.Clone(req.Labels)
-	if labels == nil {
-		labels = provisioning.Labels(req.Name, "")
-	}
-	if labels[provisioning.Label] != req.Name {
-		return provisioning.Machine{}, fmt.Errorf("hetzner: the labels must carry %s=%s", provisioning.Label, req.Name)
-	}
+	progress, labels, sources := chk.Progress, chk.Labels, chk.Sources
 	cleanup := context.WithoutCancel(ctx)
 
 	progress("finding your ssh key at Hetzner")
@@ -243,12 +228,18 @@ func (p *Provider) loginKey(ctx context.Context, shed, authorized string, labels
 		Name: nm, PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))), Labels: labels,
 	})
 	if err != nil {
+		// Another `spuff up` may have registered it since the lookup.
+		if hcloud.IsError(err, hcloud.ErrorCodeUniquenessError) {
+			if again, _, gerr := p.c.SSHKey.GetByFingerprint(ctx, fp); gerr == nil && again != nil {
+				return again, false, nil
+			}
+		}
 		return nil, false, p.explain("register your ssh key", err)
 	}
 	return k, true, nil
 }
 
-func (p *Provider) firewall(ctx context.Context, shed string, labels map[string]string, sources []netipPrefix) (*hcloud.Firewall, error) {
+func (p *Provider) firewall(ctx context.Context, shed string, labels map[string]string, sources []netip.Prefix) (*hcloud.Firewall, error) {
 	ips := make([]net.IPNet, 0, len(sources))
 	for _, s := range sources {
 		_, n, err := net.ParseCIDR(s.String())

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -13,8 +12,6 @@ import (
 	"github.com/spuff-dev/spuff/provisioning"
 	"github.com/spuff-dev/spuff/provisioning/internal/cloudapi"
 )
-
-type netipPrefix = netip.Prefix
 
 // state maps a server's status.
 func state(s hcloud.ServerStatus) provisioning.State {
@@ -87,13 +84,5 @@ func (p *Provider) explain(what string, err error) error {
 	if hint != "" {
 		out += ": " + hint
 	}
-	return &apiError{msg: out, err: err}
+	return &cloudapi.Explained{Msg: out, Err: err}
 }
-
-type apiError struct {
-	msg string
-	err error
-}
-
-func (e *apiError) Error() string { return e.msg }
-func (e *apiError) Unwrap() error { return e.err }

@@ -7,8 +7,6 @@
 package dofake
 
 import (
-	"crypto/md5"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spuff-dev/spuff/provisioning/internal/cloudfake"
 )
 
 // Request is one request the fake received.
@@ -77,6 +77,9 @@ type Server struct {
 	FailFirewall int
 	// PerPageCap caps per_page, to make short lists span pages.
 	PerPageCap int
+	// RaceKeyCreate makes POST /v2/account/keys find the key just
+	// registered by someone else (it is added, and the POST gets 422).
+	RaceKeyCreate bool
 
 	srv *httptest.Server
 	mu  sync.Mutex
@@ -204,24 +207,9 @@ func (s *Server) addKey(name, publicKey string) Key {
 	return k
 }
 
-// Fingerprint is DigitalOcean's key fingerprint: colon-separated MD5 of
+// Fingerprint is the provider's key fingerprint: colon-separated MD5 of
 // the key blob.
-func Fingerprint(authorized string) string {
-	f := strings.Fields(authorized)
-	if len(f) < 2 {
-		return ""
-	}
-	blob, err := base64.StdEncoding.DecodeString(f[1])
-	if err != nil {
-		return ""
-	}
-	sum := md5.Sum(blob)
-	parts := make([]string, len(sum))
-	for i, b := range sum {
-		parts[i] = fmt.Sprintf("%02x", b)
-	}
-	return strings.Join(parts, ":")
-}
+func Fingerprint(authorized string) string { return cloudfake.Fingerprint(authorized) }
 
 type apiErr struct {
 	ID      string `json:"id"`
@@ -331,6 +319,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		in.Name, in.PublicKey = raw["name"], raw["public_key"]
 		fp := Fingerprint(in.PublicKey)
+		if s.RaceKeyCreate {
+			s.addKey("other-laptop", in.PublicKey)
+		}
 		for _, k := range s.keys {
 			if k.Fingerprint == fp {
 				s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", "SSH Key is already in use on your account"})
@@ -366,25 +357,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 // audit notes where the token appears outside the Authorization header.
 func (s *Server) audit(r *http.Request, body []byte) {
-	if s.Token == "" {
-		return
-	}
-	if strings.Contains(r.URL.String(), s.Token) {
-		s.violations = append(s.violations, r.Method+" "+r.URL.Path+": token in the URL")
-	}
-	for k, vs := range r.Header {
-		if k == "Authorization" {
-			continue
-		}
-		for _, v := range vs {
-			if strings.Contains(v, s.Token) {
-				s.violations = append(s.violations, r.Method+" "+r.URL.Path+": token in header "+k)
-			}
-		}
-	}
-	if strings.Contains(string(body), s.Token) {
-		s.violations = append(s.violations, r.Method+" "+r.URL.Path+": token in the body")
-	}
+	s.violations = append(s.violations, cloudfake.TokenLeaks(r, body, s.Token)...)
 }
 
 func (s *Server) findKey(idOrFP string) *Key {

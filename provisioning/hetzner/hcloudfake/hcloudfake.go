@@ -8,8 +8,6 @@
 package hcloudfake
 
 import (
-	"crypto/md5"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spuff-dev/spuff/provisioning/internal/cloudfake"
 )
 
 // Request is one request the fake received.
@@ -90,6 +90,9 @@ type Fake struct {
 	FailServer string
 	// PerPageCap caps per_page, to make short lists span pages.
 	PerPageCap int
+	// RaceKeyCreate makes POST /ssh_keys find the key just registered by
+	// someone else (it is added, and the POST gets uniqueness_error).
+	RaceKeyCreate bool
 
 	srv        *httptest.Server
 	mu         sync.Mutex
@@ -191,23 +194,9 @@ func (f *Fake) addKey(name, publicKey string, labels map[string]string) *Key {
 	return k
 }
 
-// Fingerprint is Hetzner's key fingerprint: colon-separated MD5 of the blob.
-func Fingerprint(authorized string) string {
-	fs := strings.Fields(authorized)
-	if len(fs) < 2 {
-		return ""
-	}
-	blob, err := base64.StdEncoding.DecodeString(fs[1])
-	if err != nil {
-		return ""
-	}
-	sum := md5.Sum(blob)
-	parts := make([]string, len(sum))
-	for i, b := range sum {
-		parts[i] = fmt.Sprintf("%02x", b)
-	}
-	return strings.Join(parts, ":")
-}
+// Fingerprint is the provider's key fingerprint: colon-separated MD5 of
+// the key blob.
+func Fingerprint(authorized string) string { return cloudfake.Fingerprint(authorized) }
 
 var codes = map[string]int{
 	"unauthorized": 401, "forbidden": 403, "not_found": 404, "invalid_input": 400, "json_error": 400,
@@ -391,6 +380,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 			f.fail(w, "invalid_input", "invalid input in fields 'name', 'public_key'")
 			return
 		}
+		if f.RaceKeyCreate {
+			f.addKey("other-laptop", in.PublicKey, nil)
+		}
 		for _, k := range f.keys {
 			if k.Name == in.Name || k.Fingerprint == Fingerprint(in.PublicKey) {
 				f.fail(w, "uniqueness_error", "SSH key with the same fingerprint already exists")
@@ -431,23 +423,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) audit(r *http.Request, body []byte) {
-	if f.Token == "" {
-		return
-	}
-	where := r.Method + " " + r.URL.Path + ": token in "
-	if strings.Contains(r.URL.String(), f.Token) {
-		f.violations = append(f.violations, where+"the URL")
-	}
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			if k != "Authorization" && strings.Contains(v, f.Token) {
-				f.violations = append(f.violations, where+"header "+k)
-			}
-		}
-	}
-	if strings.Contains(string(body), f.Token) {
-		f.violations = append(f.violations, where+"the body")
-	}
+	f.violations = append(f.violations, cloudfake.TokenLeaks(r, body, f.Token)...)
 }
 
 func (f *Fake) createServer(w http.ResponseWriter, body []byte) {

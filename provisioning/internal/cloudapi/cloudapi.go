@@ -9,12 +9,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/provisioning"
 )
 
 // Token returns the first of names set in the environment, and its name.
@@ -111,3 +115,50 @@ func SSHAddr(ip string) string {
 	}
 	return net.JoinHostPort(a.String(), "22")
 }
+
+// Checked is a CreateRequest a cloud provider may act on.
+type Checked struct {
+	// Progress is never nil.
+	Progress func(string)
+	// Labels carry Label=Name (and whatever else the request set).
+	Labels map[string]string
+	// Sources are the CIDRs admitted to port 22.
+	Sources []netip.Prefix
+}
+
+// Check refuses a CreateRequest a cloud must not be sent (a bad name,
+// user-data that is too big or holds a secret, a bad ssh_from), before
+// any API call.
+func Check(req provisioning.CreateRequest, maxUserData int, provider, token string, sshFrom []string) (Checked, error) {
+	c := Checked{Progress: req.Progress, Labels: maps.Clone(req.Labels)}
+	if c.Progress == nil {
+		c.Progress = func(string) {}
+	}
+	if !config.ValidShedName(req.Name) {
+		return c, fmt.Errorf("%q is not a shed name", req.Name)
+	}
+	if err := CheckUserData(req.UserData, maxUserData, provider, token); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Sources, err = SSHSources(sshFrom); err != nil {
+		return c, err
+	}
+	if c.Labels == nil {
+		c.Labels = provisioning.Labels(req.Name, "")
+	}
+	if c.Labels[provisioning.Label] != req.Name {
+		return c, fmt.Errorf("the labels must carry %s=%s", provisioning.Label, req.Name)
+	}
+	return c, nil
+}
+
+// Explained is an API error told in the provider's words plus what to
+// do; it unwraps to the client library's error.
+type Explained struct {
+	Msg string
+	Err error
+}
+
+func (e *Explained) Error() string { return e.Msg }
+func (e *Explained) Unwrap() error { return e.Err }
