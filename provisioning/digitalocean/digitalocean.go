@@ -99,7 +99,7 @@ func New(env provisioning.Env) (provisioning.Provider, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	hc := &http.Client{Transport: cloudapi.NewTransport(name, token, rt, log), Timeout: 60 * time.Second}
+	hc := &http.Client{Transport: cloudapi.NewTransport(name, token, rt, log), Timeout: cloudapi.ClientTimeout}
 	c, err := godo.New(hc, godo.SetBaseURL(base), godo.SetUserAgent("spuff"))
 	if err != nil {
 		return nil, fmt.Errorf("digitalocean: %w", err)

@@ -87,6 +87,9 @@ func TestCreateAndDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(strings.Join(steps, "\n"), f.token) {
+		t.Error("a progress step, shown on the terminal, holds the token")
+	}
 	if m.State != provisioning.Running || m.SSHAddr != "203.0.113.10:22" || m.Name != "demo" || m.Labels[provisioning.OwnerLabel] != "alice-laptop" {
 		t.Fatalf("Create = %+v", m)
 	}

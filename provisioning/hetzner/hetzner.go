@@ -95,7 +95,7 @@ func New(env provisioning.Env) (provisioning.Provider, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	hc := &http.Client{Transport: cloudapi.NewTransport(name, token, rt, log), Timeout: 60 * time.Second}
+	hc := &http.Client{Transport: cloudapi.NewTransport(name, token, rt, log), Timeout: cloudapi.ClientTimeout}
 	c := hcloud.NewClient(
 		hcloud.WithToken(token),
 		hcloud.WithEndpoint(endpoint),

@@ -18,7 +18,8 @@ import (
 // method (the provider did nothing), a 5xx or a network error only for
 // methods that are safe to repeat, so a create is never sent twice.
 type Transport struct {
-	// Base sends the requests; nil is http.DefaultTransport.
+	// Base sends the requests; nil is http.DefaultTransport with a bound
+	// on the wait for a response's headers.
 	Base http.RoundTripper
 	// Token is sent as "Authorization: Bearer <Token>".
 	Token string
@@ -44,6 +45,14 @@ func NewTransport(provider, token string, base http.RoundTripper, log *slog.Logg
 	return &Transport{Base: base, Token: token, Provider: provider, Logger: log, remaining: -1}
 }
 
+// defaultBase gives up on an attempt whose headers do not come within a
+// minute, so a hung connection is retried (or reported), not waited on.
+var defaultBase http.RoundTripper = func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = time.Minute
+	return t
+}()
+
 const (
 	defaultRetries = 4
 	defaultMaxWait = 60 * time.Second
@@ -64,7 +73,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	base := t.Base
 	if base == nil {
-		base = http.DefaultTransport
+		base = defaultBase
 	}
 	for attempt := 0; ; attempt++ {
 		if err := t.waitLimit(ctx, maxWait); err != nil {
@@ -258,3 +267,7 @@ func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 }
+
+// ClientTimeout bounds one API call with its retries and waits: the
+// Transport's retries of at most MaxWait each fit inside it.
+const ClientTimeout = 5 * time.Minute
