@@ -251,6 +251,7 @@ func (p *Provider) waitActive(outer context.Context, id string, progress func(st
 	ctx, cancel := context.WithTimeout(outer, p.ready)
 	defer cancel()
 	last := ""
+	var lastErr error
 	for {
 		m, err := p.Get(ctx, id)
 		if err == nil {
@@ -262,17 +263,19 @@ func (p *Provider) waitActive(outer context.Context, id string, progress func(st
 				return m, nil
 			}
 			if m.State != provisioning.Pending && m.State != provisioning.Running {
-				return m, fmt.Errorf("digitalocean: droplet %s is %q, not active", id, m.Status)
+				return m, fmt.Errorf("droplet %s is %q, not active", id, m.Status)
 			}
 		} else if errors.Is(err, provisioning.ErrNotFound) {
 			return m, err
+		} else {
+			lastErr = err // maybe passing; said if the wait runs out
 		}
 		t := time.NewTimer(p.poll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			if outer.Err() == nil {
-				return m, fmt.Errorf("digitalocean: droplet %s was not active with a public IPv4 within %s (last status %q)", id, p.ready, last)
+				return m, fmt.Errorf("droplet %s was not active with a public IPv4 within %s (last status %q%s)", id, p.ready, last, cloudapi.LastSaid(lastErr))
 			}
 			return m, outer.Err()
 		case <-t.C:

@@ -288,6 +288,7 @@ func (p *Provider) waitRunning(outer context.Context, id string, progress func(s
 	ctx, cancel := context.WithTimeout(outer, p.ready)
 	defer cancel()
 	last := ""
+	var lastErr error
 	var m provisioning.Machine
 	for {
 		got, err := p.Get(ctx, id)
@@ -301,14 +302,16 @@ func (p *Provider) waitRunning(outer context.Context, id string, progress func(s
 				return m, nil
 			}
 			if m.State != provisioning.Pending && m.State != provisioning.Running {
-				return m, fmt.Errorf("hetzner: server %s is %q, not running", id, m.Status)
+				return m, fmt.Errorf("server %s is %q, not running", id, m.Status)
 			}
 		} else if errors.Is(err, provisioning.ErrNotFound) {
 			return m, err
+		} else {
+			lastErr = err // maybe passing; said if the wait runs out
 		}
 		if err := sleep(ctx, p.poll); err != nil {
 			if outer.Err() == nil {
-				return m, fmt.Errorf("hetzner: server %s was not running with a public IPv4 within %s (last status %q)", id, p.ready, last)
+				return m, fmt.Errorf("server %s was not running with a public IPv4 within %s (last status %q%s)", id, p.ready, last, cloudapi.LastSaid(lastErr))
 			}
 			return m, outer.Err()
 		}
