@@ -46,3 +46,20 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("doctor with the broker down: %v\n%s", err, out)
 	}
 }
+
+// TestDoctorReadsTheConfigSpuffAppRuns: with spuff-app started on --config
+// FILE, doctor checks FILE (as the broker reports it), not the default.
+func TestDoctorReadsTheConfigSpuffAppRuns(t *testing.T) {
+	other := filepath.Join(harness.ShortTempDir(t), "elsewhere.yaml")
+	if err := os.WriteFile(other, []byte("docker:\n  registries: [ghcr.io]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := harness.Start(t, harness.Options{Args: []string{"--config", other}})
+	out, err := h.Spuff(t, "doctor")
+	if err != nil {
+		t.Fatalf("doctor: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "✓ config "+other+"\n") || strings.Contains(out, "no docker registry is allowlisted") {
+		t.Fatalf("doctor did not check %s, the config spuff-app runs with:\n%s", other, out)
+	}
+}

@@ -35,7 +35,13 @@ shed's connection.`,
 			var fs []finding
 			add := func(level, what, fix string) { fs = append(fs, finding{level, what, fix}) }
 
+			// The config to check is the one the broker loaded (spuff-app
+			// --config FILE), or the default while no broker runs.
+			st, stErr := g.client.Status(cmd.Context())
 			path := config.ConfigPath()
+			if stErr == nil && st.Config != "" {
+				path = st.Config
+			}
 			cfg, err := config.Load(path)
 			switch {
 			case err != nil:
@@ -48,9 +54,8 @@ shed's connection.`,
 				}
 			}
 
-			st, err := g.client.Status(cmd.Context())
-			if err != nil {
-				add("fail", "broker", err.Error())
+			if stErr != nil {
+				add("fail", "broker", stErr.Error())
 				return report(cmd.OutOrStdout(), fs)
 			}
 			add("ok", fmt.Sprintf("broker spuff-app %s (pid %d)", st.Version, st.PID), "")
