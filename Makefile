@@ -8,7 +8,6 @@ BIN          := bin
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS      := -s -w -X main.version=$(VERSION) -X github.com/spuff-dev/spuff/app/cli.Version=$(VERSION) -X github.com/spuff-dev/spuff/guest/guestcmd.Version=$(VERSION)
 STATICCHECK  := $(CACHE)/bin/staticcheck
-STATICCHECK_VERSION := v0.8.2
 GUEST_CMDS   := ./guest/cmd/spuff-guest ./guest/cmd/docker-credential-spuff
 HOST_CMDS    := ./app/cmd/spuff-app ./app/cmd/spuff
 FUZZTIME     ?= 60s
@@ -38,8 +37,6 @@ build-guest:
 deps:
 	@for s in scripts/setup-*.sh; do echo "== $$s"; bash "$$s" || exit 1; done
 
-$(STATICCHECK):
-	GOBIN=$(CACHE)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -50,7 +47,9 @@ vet:
 vet-darwin:
 	GOOS=darwin CGO_ENABLED=0 $(GO) vet $(DARWIN_PKGS)
 
-staticcheck: $(STATICCHECK)
+# staticcheck's one pin is in scripts/lib.sh; setup-go-tools.sh rebuilds on a new pin.
+staticcheck:
+	@bash scripts/setup-go-tools.sh
 	$(STATICCHECK) ./...
 
 # test: the whole suite against real peers, with a short fuzz pass.

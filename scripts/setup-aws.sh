@@ -8,36 +8,20 @@
 # the credential benchmark stands beside. Idempotent: a binary already built
 # at its pinned version is kept.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
 mc_version=v0.0.0-20250313080218-cf909e1063a9
 aws_vault_version=v7.2.0
-cache="${SPUFF_CACHE:-${HOME}/.cache/spuff}/bin"
 
 bench="${SPUFF_BENCH:-0}"
 if [[ "${1:-}" == bench ]]; then bench=1; fi
 
-if [[ "$(uname -s)" == Linux ]]; then
-	installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-	missing=()
-	for p in awscli python3-boto3; do
-		installed "$p" || missing+=("$p")
-	done
-	if ((${#missing[@]})); then
-		sudo=()
-		if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-	fi
+if on_linux; then
+	apt_install awscli python3-boto3
 else
 	echo "setup-aws: install the AWS CLI v2 and boto3 yourself on $(uname -s)"
 fi
-
-# built_version prints the module version a Go binary was built from, or
-# nothing when it is missing or was not built by go install.
-built_version() {
-	[[ -x "$1" ]] || return 0
-	go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'
-}
 
 # build MODULE/PATH VERSION BINARY builds one pinned binary unless present.
 build() {
@@ -71,7 +55,7 @@ if [[ "$bench" == 1 ]]; then
 	build github.com/99designs/aws-vault/v7 "$aws_vault_version" aws-vault
 fi
 
-if [[ "$(uname -s)" == Linux ]] && ! /usr/bin/aws --version 2>&1 | grep -q '^aws-cli/2'; then
+if on_linux && ! /usr/bin/aws --version 2>&1 | grep -q '^aws-cli/2'; then
 	echo "setup-aws: /usr/bin/aws is not the AWS CLI v2" >&2
 	exit 1
 fi

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Go-built tools the checks need, cached under ~/.cache/spuff/bin.
+# Go-built tools the checks need, cached under ~/.cache/spuff/bin at the
+# version pinned in lib.sh; a bumped pin rebuilds.
 set -euo pipefail
-cache="${HOME}/.cache/spuff/bin"
+. "$(dirname "$0")/lib.sh"
 mkdir -p "$cache"
-if [ ! -x "$cache/staticcheck" ]; then
-  echo "installing staticcheck"
-  GOBIN="$cache" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+if [[ "$(built_version "$cache/staticcheck")" != "$staticcheck_version" ]]; then
+	echo "setup-go-tools: building staticcheck $staticcheck_version"
+	GOBIN="$cache" go install "honnef.co/go/tools/cmd/staticcheck@${staticcheck_version}"
 fi

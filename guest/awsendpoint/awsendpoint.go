@@ -115,7 +115,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func failure(err error) (int, problem) {
 	var be *bus.Error
 	if !errors.As(err, &be) {
-		be = bus.Errorf(bus.CodeHostUnreachable, "no answer from your computer: %v", err)
+		be = bus.Unreachable(err)
 	}
 	p := problem{Code: be.Code, Message: be.Message, Hint: hint(be.Code)}
 	switch be.Code {

@@ -63,6 +63,16 @@ const (
 	CodeInternal        = "INTERNAL"
 )
 
+// HostUnreachable is what a shed's user is told, by every face of the shed,
+// when the host does not answer (HOST_UNREACHABLE).
+const HostUnreachable = "spuff is not running on your computer — start it from the menu bar or with `spuff-app --headless`, then retry"
+
+// Unreachable is the HOST_UNREACHABLE error for a call that got no answer
+// because of err, with the advice.
+func Unreachable(err error) *Error {
+	return Errorf(CodeHostUnreachable, "no answer from your computer (%v); %s", err, HostUnreachable)
+}
+
 // Envelope is one message on the bus. Unknown fields are ignored on decode so
 // that a field a guest invents (a "shed" name, say) never means anything.
 type Envelope struct {

@@ -54,9 +54,6 @@ type Caller interface {
 	Call(ctx context.Context, ns, op string, payload, out any) error
 }
 
-// HostUnreachable is the advice a shed user gets when the host does not answer.
-const HostUnreachable = "spuff is not running on your computer — start it from the menu bar or with `spuff-app --headless`, then retry"
-
 // Daemon is a running guest.
 type Daemon struct {
 	opts  Options
@@ -268,8 +265,8 @@ func (d *Daemon) forward(ctx context.Context, ns, op string, payload json.RawMes
 	d.mu.Unlock()
 	if c == nil {
 		d.failures.Add(1)
-		d.log.Warn("credential request failed: host not connected", "ns", ns, "op", op, "advice", HostUnreachable)
-		return bus.Errorf(bus.CodeHostUnreachable, "%s", HostUnreachable)
+		d.log.Warn("credential request failed: host not connected", "ns", ns, "op", op, "advice", bus.HostUnreachable)
+		return bus.Errorf(bus.CodeHostUnreachable, "%s", bus.HostUnreachable)
 	}
 	req := &bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: ns, Op: op, Payload: payload}
 	err := c.CallProgress(ctx, req, out, onProgress)
@@ -284,8 +281,8 @@ func (d *Daemon) forward(ctx context.Context, ns, op string, payload json.RawMes
 	if ctx.Err() != nil {
 		return err
 	}
-	d.log.Warn("credential request failed: host did not answer", "ns", ns, "op", op, "err", err, "advice", HostUnreachable)
-	return bus.Errorf(bus.CodeHostUnreachable, "no answer from your computer (%v); %s", err, HostUnreachable)
+	d.log.Warn("credential request failed: host did not answer", "ns", ns, "op", op, "err", err, "advice", bus.HostUnreachable)
+	return bus.Unreachable(err)
 }
 
 // acceptLocal serves guest.sock: one-shot tools send bus requests, which are
@@ -327,18 +324,21 @@ func (d *Daemon) relay(ctx context.Context, r *bus.Request) (any, error) {
 	return out, nil
 }
 
+// StatusFile is RUN-DIR/NS.status, one per namespace the guest serves.
+type StatusFile struct {
+	NS            string    `json:"ns"`
+	Where         string    `json:"where,omitempty"` // the namespace's face: a socket, a URL
+	HostConnected bool      `json:"host_connected"`
+	HostSince     time.Time `json:"host_since,omitzero"`
+	Updated       time.Time `json:"updated"`
+}
+
 // writeStatus refreshes one NS.status file per namespace, so tools and
 // humans in the shed can see whether the host is there.
 func (d *Daemon) writeStatus() {
 	st := d.Status()
 	write := func(ns, where string) {
-		b, _ := json.MarshalIndent(struct {
-			NS            string    `json:"ns"`
-			Where         string    `json:"where,omitempty"`
-			HostConnected bool      `json:"host_connected"`
-			HostSince     time.Time `json:"host_since,omitzero"`
-			Updated       time.Time `json:"updated"`
-		}{ns, where, st.HostConnected, st.HostSince, time.Now().UTC()}, "", "  ")
+		b, _ := json.MarshalIndent(StatusFile{ns, where, st.HostConnected, st.HostSince, time.Now().UTC()}, "", "  ")
 		p := filepath.Join(d.opts.RunDir, ns+".status")
 		tmp := p + ".tmp"
 		if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err == nil {

@@ -186,7 +186,7 @@ func (h *Helper) explain(serverURL string, err error) error {
 	}
 	switch bus.CodeOf(err) {
 	case bus.CodeHostUnreachable:
-		return fmt.Errorf("docker-credential-spuff: spuff is not running on your computer — start it from the menu bar or with `spuff-app --headless` (%w)", err)
+		return fmt.Errorf("docker-credential-spuff: %s (%w)", bus.HostUnreachable, err)
 	case bus.CodeDenied:
 		return fmt.Errorf("docker-credential-spuff: %s were refused on your computer (%w)", what, err)
 	case bus.CodeApprovalTimeout:

@@ -192,11 +192,7 @@ func status(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		var st struct {
-			NS            string `json:"ns"`
-			Where         string `json:"where"`
-			HostConnected bool   `json:"host_connected"`
-		}
+		var st daemon.StatusFile
 		if err := json.Unmarshal(b, &st); err != nil {
 			return fmt.Errorf("reading %s: %w", m, err)
 		}

@@ -189,8 +189,6 @@ func newReporter(log *slog.Logger) *reporter {
 	return &reporter{log: log}
 }
 
-const hostAdvice = "spuff on your computer did not answer — start it from the menu bar or with `spuff-app --headless`, then retry"
-
 func (r *reporter) result(op string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -209,7 +207,7 @@ func (r *reporter) result(op string, err error) {
 			return
 		}
 		r.down = true
-		msg := fmt.Sprintf("%s (%v)", hostAdvice, err)
+		msg := fmt.Sprintf("%s (%v)", bus.HostUnreachable, err)
 		if isBus {
 			msg = be.Message
 		}

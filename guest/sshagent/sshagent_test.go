@@ -401,7 +401,7 @@ func TestHostGone(t *testing.T) {
 			t.Fatalf("ssh-add -l took %s to fail", d)
 		}
 	}
-	if n := strings.Count(r.log.String(), "level=WARN msg=\"sshagent: "+hostAdvice); n != 1 {
+	if n := strings.Count(r.log.String(), "level=WARN msg=\"sshagent: "+bus.HostUnreachable); n != 1 {
 		t.Fatalf("the advice was logged %d times, want once:\n%s", n, r.log)
 	}
 }
