@@ -276,6 +276,16 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("%d requests; want a retry after Retry-After: 1", len(rs))
 		}
 	})
+	t.Run("429 without Retry-After waits for RateLimit-Reset", func(t *testing.T) {
+		f := setup(t, nil)
+		f.fake.Throttle(1, "")
+		if _, err := f.p.List(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.fake.Requests()); n != 2 {
+			t.Errorf("%d requests, want 2 (one 429, one retry)", n)
+		}
+	})
 	t.Run("retries are bounded", func(t *testing.T) {
 		f := setup(t, nil)
 		f.fake.Throttle(100, "0")
