@@ -182,7 +182,7 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 	}
 
 	progress("waiting for the droplet to become active")
-	ready, err := p.waitActive(ctx, m.ID, progress)
+	ready, err := cloudapi.WaitReady(ctx, func(ctx context.Context) (provisioning.Machine, error) { return p.Get(ctx, m.ID) }, p.poll, p.ready, "droplet", "active", progress)
 	if err != nil {
 		return fail("wait for the droplet", err)
 	}
@@ -245,42 +245,6 @@ func (p *Provider) firewall(ctx context.Context, shed string, id int, sources []
 		Tags:       []string{},
 	})
 	return err
-}
-
-func (p *Provider) waitActive(outer context.Context, id string, progress func(string)) (provisioning.Machine, error) {
-	ctx, cancel := context.WithTimeout(outer, p.ready)
-	defer cancel()
-	last := ""
-	var lastErr error
-	for {
-		m, err := p.Get(ctx, id)
-		if err == nil {
-			if m.Status != last {
-				progress("droplet " + m.Status)
-				last = m.Status
-			}
-			if m.State == provisioning.Running && m.SSHAddr != "" {
-				return m, nil
-			}
-			if m.State != provisioning.Pending && m.State != provisioning.Running {
-				return m, fmt.Errorf("droplet %s is %q, not active", id, m.Status)
-			}
-		} else if errors.Is(err, provisioning.ErrNotFound) {
-			return m, err
-		} else {
-			lastErr = err // maybe passing; said if the wait runs out
-		}
-		t := time.NewTimer(p.poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			if outer.Err() == nil {
-				return m, fmt.Errorf("droplet %s was not active with a public IPv4 within %s (last status %q%s)", id, p.ready, last, cloudapi.LastSaid(lastErr))
-			}
-			return m, outer.Err()
-		case <-t.C:
-		}
-	}
 }
 
 // Get implements provisioning.Provider.

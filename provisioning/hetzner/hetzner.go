@@ -199,7 +199,7 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 	}
 
 	progress("waiting for the server to run")
-	ready, err := p.waitRunning(ctx, m.ID, progress)
+	ready, err := cloudapi.WaitReady(ctx, func(ctx context.Context) (provisioning.Machine, error) { return p.Get(ctx, m.ID) }, p.poll, p.ready, "server", "running", progress)
 	if err != nil {
 		return fail("wait for the server", err)
 	}
@@ -278,42 +278,8 @@ func (p *Provider) deleteFirewall(ctx context.Context, fw *hcloud.Firewall) erro
 		if !hcloud.IsError(err, hcloud.ErrorCodeResourceInUse, hcloud.ErrorCodeLocked, hcloud.ErrorCodeConflict) || i >= 20 {
 			return p.explain("remove firewall "+fw.Name, err)
 		}
-		if err := sleep(ctx, p.poll); err != nil {
+		if err := cloudapi.Sleep(ctx, p.poll); err != nil {
 			return err
-		}
-	}
-}
-
-func (p *Provider) waitRunning(outer context.Context, id string, progress func(string)) (provisioning.Machine, error) {
-	ctx, cancel := context.WithTimeout(outer, p.ready)
-	defer cancel()
-	last := ""
-	var lastErr error
-	var m provisioning.Machine
-	for {
-		got, err := p.Get(ctx, id)
-		if err == nil {
-			m = got
-			if m.Status != last {
-				progress("server " + m.Status)
-				last = m.Status
-			}
-			if m.State == provisioning.Running && m.SSHAddr != "" {
-				return m, nil
-			}
-			if m.State != provisioning.Pending && m.State != provisioning.Running {
-				return m, fmt.Errorf("server %s is %q, not running", id, m.Status)
-			}
-		} else if errors.Is(err, provisioning.ErrNotFound) {
-			return m, err
-		} else {
-			lastErr = err // maybe passing; said if the wait runs out
-		}
-		if err := sleep(ctx, p.poll); err != nil {
-			if outer.Err() == nil {
-				return m, fmt.Errorf("server %s was not running with a public IPv4 within %s (last status %q%s)", id, p.ready, last, cloudapi.LastSaid(lastErr))
-			}
-			return m, outer.Err()
 		}
 	}
 }
@@ -386,15 +352,4 @@ func serverID(id string) (int64, error) {
 		return 0, fmt.Errorf("hetzner: %q is not a server ID: %w", id, provisioning.ErrNotFound)
 	}
 	return n, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -162,11 +162,3 @@ type Explained struct {
 
 func (e *Explained) Error() string { return e.Msg }
 func (e *Explained) Unwrap() error { return e.Err }
-
-// LastSaid adds the last failed read to a wait's timeout, if any.
-func LastSaid(err error) string {
-	if err == nil {
-		return ""
-	}
-	return "; last read failed: " + err.Error()
-}

@@ -90,7 +90,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 			t.log(req, "network error; retrying", "error", err)
-			if err := sleep(ctx, backoff(attempt)); err != nil {
+			if err := Sleep(ctx, backoff(attempt)); err != nil {
 				return nil, err
 			}
 			continue
@@ -102,7 +102,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		t.log(req, "retrying", "status", resp.StatusCode, "wait", wait.String())
 		drain(resp)
-		if err := sleep(ctx, wait); err != nil {
+		if err := Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
@@ -182,7 +182,7 @@ func (t *Transport) waitLimit(ctx context.Context, maxWait time.Duration) error 
 		return fmt.Errorf("cloudapi: the %s API rate limit is spent until %s; try again then", t.Provider, reset.UTC().Format(time.RFC3339))
 	}
 	t.Logger.Info("waiting for the API rate limit to reset", "provider", t.Provider, "wait", d.Round(time.Millisecond).String())
-	if err := sleep(ctx, d); err != nil {
+	if err := Sleep(ctx, d); err != nil {
 		return err
 	}
 	t.mu.Lock()
@@ -249,7 +249,8 @@ func backoff(attempt int) time.Duration {
 	return min(d, backoffCap)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or less if ctx ends first (then it returns ctx.Err()).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
