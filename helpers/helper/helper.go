@@ -1,7 +1,24 @@
 // Package helper is the contract between the broker and the credential
 // helpers (sshkeys, awssts, dockercreds): what a helper implements, what a
 // request looks like to it, and what it says a request asks for. A helper
-// imports this package, guest/bus and app/config, and nothing else of app/.
+// imports this package, guest/bus and app/config, and nothing else of app/
+// (test/layering_test.go keeps it so).
+//
+// A new namespace goes in these places, and no others:
+//
+//   - guest/bus: its NS constant, in Namespaces and IsNamespace (config's
+//     defaults and validation, the broker's admission and the guest's relay
+//     read that list), its ops and payload types in payload.go.
+//   - helpers/NAME: a Service (and a Forgetter if it keeps per-shed state)
+//     that decodes with bus.DecodePayload, names an approval Class here if
+//     its requests may ask a human, and has a FuzzXxx for what it decodes.
+//   - app/config: its section, defaults and validation, if it has settings.
+//   - app/host/services.go: one entry in the map of services.
+//   - guest/guestcmd/frontends.go: its daemon.Frontend, the namespace's face
+//     in the shed (a socket, an endpoint, or guest.sock for one-shot tools).
+//
+// A new provider is one folder, provisioning/NAME, whose init calls
+// provisioning.Register, and one blank import in app/host/providers.go.
 package helper
 
 import (
