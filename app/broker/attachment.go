@@ -74,6 +74,7 @@ func (s *attachment) connectOnce() error {
 	}
 	opts := s.b.opts.Bus
 	opts.Logger = s.b.log.With("shed", s.name)
+	opts.Refused = func(r *bus.Request, be *bus.Error) *bus.Error { return s.b.refused(s, r, be) }
 	c := bus.NewConn(rwc, s, opts)
 	var hello bus.HelloResponse
 	if err := c.Call(s.ctx, bus.NSAgent, bus.OpHello, bus.HelloRequest{Version: bus.Version}, &hello); err != nil {
@@ -86,7 +87,7 @@ func (s *attachment) connectOnce() error {
 	s.st.Namespaces = hello.Namespaces
 	s.mu.Unlock()
 	s.setState(api.StateConnected, nil)
-	s.b.log.Info("shed connected", "shed", s.name, "guest_version", hello.GuestVersion)
+	s.b.log.Info("shed connected", "shed", s.name, "guest_version", printable(hello.GuestVersion))
 	select {
 	case <-c.Done():
 	case <-s.ctx.Done():

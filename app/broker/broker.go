@@ -40,7 +40,7 @@ type Options struct {
 
 	// Skew is how far a request id's time may be from the host clock (2m).
 	Skew time.Duration
-	// MaxReplayIDs bounds the replay guard's memory (200k ids).
+	// MaxReplayIDs bounds the replay guard's memory of each shed (100k ids).
 	MaxReplayIDs int
 	// Bus tunes each shed connection; KeepAlive defaults to 15s.
 	Bus bus.Options
@@ -76,7 +76,7 @@ func New(opts Options) (*Broker, error) {
 		opts.Skew = 2 * time.Minute
 	}
 	if opts.MaxReplayIDs <= 0 {
-		opts.MaxReplayIDs = 200_000
+		opts.MaxReplayIDs = 100_000
 	}
 	if opts.Bus.KeepAlive == 0 {
 		opts.Bus.KeepAlive = 15 * time.Second
@@ -89,7 +89,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	return &Broker{
 		opts: opts, log: opts.Log, cfg: opts.Config,
-		replay:      newReplayGuard(opts.Skew, opts.MaxReplayIDs),
+		replay:      newReplayGuard(opts.Skew, opts.MaxReplayIDs, opts.Now()),
 		attachments: map[string]*attachment{},
 		subs:        map[chan api.Event]struct{}{},
 	}, nil
@@ -225,43 +225,69 @@ func (b *Broker) Close() error {
 
 // handle is the pipeline for one guest request on shed's attachment.
 func (b *Broker) handle(ctx context.Context, s *attachment, r *bus.Request) (any, error) {
-	rec := audit.Record{Shed: s.name, NS: r.NS, Op: r.Op, ID: r.ID, Approval: approval.MethodNone}
 	// A host agent that asks its user (1Password, Secretive) or a slow STS
 	// can take longer than the guest's 3s; progress keeps the guest waiting,
-	// up to its own cap.
-	stop := make(chan struct{})
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_ = r.Progress("still working on it")
-			}
-		}
-	}()
+	// up to its own cap. A timer, not a goroutine, so a fast request costs
+	// nothing here.
+	p := startProgress(r)
+	rec := b.record(s, r)
 	payload, err := b.pipeline(ctx, s, r, &rec)
-	close(stop)
+	p.stop()
+	return payload, b.finish(s, &rec, err)
+}
+
+// record starts the audit record of r. A shed chooses ns and op, so only
+// names the broker knows are copied as they are; anything else is cut and
+// quoted, so that the line fits and no terminal showing it is disturbed.
+func (b *Broker) record(s *attachment, r *bus.Request) audit.Record {
+	return audit.Record{Shed: s.name, NS: printable(r.NS), Op: printable(r.Op), ID: printable(r.ID), Approval: approval.MethodNone}
+}
+
+// finish writes rec's line with err's outcome and returns the error to
+// answer with: err, or a denial when the line could not be written.
+func (b *Broker) finish(s *attachment, rec *audit.Record, err error) error {
 	rec.TS = b.opts.Now().UTC()
 	rec.Result = resultOf(err)
 	rec.Code = bus.CodeOf(err)
-	if aerr := b.opts.Audit.Write(ctx, rec); aerr != nil {
-		b.log.Error("audit write failed; denying request", "shed", s.name, "ns", r.NS, "op", r.Op, "err", aerr)
-		payload, err = nil, bus.Errorf(bus.CodeDenied, "the host could not write its audit log, so it refuses every request; check the disk on your computer")
+	if aerr := b.opts.Audit.Write(context.Background(), *rec); aerr != nil {
+		b.log.Error("audit write failed; denying request", "shed", s.name, "ns", rec.NS, "op", rec.Op, "err", aerr)
+		err = errAuditFailed
 	}
 	s.count(rec.Result)
-	b.publish(api.Event{Kind: api.EventRequest, Shed: s.name, NS: r.NS, Op: r.Op, Result: rec.Result})
-	return payload, err
+	b.publish(api.Event{Kind: api.EventRequest, Shed: s.name, NS: rec.NS, Op: rec.Op, Result: rec.Result})
+	return err
+}
+
+var errAuditFailed = bus.Errorf(bus.CodeDenied, "the host could not write its audit log, so it refuses every request; check the disk on your computer")
+
+// refused audits a request the bus answered itself (too many in flight on
+// the connection), so that every answer has its line.
+func (b *Broker) refused(s *attachment, r *bus.Request, be *bus.Error) *bus.Error {
+	rec := b.record(s, r)
+	rec.Detail = "refused by the bus"
+	if err := b.finish(s, &rec, be); err != be {
+		return errAuditFailed
+	}
+	return be
 }
 
 func (b *Broker) pipeline(ctx context.Context, s *attachment, r *bus.Request, rec *audit.Record) (any, error) {
-	if err := b.replay.check(r.ID, b.opts.Now()); err != nil {
+	if err := checkNames(r); err != nil {
+		return nil, err
+	}
+	now := b.opts.Now()
+	id, err := b.replay.parse(r.ID, now)
+	if err != nil {
 		rec.Detail = "replay guard"
 		return nil, err
 	}
+	// The rate limit runs before the id is remembered, so a flood past it
+	// costs the replay memory nothing.
 	if err := b.admit(s, r); err != nil {
+		return nil, err
+	}
+	if err := b.replay.remember(s.name, id, now); err != nil {
+		rec.Detail = "replay guard"
 		return nil, err
 	}
 	if r.NS == bus.NSAgent {
@@ -299,10 +325,10 @@ func (b *Broker) admit(s *attachment, r *bus.Request) error {
 	switch {
 	case r.NS == bus.NSAgent:
 		if r.Op != bus.OpPing {
-			return bus.Errorf(bus.CodeBadRequest, "the host serves only agent/ping; %q is a host→guest operation", r.Op)
+			return bus.Errorf(bus.CodeBadRequest, "the host serves only agent/ping; %s is a host→guest operation", r.Op)
 		}
 	case !served && !bus.IsNamespace(r.NS):
-		return bus.Errorf(bus.CodeBadRequest, "unknown namespace %.40q", r.NS)
+		return bus.Errorf(bus.CodeBadRequest, "unknown namespace %s", r.NS)
 	case !s.cfg.Allows(r.NS):
 		return bus.Errorf(bus.CodeNotAllowed, "namespace %s is not enabled for shed %q (sheds.%s.namespaces in the host config)", r.NS, s.name, s.name)
 	case !served:

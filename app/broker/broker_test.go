@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,20 +167,29 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, mutate func(*config.Config)) *fixture {
+	return newFixtureWith(t, mutate, nil)
+}
+
+// newFixtureWith is newFixture with the broker's options changed by tune.
+func newFixtureWith(t *testing.T, mutate func(*config.Config), tune func(*Options)) *fixture {
 	t.Helper()
 	cfg := config.Default()
 	if mutate != nil {
 		mutate(cfg)
 	}
 	m := &memAudit{}
-	b, err := New(Options{
+	opts := Options{
 		Config: cfg, Audit: m,
 		Dial: func(ctx context.Context, url string) (io.ReadWriteCloser, error) {
 			return bus.Dial(ctx, url, nil)
 		},
 		Services:   map[string]helper.Service{bus.NSSSHAgent: echoService{}},
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-	})
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	b, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,25 +304,36 @@ func TestReplayGuard(t *testing.T) {
 }
 
 func TestReplayGuardMemoryBounded(t *testing.T) {
-	g := newReplayGuard(time.Minute, 100)
 	now := time.Now()
+	g := newReplayGuard(time.Minute, 100, now)
+	check := func(shed, id string, at time.Time) error {
+		u, err := g.parse(id, at)
+		if err != nil {
+			return err
+		}
+		return g.remember(shed, u, at)
+	}
 	for i := 0; i < 100; i++ {
-		if err := g.check(bus.NewID(), now); err != nil {
+		if err := check("a", bus.NewID(), now); err != nil {
 			t.Fatalf("id %d: %v", i, err)
 		}
 	}
-	if err := g.check(bus.NewID(), now); bus.CodeOf(err) != bus.CodeRateLimited {
+	if err := check("a", bus.NewID(), now); bus.CodeOf(err) != bus.CodeRateLimited {
 		t.Fatalf("past the cap: %v, want RATE_LIMITED", err)
+	}
+	// The cap is per shed.
+	if err := check("b", bus.NewID(), now); err != nil {
+		t.Fatalf("another shed past the first one's cap: %v", err)
 	}
 	// Two rotations later the old ids are gone and room is back.
 	later := now.Add(5 * time.Minute)
-	g.check(idAt(later), later)
+	_ = check("a", idAt(later), later)
 	later = later.Add(3 * time.Minute)
-	if err := g.check(idAt(later), later); err != nil {
+	if err := check("a", idAt(later), later); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
-	if n := len(g.cur) + len(g.old); n > 2 {
-		t.Fatalf("%d ids kept after rotation", n)
+	if s := g.sheds["a"]; len(s.cur)+len(s.old) > 2 {
+		t.Fatalf("%d ids kept after rotation", len(s.cur)+len(s.old))
 	}
 }
 
@@ -457,4 +478,151 @@ func TestDetachStopsService(t *testing.T) {
 	if err := f.b.Attach("Bad Name", "unix:///x"); err == nil {
 		t.Fatal("attached a shed with an invalid name")
 	}
+}
+
+// One shed flooding fresh ids past its rate must not fill a replay memory
+// that another shed needs: the flood is refused by the rate limit before
+// its ids are remembered, and each shed's memory is its own.
+func TestOneShedCannotLockOthersOut(t *testing.T) {
+	f := newFixtureWith(t, nil, func(o *Options) { o.MaxReplayIDs = 100 })
+	flood, calm := newRawGuest(t), newRawGuest(t)
+	f.attach(t, "flood", flood)
+	f.attach(t, "calm", calm)
+	limited := 0
+	for range 300 {
+		if code(flood.ask(ping(bus.NewID()))) == bus.CodeRateLimited {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("300 pings at once were never rate limited")
+	}
+	if r := calm.ask(ping(bus.NewID())); r.Error != nil {
+		t.Fatalf("the calm shed was refused after another shed's flood: %v", r.Error)
+	}
+}
+
+// The same UUID in another letter case is the same id.
+func TestReplayByLetterCase(t *testing.T) {
+	f := newFixture(t, nil)
+	g := newRawGuest(t)
+	f.attach(t, "s1", g)
+	id := bus.NewID()
+	if r := g.ask(ping(id)); r.Error != nil {
+		t.Fatalf("first use: %v", r.Error)
+	}
+	for _, again := range []string{strings.ToUpper(id), strings.ToUpper(id[:8]) + id[8:]} {
+		if r := g.ask(ping(again)); code(r) != bus.CodeReplayed {
+			t.Fatalf("id %s again as %s: %q (%v), want REPLAYED", id, again, code(r), r.Error)
+		}
+	}
+}
+
+// An id made before the broker started cannot have been remembered by
+// this broker, so it is refused: an id answered by the broker before a
+// restart is not answered again.
+func TestReplayFencedByStart(t *testing.T) {
+	f := newFixture(t, nil)
+	g := newRawGuest(t)
+	f.attach(t, "s1", g)
+	if r := g.ask(ping(idAt(time.Now().Add(-2 * time.Second)))); code(r) != bus.CodeReplayed {
+		t.Fatalf("an id from before the broker started: %q (%v), want REPLAYED", code(r), r.Error)
+	}
+	if r := g.ask(ping(bus.NewID())); r.Error != nil {
+		t.Fatalf("a fresh id: %v", r.Error)
+	}
+}
+
+// A shed-chosen ns or op of any size is refused as a bad request, with an
+// audit line whose fields are bounded, and no answer echoes it whole.
+func TestOversizedNamesAreRefusedAndAudited(t *testing.T) {
+	dir := t.TempDir()
+	aw, err := audit.Open(filepath.Join(dir, "audit.log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { aw.Close() })
+	f := newFixtureWith(t, nil, func(o *Options) { o.Audit = aw })
+	g := newRawGuest(t)
+	f.attach(t, "s1", g)
+	huge := strings.Repeat("x", audit.MaxLine+10)
+	cases := map[string]*bus.Envelope{
+		"ns":       {NS: huge, Op: "sign"},
+		"op":       {NS: bus.NSSSHAgent, Op: huge},
+		"agent op": {NS: bus.NSAgent, Op: huge},
+		"escapes":  {NS: "ssh-agent\x1b]0;owned\x07", Op: "sign"},
+	}
+	ids := map[string]bool{}
+	for name, e := range cases {
+		e.V, e.ID, e.Type = bus.Version, bus.NewID(), bus.TypeRequest
+		ids[e.ID] = true
+		r := g.ask(e)
+		if code(r) != bus.CodeBadRequest {
+			t.Fatalf("%s: %q (%v), want BAD_REQUEST", name, code(r), r.Error)
+		}
+		if len(r.Error.Message) > 200 {
+			t.Fatalf("%s: the refusal repeats %d bytes", name, len(r.Error.Message))
+		}
+	}
+	raw, err := os.ReadFile(aw.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines int
+	for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var rec audit.Record
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		if ids[rec.ID] {
+			lines++
+			if rec.Result != "denied" || rec.Code != bus.CodeBadRequest || len(rec.NS) > 80 || len(rec.Op) > 80 || strings.ContainsRune(rec.NS, 0x1b) {
+				t.Fatalf("audit line %+v", rec)
+			}
+		}
+	}
+	if lines != len(cases) {
+		t.Fatalf("%d audit lines for %d refusals", lines, len(cases))
+	}
+}
+
+// A request the bus refuses itself (too many in flight) has its audit line.
+func TestInFlightRefusalIsAudited(t *testing.T) {
+	release := make(chan struct{})
+	f := newFixtureWith(t, nil, func(o *Options) {
+		o.Bus.MaxInFlight = 1
+		o.Services = map[string]helper.Service{bus.NSSSHAgent: blockingService{release}}
+	})
+	g := newRawGuest(t)
+	f.attach(t, "s1", g)
+	slow := &bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSSSHAgent, Op: "list"}
+	b, _ := bus.EncodeEnvelope(slow)
+	g.writeRaw(b)
+	time.Sleep(100 * time.Millisecond)
+	refused := ping(bus.NewID())
+	if r := g.ask(refused); code(r) != bus.CodeRateLimited {
+		t.Fatalf("a second request with one allowed in flight: %q (%v)", code(r), r.Error)
+	}
+	close(release)
+	g.await(slow.ID)
+	found := false
+	for _, rec := range f.audit.all() {
+		if rec.ID == refused.ID {
+			found = rec.Result == "denied" && rec.Code == bus.CodeRateLimited && rec.Shed == "s1"
+		}
+	}
+	if !found {
+		t.Fatalf("no audit line for the refused request: %+v", f.audit.all())
+	}
+}
+
+type blockingService struct{ release chan struct{} }
+
+func (blockingService) Describe(context.Context, *helper.Request) (*helper.Action, error) {
+	return &helper.Action{Detail: "blocking"}, nil
+}
+
+func (s blockingService) Serve(ctx context.Context, _ *helper.Request, _ *helper.Action) (any, error) {
+	<-s.release
+	return nil, nil
 }
