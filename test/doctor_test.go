@@ -30,7 +30,7 @@ func TestDoctor(t *testing.T) {
 	if err != nil {
 		t.Fatalf("doctor failed on warnings only: %v\n%s", err, out)
 	}
-	for _, want := range []string{"✓ broker", "✓ shed checked connected", "id_ed25519 not offered", "ssh-add", "no docker registry is allowlisted",
+	for _, want := range []string{"✓ broker", "✓ shed checked connected", "✓ ssh keys come from local-keys: they sign for sheds and log this computer in", "id_ed25519 not offered", "ssh-add", "no docker registry is allowlisted",
 		"does not start at login", "spuff autostart on"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("doctor output lacks %q:\n%s", want, out)

@@ -97,7 +97,7 @@ func sshChecks(st *api.Status, add func(level, what, fix string)) {
 	if ssh == nil || ssh.Mode == "" {
 		return
 	}
-	add("ok", "ssh keys come from "+ssh.Mode, "")
+	add("ok", "ssh keys come from "+ssh.Mode+": they sign for sheds and log this computer in to ssh:// sheds", "")
 	for _, k := range ssh.Skipped {
 		add("warn", "ssh key "+k.Path+" not offered", k.Reason)
 	}
