@@ -66,13 +66,34 @@ func Serve(ctx context.Context, l net.Listener, c Caller, log *slog.Logger) erro
 		go func() {
 			defer wg.Done()
 			// ServeAgent returns at the client's EOF, or on a malformed message.
-			_ = agent.ServeAgent(a, nc)
+			_ = agent.ServeAgent(a, &oneWrite{Conn: nc})
 			nc.Close()
 			mu.Lock()
 			delete(conns, nc)
 			mu.Unlock()
 		}()
 	}
+}
+
+// oneWrite joins the 4-byte length ServeAgent writes to the reply that
+// follows, so each reply is one write(2) and wakes the client once.
+type oneWrite struct {
+	net.Conn
+	buf []byte
+}
+
+func (w *oneWrite) Write(p []byte) (int, error) {
+	if len(w.buf) == 0 && len(p) == 4 {
+		w.buf = append(w.buf[:0], p...)
+		return len(p), nil
+	}
+	if len(w.buf) == 0 {
+		return w.Conn.Write(p)
+	}
+	w.buf = append(w.buf, p...)
+	_, err := w.Conn.Write(w.buf)
+	w.buf = w.buf[:0]
+	return len(p), err
 }
 
 // isTransient reports accept errors that pass: out of descriptors, or a

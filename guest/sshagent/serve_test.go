@@ -1,0 +1,40 @@
+package sshagent
+
+import (
+	"net"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/crypto/ssh/agent"
+)
+
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// Each agent reply leaves in one write: ServeAgent writes the length and
+// the body apart, which costs the client an extra wake-up.
+func TestReplyIsOneWrite(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	cc := &countingConn{Conn: server}
+	go func() {
+		_ = agent.ServeAgent(agent.NewKeyring(), &oneWrite{Conn: cc})
+		server.Close()
+	}()
+	ag := agent.NewClient(client)
+	for i := range 3 {
+		if _, err := ag.List(); err != nil {
+			t.Fatal(err)
+		}
+		if n := cc.writes.Load(); n != int32(i+1) {
+			t.Fatalf("%d writes for %d replies", n, i+1)
+		}
+	}
+}
