@@ -155,11 +155,13 @@ func (a *Approver) Approve(ctx context.Context, q *Request) (string, error) {
 	}
 	f.waiters++
 	f.item.Waiting = f.waiters
+	// Sent under the lock, so that no answer's event can overtake it.
+	change := api.ApprovalWaiting
 	if started {
-		// Sent under the lock, so that no answer's event can overtake it.
-		opened := f.item
-		a.notifyLocked(api.ApprovalChange{Change: api.ApprovalNew, ID: opened.ID, Pending: &opened}, q.Shed)
+		change = api.ApprovalNew
 	}
+	item := f.item
+	a.notifyLocked(api.ApprovalChange{Change: change, ID: item.ID, Pending: &item}, q.Shed)
 	a.mu.Unlock()
 	defer a.leave(f)
 
@@ -275,6 +277,9 @@ func (a *Approver) leave(f *flight) {
 	last := f.waiters == 0 && !f.over
 	if last {
 		a.endLocked(f, false, "", errors.New("approval: withdrawn"))
+	} else if !f.over {
+		item := f.item
+		a.notifyLocked(api.ApprovalChange{Change: api.ApprovalWaiting, ID: item.ID, Pending: &item}, f.q.Shed)
 	}
 	a.mu.Unlock()
 	if last {

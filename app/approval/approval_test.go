@@ -494,6 +494,16 @@ func TestSubscribe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	res = approveAsync(ctx, a, req("dev", helper.ClassAWS, "", "role", policy(PolicyPerRequest)))
 	id = next("a question nobody waits for", api.ApprovalNew).ID
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	res2 := approveAsync(ctx2, a, req("dev", helper.ClassAWS, "", "role", policy(PolicyPerRequest)))
+	if c := next("a second request on the question", api.ApprovalWaiting); c.ID != id || c.Pending == nil || c.Pending.Waiting != 2 {
+		t.Fatalf("joined: %+v (pending %+v), want %s with 2 waiting", c, c.Pending, id)
+	}
+	cancel2()
+	if c := next("one of the two leaving", api.ApprovalWaiting); c.ID != id || c.Pending == nil || c.Pending.Waiting != 1 {
+		t.Fatalf("left: %+v (pending %+v), want %s with 1 waiting", c, c.Pending, id)
+	}
+	get(t, res2)
 	cancel()
 	if c := next("the withdrawal", api.ApprovalWithdrawn); c.ID != id {
 		t.Fatalf("withdrawn: %+v", c)

@@ -35,6 +35,7 @@ type Event struct {
 // Approval changes.
 const (
 	ApprovalNew       = "new"       // a question opened: Pending holds it
+	ApprovalWaiting   = "waiting"   // a request joined or left an open question: Pending holds it
 	ApprovalAnswered  = "answered"  // a human (or spuff lock) answered: Allowed, Method
 	ApprovalExpired   = "expired"   // nobody answered in time
 	ApprovalWithdrawn = "withdrawn" // every request waiting on it gave up
