@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
 func pendingCmd(g *globals) *cobra.Command {
@@ -32,7 +34,7 @@ func pendingCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSHED\tASKS\tWAITING\tEXPIRES IN")
 			for _, it := range items {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", it.ID, it.Shed, it.Prompt, it.Waiting, time.Until(it.Expires).Round(time.Second))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", api.Printable(it.ID), api.Printable(it.Shed), api.Printable(it.Prompt), it.Waiting, time.Until(it.Expires).Round(time.Second))
 			}
 			return tw.Flush()
 		},
@@ -80,8 +82,9 @@ func approvalsCmd(g *globals) *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSHED\tCLASS\tSCOPE\tSUBJECT\tPOLICY\tBY\tEXPIRES IN")
+			p := api.Printable
 			for _, gr := range grants {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", gr.ID, gr.Shed, gr.Class, gr.Scope, gr.Subject, gr.Policy, gr.Method, time.Until(gr.Expires).Round(time.Second))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p(gr.ID), p(gr.Shed), p(gr.Class), p(gr.Scope), p(gr.Subject), p(gr.Policy), p(gr.Method), time.Until(gr.Expires).Round(time.Second))
 			}
 			return tw.Flush()
 		},

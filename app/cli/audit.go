@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
 func auditCmd(g *globals) *cobra.Command {
@@ -30,8 +31,10 @@ func auditCmd(g *globals) *cobra.Command {
 					_, err = fmt.Fprintf(w, "%s\n", b)
 					return err
 				}
+				// Every field but ts may be a shed's choice.
+				p := api.Printable
 				_, err := fmt.Fprintf(w, "%s  %-16s %-18s %-16s %-7s %-8s %s\n",
-					r.TS.Local().Format("2006-01-02 15:04:05"), r.Shed, r.NS, r.Op, r.Result, r.Approval, r.Detail)
+					r.TS.Local().Format("2006-01-02 15:04:05"), p(r.Shed), p(r.NS), p(r.Op), p(r.Result), p(r.Approval), p(r.Detail))
 				return err
 			})
 		},

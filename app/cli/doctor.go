@@ -129,9 +129,9 @@ func report(w io.Writer, fs []finding) error {
 	failed := 0
 	for _, f := range fs {
 		mark := map[string]string{"ok": "✓", "warn": "!", "fail": "✗"}[f.level]
-		fmt.Fprintf(w, "%s %s\n", mark, f.what)
+		fmt.Fprintf(w, "%s %s\n", mark, api.Printable(f.what))
 		if f.fix != "" {
-			fmt.Fprintf(w, "    → %s\n", f.fix)
+			fmt.Fprintf(w, "    → %s\n", api.Printable(f.fix))
 		}
 		if f.level == "fail" {
 			failed++

@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spuff-dev/spuff/app/control/api"
+
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control"
 )
@@ -36,7 +38,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "spuff:", err)
+		// An error may quote the broker, which may quote a shed.
+		fmt.Fprintln(stderr, "spuff:", api.Printable(err.Error()))
 		return 1
 	}
 	return 0

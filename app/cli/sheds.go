@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spuff-dev/spuff/app/control/api"
 )
 
 func statusCmd(g *globals) *cobra.Command {
@@ -23,7 +25,7 @@ func statusCmd(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "spuff-app %s running (pid %d, up %s)\n", st.Version, st.PID, time.Since(st.Started).Round(time.Second))
+			fmt.Fprintf(w, "spuff-app %s running (pid %d, up %s)\n", api.Printable(st.Version), st.PID, time.Since(st.Started).Round(time.Second))
 			fmt.Fprintf(w, "config:    %s\naudit log: %s\n", st.Config, st.AuditLog)
 			if st.Keychain != "" {
 				fmt.Fprintf(w, "keychain:  %s\n", st.Keychain)
@@ -37,7 +39,7 @@ func statusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(w, "sheds:")
 			for _, s := range st.Sheds {
-				fmt.Fprintf(w, "  %-20s %-13s %d requests, %d denied, %d errors\n", s.Name, s.State, s.Requests, s.Denied, s.Errors)
+				fmt.Fprintf(w, "  %-20s %-13s %d requests, %d denied, %d errors\n", api.Printable(s.Name), api.Printable(s.State), s.Requests, s.Denied, s.Errors)
 			}
 			return nil
 		},
@@ -67,7 +69,8 @@ func listCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tSTATE\tSINCE\tURL\tGUEST\tLAST ERROR")
 			for _, s := range sheds {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, ago(s.Since), s.URL, s.GuestVersion, s.LastError)
+				p := api.Printable
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p(s.Name), p(s.State), ago(s.Since), p(s.URL), p(s.GuestVersion), p(s.LastError))
 			}
 			return tw.Flush()
 		},

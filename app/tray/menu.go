@@ -62,8 +62,22 @@ func AutostartItem(a Autostart) Item {
 }
 
 // Build lays out the menu for the current state. It is pure so the menu can
-// be tested without a desktop.
+// be tested without a desktop. Every title and tooltip is made printable:
+// shed names, prompts and errors carry what a shed chose.
 func Build(sheds []api.Attachment, pending []api.PendingItem, err error) []Item {
+	return printable(build(sheds, pending, err))
+}
+
+func printable(items []Item) []Item {
+	for i := range items {
+		items[i].Title = api.Printable(items[i].Title)
+		items[i].Tooltip = api.Printable(items[i].Tooltip)
+		items[i].Sub = printable(items[i].Sub)
+	}
+	return items
+}
+
+func build(sheds []api.Attachment, pending []api.PendingItem, err error) []Item {
 	var items []Item
 	if err != nil {
 		items = append(items, Item{Title: "spuff is not answering", Tooltip: err.Error()}, Item{Separator: true})

@@ -123,3 +123,29 @@ func TestAutostartItemToggles(t *testing.T) {
 		t.Fatal("clicking it again did not turn start-at-login off")
 	}
 }
+
+// A shed's name, a prompt built from what it asked and an error quoting it
+// reach the tray made printable.
+func TestMenuTextFromAShedIsPrintable(t *testing.T) {
+	evil := "x\x1b]0;pwned\x07\u202e\n"
+	items := Build(
+		[]api.Attachment{{Name: "m" + evil, State: api.StateDisconnected, URL: "unix:///" + evil, LastError: evil}},
+		[]api.PendingItem{{ID: "1", Shed: evil, NS: "docker-credentials", Op: "get" + evil, Prompt: "wants " + evil}},
+		errors.New("broker said "+evil),
+	)
+	var walk func([]Item)
+	walk = func(items []Item) {
+		for _, it := range items {
+			for _, s := range []string{it.Title, it.Tooltip} {
+				if strings.ContainsAny(s, "\x1b\x07\u202e\n") {
+					t.Errorf("menu text %q is not printable", s)
+				}
+			}
+			walk(it.Sub)
+		}
+	}
+	walk(items)
+	if it := find(items, "⚠ wants x"); it == nil || !strings.Contains(it.Title, `\x1b`) {
+		t.Fatalf("the prompt is not shown escaped: %+v", items)
+	}
+}
