@@ -21,7 +21,7 @@ func (r *rememberingBroker) Attach(name, url string) error {
 	if err := r.Broker.Attach(name, url); err != nil {
 		return err
 	}
-	if err := r.db.SaveShed(context.Background(), state.Shed{Name: name, URL: url}); err != nil {
+	if err := r.db.SaveAttachment(context.Background(), state.Attachment{Name: name, URL: url}); err != nil {
 		r.log.Warn("shed attached but not remembered; attach it again after a restart", "shed", name, "err", err)
 	}
 	return nil
@@ -29,7 +29,7 @@ func (r *rememberingBroker) Attach(name, url string) error {
 
 func (r *rememberingBroker) Detach(name string) error {
 	err := r.Broker.Detach(name)
-	if ferr := r.db.ForgetShed(context.Background(), name); ferr != nil && !errors.Is(ferr, state.ErrNotFound) {
+	if ferr := r.db.ForgetAttachment(context.Background(), name); ferr != nil && !errors.Is(ferr, state.ErrNotFound) {
 		r.log.Warn("shed detached but still remembered", "shed", name, "err", ferr)
 	}
 	return err
@@ -37,7 +37,7 @@ func (r *rememberingBroker) Detach(name string) error {
 
 // restore attaches every remembered shed.
 func (r *rememberingBroker) restore(ctx context.Context) {
-	sheds, err := r.db.Sheds(ctx)
+	sheds, err := r.db.Attachments(ctx)
 	if err != nil {
 		r.log.Warn("could not read remembered sheds", "err", err)
 		return
