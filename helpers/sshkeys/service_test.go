@@ -113,7 +113,7 @@ func TestKeyCache(t *testing.T) {
 		t.Fatalf("%d lists for one list and five signs of a known key", kr.lists)
 	}
 	// The RSA key appears in the host agent; the cached list is past keysStaleOnMiss.
-	e.svc.keysAt = e.svc.keysAt.Add(-keysStaleOnMiss)
+	e.svc.cache.at = e.svc.cache.at.Add(-keysStaleOnMiss)
 	kr.ExtendedAgent = keyringWith(t, fx.ed.Path, fx.rsa.Path)
 	if _, _, err := e.sign(nil, fx.rsa.Pub, randBytes(8), agent.SignatureFlagRsaSha256, 0); err != nil {
 		t.Fatalf("a newly added key: %v", err)
