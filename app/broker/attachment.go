@@ -68,7 +68,11 @@ func (s *attachment) run() {
 // returns nil when a connection was established (and later lost).
 func (s *attachment) connectOnce() error {
 	s.setState(api.StateConnecting, nil)
-	rwc, err := s.b.opts.Dial(s.ctx, s.url)
+	// A peer that accepts and then says nothing must not hold the shed in
+	// "connecting" for good: the attempt, hello included, is bounded.
+	dctx, cancel := context.WithTimeout(s.ctx, s.b.opts.DialTimeout)
+	defer cancel()
+	rwc, err := s.b.opts.Dial(dctx, s.url)
 	if err != nil {
 		return err
 	}
@@ -77,7 +81,7 @@ func (s *attachment) connectOnce() error {
 	opts.Refused = func(r *bus.Request, be *bus.Error) *bus.Error { return s.b.refused(s, r, be) }
 	c := bus.NewConn(rwc, s, opts)
 	var hello bus.HelloResponse
-	if err := c.Call(s.ctx, bus.NSAgent, bus.OpHello, bus.HelloRequest{Version: bus.Version}, &hello); err != nil {
+	if err := c.Call(dctx, bus.NSAgent, bus.OpHello, bus.HelloRequest{Version: bus.Version}, &hello); err != nil {
 		c.Close()
 		return err
 	}

@@ -46,6 +46,8 @@ type Options struct {
 	Bus bus.Options
 	// Backoff bounds reconnect delays (250ms … 10s).
 	MinBackoff, MaxBackoff time.Duration
+	// DialTimeout bounds one connection attempt, hello included (30s).
+	DialTimeout time.Duration
 }
 
 // Broker holds the attachments of attached sheds and the request pipeline.
@@ -86,6 +88,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 30 * time.Second
 	}
 	return &Broker{
 		opts: opts, log: opts.Log, cfg: opts.Config,

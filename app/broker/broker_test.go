@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -625,4 +626,26 @@ func (blockingService) Describe(context.Context, *helper.Request) (*helper.Actio
 func (s blockingService) Serve(ctx context.Context, _ *helper.Request, _ *helper.Action) (any, error) {
 	<-s.release
 	return nil, nil
+}
+
+// A dial that never completes (an sshd that accepts and then says nothing,
+// a handshake stalled under load) must not leave a shed "connecting"
+// forever: each attempt is bounded, and the next one gets through.
+func TestStalledDialIsRetried(t *testing.T) {
+	var calls atomic.Int32
+	f := newFixtureWith(t, nil, func(o *Options) {
+		o.DialTimeout = 200 * time.Millisecond
+		o.Dial = func(ctx context.Context, url string) (io.ReadWriteCloser, error) {
+			if calls.Add(1) == 1 {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return bus.Dial(ctx, url, nil)
+		}
+	})
+	g := newRawGuest(t)
+	f.attach(t, "slow", g)
+	if calls.Load() < 2 {
+		t.Fatalf("connected after %d dials; the stalled one should have been abandoned", calls.Load())
+	}
 }
