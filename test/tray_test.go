@@ -99,8 +99,9 @@ func parseLayout(v any) (menuEntry, error) {
 }
 
 type trayClient struct {
-	t    *testing.T
-	menu dbus.BusObject
+	t     *testing.T
+	menu  dbus.BusObject
+	notes *noteServer // the desktop's notification daemon
 }
 
 func (c *trayClient) layout() (menuEntry, error) {
@@ -155,8 +156,9 @@ func labelled(prefix string) func(menuEntry) bool {
 	return func(e menuEntry) bool { return strings.HasPrefix(e.Label, prefix) }
 }
 
-// startTray starts the SSH host with its tray on a private session bus and
-// returns a client for the menu it registers.
+// startTray starts the SSH host with its tray on a private session bus, on
+// which the test also plays the desktop's notification daemon, and returns
+// a client for the menu it registers.
 func startTray(t *testing.T, extraConfig string) (*sshHost, *trayClient) {
 	t.Helper()
 	bus := keychaintest.Bus(t)
@@ -172,6 +174,7 @@ func startTray(t *testing.T, extraConfig string) (*sshHost, *trayClient) {
 	if reply, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
 		t.Fatalf("owning the watcher name: %v %v", reply, err)
 	}
+	notes := serveNotifications(t, conn)
 	s := startSSHHostOpts(t, extraConfig, harness.Options{Tray: true, Env: map[string]string{"DBUS_SESSION_BUS_ADDRESS": bus.Addr}})
 	var item string
 	select {
@@ -184,7 +187,7 @@ func startTray(t *testing.T, extraConfig string) (*sshHost, *trayClient) {
 	if strings.Contains(s.h.Log(), "running headless") {
 		t.Fatalf("spuff-app fell back to headless:\n%s", s.h.Log())
 	}
-	return s, &trayClient{t: t, menu: conn.Object(item, "/StatusNotifierItem/menu")}
+	return s, &trayClient{t: t, menu: conn.Object(item, "/StatusNotifierItem/menu"), notes: notes}
 }
 
 // TestTrayListsShedsAndApprovesARealLogin: the menu lists an attached shed,

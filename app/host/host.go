@@ -19,6 +19,7 @@ import (
 	"github.com/spuff-dev/spuff/app/control"
 	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/login"
+	"github.com/spuff-dev/spuff/app/notify"
 	"github.com/spuff-dev/spuff/app/tray"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/provisioning/sshconn"
@@ -116,12 +117,19 @@ func Run(ctx context.Context, opts Options) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
 	if !opts.Headless {
+		client := control.NewClient(config.SocketPath())
+		if n, err := notify.New(notify.Options{AppName: "spuff"}); err != nil {
+			log.Info("no desktop notifications; the tray alone shows approvals", "reason", err)
+		} else {
+			defer n.Close()
+			go tray.Notices(ctx, client, n, log)
+		}
 		// The tray owns the main goroutine until the user quits it.
 		var auto tray.Autostart
 		if exe, err := os.Executable(); err == nil {
 			auto = login.Switch{Exe: exe}
 		}
-		if err := tray.Run(ctx, control.NewClient(config.SocketPath()), auto, log); err != nil {
+		if err := tray.Run(ctx, client, auto, log); err != nil {
 			log.Warn("no menu-bar tray; running headless", "reason", err)
 		} else {
 			cancel()

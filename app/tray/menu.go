@@ -1,8 +1,9 @@
 // Package tray is spuff-app's menu-bar face (fyne.io/systray): the sheds with
-// connect/disconnect, the requests waiting for approval with approve/deny,
-// and the lock switch. It is a client of the control API like the CLI, fed
-// by its one event stream, and rebuilds its one menu whole whenever what the
-// menu offers changes.
+// connect/disconnect, the requests waiting for approval with approve/deny
+// (in the menu and as desktop notifications with buttons), and the lock
+// switch. It is a client of the control API like the CLI, fed by its one
+// event stream, and rebuilds its one menu whole whenever what the menu
+// offers changes.
 package tray
 
 import (

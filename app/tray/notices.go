@@ -1,0 +1,175 @@
+package tray
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spuff-dev/spuff/app/control/api"
+	"github.com/spuff-dev/spuff/app/notify"
+)
+
+// NoticeClient is what the approval notifications need of the control API.
+type NoticeClient interface {
+	Pending(ctx context.Context) ([]api.PendingItem, error)
+	Decide(ctx context.Context, id string, allow bool, via string) error
+	Events(ctx context.Context, fn func(api.Event) error) error
+}
+
+// Action keys of an approval notification.
+const (
+	keyApprove = "approve"
+	keyDeny    = "deny"
+)
+
+// Notices posts a desktop notification for every request waiting for
+// approval, with Approve and Deny, and answers it through c as the tray
+// does; a question answered, expired or withdrawn elsewhere takes its
+// notification down. It runs until ctx ends.
+func Notices(ctx context.Context, c NoticeClient, n notify.Notifier, log *slog.Logger) {
+	b := &notices{c: c, n: n, log: log, byPending: map[string]uint32{}, byNote: map[uint32]string{}}
+	go b.answer(ctx)
+	for ctx.Err() == nil {
+		err := c.Events(ctx, b.on)
+		if ctx.Err() == nil {
+			log.Debug("tray: notices' event stream ended; reopening", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// notices maps each open question to the notification showing it.
+type notices struct {
+	c   NoticeClient
+	n   notify.Notifier
+	log *slog.Logger
+
+	mu        sync.Mutex
+	byPending map[string]uint32 // question id -> notification id
+	byNote    map[uint32]string // notification id -> question id (0 = the desktop gives none)
+}
+
+func (b *notices) on(e api.Event) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	switch {
+	case e.Kind == api.EventOpen:
+		// What changed while the stream was down is read whole.
+		pending, err := b.c.Pending(ctx)
+		if err != nil {
+			b.log.Debug("tray: reading pending requests for notifications", "err", err)
+			return nil
+		}
+		open := map[string]bool{}
+		for i := range pending {
+			open[pending[i].ID] = true
+			b.post(ctx, &pending[i])
+		}
+		b.mu.Lock()
+		var gone []string
+		for id := range b.byPending {
+			if !open[id] {
+				gone = append(gone, id)
+			}
+		}
+		b.mu.Unlock()
+		for _, id := range gone {
+			b.dismiss(ctx, id)
+		}
+	case e.Kind == api.EventApproval && e.Approval != nil:
+		switch e.Approval.Change {
+		case api.ApprovalNew:
+			if e.Approval.Pending != nil {
+				b.post(ctx, e.Approval.Pending)
+			}
+		case api.ApprovalAnswered, api.ApprovalExpired, api.ApprovalWithdrawn:
+			b.dismiss(ctx, e.Approval.ID)
+		}
+	}
+	return nil
+}
+
+// post shows p unless it is showing already.
+func (b *notices) post(ctx context.Context, p *api.PendingItem) {
+	b.mu.Lock()
+	_, shown := b.byPending[p.ID]
+	b.mu.Unlock()
+	if shown {
+		return
+	}
+	body := fmt.Sprintf("%s %s/%s", p.Shed, p.NS, p.Op)
+	if p.Subject != "" {
+		body += " · " + p.Subject
+	}
+	id, err := b.n.Notify(ctx, notify.Notification{
+		Title:   api.Printable(p.Prompt),
+		Body:    api.Printable(body),
+		Actions: []notify.Action{{Key: keyApprove, Label: "Approve"}, {Key: keyDeny, Label: "Deny"}},
+		Urgent:  true,
+	})
+	if err != nil {
+		b.log.Warn("tray: posting the approval notification", "err", err)
+		return
+	}
+	b.mu.Lock()
+	b.byPending[p.ID] = id
+	if id != 0 {
+		b.byNote[id] = p.ID
+	}
+	b.mu.Unlock()
+}
+
+// dismiss takes down the notification of question id, if one shows.
+func (b *notices) dismiss(ctx context.Context, id string) {
+	b.mu.Lock()
+	note, shown := b.byPending[id]
+	delete(b.byPending, id)
+	delete(b.byNote, note)
+	b.mu.Unlock()
+	if !shown || note == 0 {
+		return
+	}
+	if err := b.n.Dismiss(ctx, note); err != nil {
+		// The desktop may have closed it already (a click closes it).
+		b.log.Debug("tray: dismissing a notification", "err", err)
+	}
+}
+
+// answer turns the notifications' buttons into decisions.
+func (b *notices) answer(ctx context.Context) {
+	for {
+		var ev notify.Event
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok = <-b.n.Events():
+			if !ok {
+				return
+			}
+		}
+		b.mu.Lock()
+		id, known := b.byNote[ev.ID]
+		if ev.Closed {
+			// Closed by the user or the desktop: the question stays in the
+			// menu, its answer needs no dismissal, and a reopened stream
+			// does not post it again.
+			delete(b.byNote, ev.ID)
+			if known {
+				b.byPending[id] = 0
+			}
+		}
+		b.mu.Unlock()
+		if !known || (ev.Key != keyApprove && ev.Key != keyDeny) {
+			continue
+		}
+		if err := b.c.Decide(ctx, id, ev.Key == keyApprove, api.ViaTray); err != nil {
+			b.log.Warn("tray: answering from a notification", "err", err)
+		}
+	}
+}
