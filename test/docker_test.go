@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker-credential-helpers/client"
 	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/guest/dockerhelper"
 	"github.com/spuff-dev/spuff/helpers/dockercreds/dockertest"
 	"github.com/spuff-dev/spuff/test/harness"
 	"github.com/spuff-dev/spuff/test/testenv"
@@ -264,4 +266,88 @@ func BenchmarkDockerGet(b *testing.B) {
 	b.ReportMetric(float64(tSpuff.Microseconds())/n, "spuff-µs/get")
 	b.ReportMetric(float64(tPass.Microseconds())/n, "pass-µs/get")
 	b.ReportMetric(float64(tSpuff)/float64(tPass), "ratio")
+}
+
+// podmanArgs run podman as root in a sandbox with no systemd: its own
+// storage (vfs) and run dirs under dir, cgroupfs, file events.
+func podmanArgs(dir string, args ...string) []string {
+	return append([]string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "runroot"),
+		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"}, args...)
+}
+
+// skopeo and podman read credHelpers, not credsStore. The guest writes an
+// entry per registry the host allows each time the host attaches, so they
+// pull through the broker with the config spuff-guest keeps, after a guest
+// restart too, and the entries follow the host's allowlist when it changes.
+func TestDockerCredHelpersFollowTheHost(t *testing.T) {
+	d := startDockerHost(t)
+	skopeo := testenv.Tool(t, "skopeo")
+	podman := testenv.Tool(t, "podman")
+	g := d.h.Guest(t, "alpha", harness.GuestOptions{Env: map[string]string{"DOCKER_CONFIG": ""}})
+	bin := filepath.Join(g.Dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(d.helper, filepath.Join(bin, "docker-credential-spuff")); err != nil {
+		t.Fatal(err)
+	}
+	cf := dockerhelper.ConfigFile{Dir: filepath.Join(g.Dir, ".docker")}
+	waitRegistries := func(want ...string) {
+		t.Helper()
+		var got []string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got, _ = cf.Registries(); slices.Equal(got, want) {
+				return
+			}
+		}
+		b, _ := os.ReadFile(cf.Path())
+		t.Fatalf("the shed's docker config sends %v to spuff, want %v:\n%s\nguest:\n%s", got, want, b, g.Log())
+	}
+	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "DOCKER_CONFIG=", "REGISTRY_AUTH_FILE=", "XDG_RUNTIME_DIR=" + filepath.Join(g.Dir, "xdg")}
+	run := func(name string, args ...string) (string, error) {
+		cmd := g.Command(name, args...)
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Stdin = nil
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	pulls := func(when string) {
+		t.Helper()
+		ref := d.reg.Addr + "/team/app:v1"
+		if out, err := run(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+ref); err != nil || !strings.Contains(out, dockertest.MediaManifest) {
+			t.Fatalf("skopeo inspect %s: %v\n%s\nspuff-app:\n%s", when, err, out, d.h.Log())
+		}
+		store := harness.ShortTempDir(t) // podman refuses a runroot over 50 bytes
+		if out, err := run(podman, podmanArgs(store, "pull", "--tls-verify=false", "docker://"+ref)...); err != nil {
+			t.Fatalf("podman pull %s: %v\n%s", when, err, out)
+		}
+		if out, err := run(podman, podmanArgs(store, "image", "exists", ref)...); err != nil {
+			t.Fatalf("podman has no %s after pulling it %s: %v\n%s", ref, when, err, out)
+		}
+	}
+
+	waitRegistries(d.reg.Addr)
+	pulls("with the config spuff-guest wrote")
+	if n := len(d.h.FindAudit(t, func(r audit.Record) bool {
+		return r.Shed == "alpha" && r.NS == "docker-credentials" && r.Op == "get" && r.Result == "ok"
+	})); n < 2 {
+		t.Fatalf("%d ok get lines for alpha; skopeo and podman did not ask the broker", n)
+	}
+
+	g.Restart(t)
+	d.h.WaitState(t, "alpha", "connected")
+	waitRegistries(d.reg.Addr)
+	pulls("after spuff-guest restarted")
+
+	// The host's allowlist changes: alpha may now use other only.
+	cfg := fmt.Sprintf("docker:\n  registries: [\"%s\"]\n", d.other.Addr)
+	if err := os.WriteFile(filepath.Join(d.h.Home, "config.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.h.Restart(t)
+	d.h.WaitState(t, "alpha", "connected")
+	waitRegistries(d.other.Addr)
+	if out, err := run(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+d.other.Addr+"/team/app:v1"); err != nil {
+		t.Fatalf("skopeo inspect of the newly allowed registry: %v\n%s", err, out)
+	}
 }

@@ -49,6 +49,13 @@ type Frontend interface {
 	Serve(ctx context.Context, c Caller) error
 }
 
+// Attacher is a Frontend that learns something from the host each time the
+// host attaches (after the guest answered its hello), such as the docker
+// registries the host allows this shed. It runs on its own goroutine.
+type Attacher interface {
+	HostAttached(ctx context.Context, c Caller)
+}
+
 // Caller is how faces reach the host.
 type Caller interface {
 	Call(ctx context.Context, ns, op string, payload, out any) error
@@ -63,6 +70,7 @@ type Daemon struct {
 	mu       sync.Mutex
 	host     *bus.Conn
 	hostSeen time.Time
+	runCtx   context.Context // Run's, for Attachers
 
 	idle     *IdleClock
 	requests atomic.Int64
@@ -124,6 +132,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.mu.Lock()
+	d.runCtx = ctx
+	d.mu.Unlock()
 	errc := make(chan error, 2+len(d.opts.Frontends))
 	go func() { errc <- d.acceptHost(ctx, busL) }()
 	go func() { errc <- d.acceptLocal(ctx, guestL) }()
@@ -195,6 +206,7 @@ func (d *Daemon) serveHost(ctx context.Context, r *bus.Request) (any, error) {
 		if err := json.Unmarshal(r.Payload, &h); err != nil || h.Version != bus.Version {
 			return nil, bus.Errorf(bus.CodeBadRequest, "protocol version %d not supported (guest speaks %d); update spuff-guest", h.Version, bus.Version)
 		}
+		d.attached()
 		return bus.HelloResponse{Version: bus.Version, GuestVersion: d.opts.Version, Namespaces: d.namespaces()}, nil
 	case bus.OpPing:
 		return bus.PingResponse{Time: time.Now().UTC()}, nil
@@ -206,6 +218,21 @@ func (d *Daemon) serveHost(ctx context.Context, r *bus.Request) (any, error) {
 		return d.idle.Idle(time.Now()), nil
 	}
 	return nil, bus.Errorf(bus.CodeBadRequest, "unknown agent operation %.40q", r.Op)
+}
+
+// attached starts every Attacher, a moment after the hello answer has left.
+func (d *Daemon) attached() {
+	d.mu.Lock()
+	ctx := d.runCtx
+	d.mu.Unlock()
+	if ctx == nil {
+		return
+	}
+	for _, f := range d.opts.Frontends {
+		if a, ok := f.(Attacher); ok {
+			go a.HostAttached(ctx, d)
+		}
+	}
 }
 
 func (d *Daemon) namespaces() []string {

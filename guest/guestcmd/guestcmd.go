@@ -82,6 +82,18 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// defaultDockerConfig is where the docker CLI, skopeo, podman and buildah
+// look: DOCKER_CONFIG, else ~/.docker.
+func defaultDockerConfig() string {
+	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
+		return d
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".docker")
+	}
+	return "off"
+}
+
 func defaultRunDir() string {
 	if d := os.Getenv("SPUFF_RUN_DIR"); d != "" {
 		return d
@@ -103,6 +115,7 @@ func serve(args []string, stderr io.Writer) error {
 	sshSock := fs.String("ssh-auth-sock", "", "the shed's SSH_AUTH_SOCK (default RUN-DIR/ssh-agent.sock; \"off\" disables)")
 	awsListen := fs.String("aws-listen", "127.0.0.1:499", "loopback address of the AWS container-credentials endpoint (\"off\" disables)")
 	agentListen := fs.String("agent-listen", "", "loopback address of the agent API, e.g. 127.0.0.1:7575 (needs SPUFF_AGENT_TOKEN); default off")
+	dockerConfig := fs.String("docker-config", defaultDockerConfig(), "docker config dir whose config.json gets a credHelpers entry per registry the host allows (\"off\" leaves it alone)")
 	group := fs.String("socket-group", "", "group that may use the shed's sockets (for containers); default: owner only")
 	verbose := fs.Bool("v", false, "log debug detail")
 	if err := fs.Parse(args); err != nil {
@@ -136,7 +149,10 @@ func serve(args []string, stderr io.Writer) error {
 	if *sshSock == "" {
 		*sshSock = filepath.Join(*runDir, "ssh-agent.sock")
 	}
-	fronts, err := frontends(*runDir, *sshSock, *awsListen, gid, log)
+	if *dockerConfig == "off" {
+		*dockerConfig = ""
+	}
+	fronts, err := frontends(*runDir, *sshSock, *awsListen, *dockerConfig, gid, log)
 	if err != nil {
 		return err
 	}

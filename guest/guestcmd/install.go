@@ -6,13 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 
+	"github.com/spuff-dev/spuff/guest/dockerhelper"
 	guestfiles "github.com/spuff-dev/spuff/packaging/guest"
 )
 
@@ -75,6 +75,14 @@ func install(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "docker credentials via spuff in", cfg)
+	// The unit hides /home (ProtectHome); the daemon may still rewrite the
+	// user's docker config, and nothing else there.
+	dropIn := at("/etc/systemd/system/spuff-guest@" + *userName + ".service.d/50-docker-config.conf")
+	unitDocker := "[Service]\nProtectHome=tmpfs\nBindPaths=-" + filepath.Join(u.HomeDir, ".docker") + "\n"
+	if err := writeFile(dropIn, []byte(unitDocker), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "installed", dropIn)
 
 	unit := "spuff-guest@" + *userName
 	if *noEnable || *root != "/" {
@@ -93,32 +101,22 @@ func install(args []string, stdout io.Writer) error {
 }
 
 // dockerConfig sets credsStore to spuff in dir/config.json, keeping every
-// other setting, and returns its path.
+// other setting, and returns its path. The credHelpers entries per
+// registry follow later: spuff-guest serve writes them from the host's
+// answer each time the host attaches.
 func dockerConfig(dir string, uid, gid int) (string, error) {
-	p := filepath.Join(dir, "config.json")
-	cfg := map[string]any{}
+	c := dockerhelper.ConfigFile{Dir: dir, UID: uid, GID: gid}
+	p := c.Path()
 	if b, err := os.ReadFile(p); err == nil {
-		if err := json.Unmarshal(b, &cfg); err != nil {
-			return "", fmt.Errorf("install: %s is not JSON (%v); fix or move it, then retry", p, err)
+		var cfg struct {
+			Auths map[string]any `json:"auths"`
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("install: reading %s: %w", p, err)
+		if json.Unmarshal(b, &cfg) == nil && len(cfg.Auths) > 0 {
+			return "", fmt.Errorf("install: %s holds registry logins (auths); a shed should not keep them — remove them, then retry", p)
+		}
 	}
-	if auths, ok := cfg["auths"].(map[string]any); ok && len(auths) > 0 {
-		return "", fmt.Errorf("install: %s holds registry logins (auths); a shed should not keep them — remove them, then retry", p)
-	}
-	cfg["credsStore"] = "spuff"
-	b, _ := json.MarshalIndent(cfg, "", "  ")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := c.Update(nil); err != nil {
 		return "", fmt.Errorf("install: %w", err)
-	}
-	if err := writeFile(p, append(b, '\n'), 0o600); err != nil {
-		return "", err
-	}
-	for _, q := range []string{dir, p} {
-		if err := os.Lchown(q, uid, gid); err != nil && os.Geteuid() == 0 {
-			return "", fmt.Errorf("install: giving %s to the shed's user: %w", q, err)
-		}
 	}
 	return p, nil
 }

@@ -38,6 +38,10 @@ func TestInstallIntoRoot(t *testing.T) {
 			t.Fatalf("%s: %v %v, want mode %04o", p, fi, err, mode)
 		}
 	}
+	dropIn, err := os.ReadFile(filepath.Join(root, "etc/systemd/system/spuff-guest@"+me.Username+".service.d/50-docker-config.conf"))
+	if err != nil || !strings.Contains(string(dropIn), "BindPaths=-"+filepath.Join(me.HomeDir, ".docker")) || !strings.Contains(string(dropIn), "ProtectHome=tmpfs") {
+		t.Fatalf("no drop-in letting the daemon keep the docker config: %v\n%s", err, dropIn)
+	}
 	unit, _ := os.ReadFile(filepath.Join(root, "etc/systemd/system/spuff-guest@.service"))
 	if !strings.Contains(string(unit), "User=%i") {
 		t.Fatalf("the unit does not run as the shed's user:\n%s", unit)
