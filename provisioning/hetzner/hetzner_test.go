@@ -15,21 +15,23 @@ import (
 
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/provisioning"
+	"github.com/spuff-dev/spuff/provisioning/cloudinit"
 	"github.com/spuff-dev/spuff/provisioning/hetzner/hcloudfake"
 	"github.com/spuff-dev/spuff/provisioning/internal/cloudfake"
 )
 
 type fixture struct {
-	p     *Provider
-	fake  *hcloudfake.Fake
-	token string
-	logs  *bytes.Buffer
-	key   string
+	p      *Provider
+	fake   *hcloudfake.Fake
+	token  string
+	logs   *bytes.Buffer
+	key    string
+	busKey string
 }
 
 func setup(t *testing.T, tune func(*config.Config, map[string]string)) *fixture {
 	t.Helper()
-	f := &fixture{token: cloudfake.Token(t, ""), logs: &bytes.Buffer{}, key: cloudfake.LoginKey(t)}
+	f := &fixture{token: cloudfake.Token(t, ""), logs: &bytes.Buffer{}, key: cloudfake.LoginKey(t), busKey: cloudfake.LoginKey(t)}
 	f.fake = hcloudfake.New(t, f.token)
 	cfg := config.Default()
 	env := map[string]string{TokenEnv: f.token, URLEnv: f.fake.URL}
@@ -57,9 +59,14 @@ func setup(t *testing.T, tune func(*config.Config, map[string]string)) *fixture 
 	return f
 }
 
+// request is what the Manager sends: the one user-data every provider
+// boots with, rendered by provisioning/cloudinit.
 func (f *fixture) request(name string) provisioning.CreateRequest {
-	ud := "#cloud-config\nusers:\n  - name: dev\n    ssh_authorized_keys:\n      - " + f.key + "\n"
-	return provisioning.CreateRequest{Name: name, Labels: provisioning.Labels(name, "alice-laptop"), UserData: []byte(ud), LoginKey: f.key}
+	ud, err := cloudinit.Render(cloudinit.Params{Hostname: name, User: "dev", LoginKeys: []string{f.key}, BusKey: f.busKey})
+	if err != nil {
+		panic(err)
+	}
+	return provisioning.CreateRequest{Name: name, Labels: provisioning.Labels(name, "alice-laptop"), UserData: ud, LoginKey: f.key}
 }
 
 func (f *fixture) sent(method, path string) []hcloudfake.Request {
