@@ -101,7 +101,37 @@ func parseLayout(v any) (menuEntry, error) {
 type trayClient struct {
 	t     *testing.T
 	menu  dbus.BusObject
-	notes *noteServer // the desktop's notification daemon
+	item  dbus.BusObject // the StatusNotifierItem
+	notes *noteServer    // the desktop's notification daemon
+}
+
+// iconPixmap reads the item's IconPixmap, a(iiay) of ARGB32 images, as the
+// panel draws it, and returns its largest image's size and how many of its
+// pixels are not transparent.
+func (c *trayClient) iconPixmap() (w, h int32, drawn int, err error) {
+	v, err := c.item.GetProperty("org.kde.StatusNotifierItem.IconPixmap")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var images []struct {
+		W, H int32
+		Data []byte
+	}
+	if err := dbus.Store([]any{v.Value()}, &images); err != nil {
+		return 0, 0, 0, fmt.Errorf("IconPixmap %v: %w", v.Signature(), err)
+	}
+	for _, im := range images {
+		if im.W*im.H <= w*h {
+			continue
+		}
+		w, h, drawn = im.W, im.H, 0
+		for i := 0; i+3 < len(im.Data); i += 4 {
+			if im.Data[i] != 0 { // ARGB in network order: alpha first
+				drawn++
+			}
+		}
+	}
+	return w, h, drawn, nil
 }
 
 func (c *trayClient) layout() (menuEntry, error) {
@@ -187,17 +217,21 @@ func startTray(t *testing.T, extraConfig string) (*sshHost, *trayClient) {
 	if strings.Contains(s.h.Log(), "running headless") {
 		t.Fatalf("spuff-app fell back to headless:\n%s", s.h.Log())
 	}
-	return s, &trayClient{t: t, menu: conn.Object(item, "/StatusNotifierItem/menu"), notes: notes}
+	return s, &trayClient{t: t, menu: conn.Object(item, "/StatusNotifierItem/menu"), item: conn.Object(item, "/StatusNotifierItem"), notes: notes}
 }
 
-// TestTrayListsShedsAndApprovesARealLogin: the menu lists an attached shed,
-// shows its ssh login waiting for approval, and a click on Approve lets the
-// real ssh in, audited as a tray approval. Disconnect detaches the shed,
-// Start at login writes and removes the autostart entry, and Quit ends
-// spuff-app. The broker stays up through every rebuild of the menu.
+// TestTrayListsShedsAndApprovesARealLogin: the item has an icon, the menu
+// lists an attached shed, shows its ssh login waiting for approval, and a
+// click on Approve lets the real ssh in, audited as a tray approval.
+// Disconnect detaches the shed, Start at login writes and removes the
+// autostart entry, and Quit ends spuff-app. The broker stays up through every rebuild of the menu.
 func TestTrayListsShedsAndApprovesARealLogin(t *testing.T) {
 	s, tray := startTray(t, approvalConfig("per-request", "30s"))
 	tray.waitFor("the empty state", labelled("No sheds attached"))
+	// The panel has an icon to draw, not a blank square.
+	if w, h, drawn, err := tray.iconPixmap(); err != nil || w < 16 || h < 16 || drawn < int(w*h)/4 {
+		t.Fatalf("the tray item's IconPixmap is %dx%d with %d pixels drawn (%v); the panel would show a blank square", w, h, drawn, err)
+	}
 
 	sh := s.shed(t, "desk")
 	tray.waitFor("the attached shed", labelled("● desk — connected"))

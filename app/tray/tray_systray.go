@@ -26,6 +26,8 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 		}
 	}
 	onReady := func() {
+		// Panels that show no title (most Linux ones) would draw a blank square.
+		systray.SetTemplateIcon(icon(true), icon(false))
 		systray.SetTitle("spuff")
 		systray.SetTooltip("spuff: credentials for your sheds")
 		go func() {
