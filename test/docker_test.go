@@ -275,7 +275,7 @@ func podmanArgs(dir string, args ...string) []string {
 		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"}, args...)
 }
 
-// skopeo and podman read credHelpers, not credsStore. The guest writes an
+// skopeo, podman and buildah read credHelpers, not credsStore. The guest writes an
 // entry per registry the host allows each time the host attaches, so they
 // pull through the broker with the config spuff-guest keeps, after a guest
 // restart too, and the entries follow the host's allowlist when it changes.
@@ -283,6 +283,7 @@ func TestDockerCredHelpersFollowTheHost(t *testing.T) {
 	d := startDockerHost(t)
 	skopeo := testenv.Tool(t, "skopeo")
 	podman := testenv.Tool(t, "podman")
+	buildah := testenv.Tool(t, "buildah")
 	g := d.h.Guest(t, "alpha", harness.GuestOptions{Env: map[string]string{"DOCKER_CONFIG": ""}})
 	bin := filepath.Join(g.Dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -324,14 +325,19 @@ func TestDockerCredHelpersFollowTheHost(t *testing.T) {
 		if out, err := run(podman, podmanArgs(store, "image", "exists", ref)...); err != nil {
 			t.Fatalf("podman has no %s after pulling it %s: %v\n%s", ref, when, err, out)
 		}
+		bstore := harness.ShortTempDir(t)
+		if out, err := run(buildah, "--root", filepath.Join(bstore, "s"), "--runroot", filepath.Join(bstore, "r"), "--storage-driver", "vfs",
+			"pull", "--tls-verify=false", "docker://"+ref); err != nil {
+			t.Fatalf("buildah pull %s: %v\n%s", when, err, out)
+		}
 	}
 
 	waitRegistries(d.reg.Addr)
 	pulls("with the config spuff-guest wrote")
 	if n := len(d.h.FindAudit(t, func(r audit.Record) bool {
 		return r.Shed == "alpha" && r.NS == "docker-credentials" && r.Op == "get" && r.Result == "ok"
-	})); n < 2 {
-		t.Fatalf("%d ok get lines for alpha; skopeo and podman did not ask the broker", n)
+	})); n < 3 {
+		t.Fatalf("%d ok get lines for alpha; skopeo, podman and buildah did not all ask the broker", n)
 	}
 
 	g.Restart(t)
