@@ -222,6 +222,10 @@ func TestValidateRules(t *testing.T) {
 		{"ssh: {keys: ['MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48']}", "config: ssh.keys[0]:"},
 		{"ssh: {keys: ['" + fp + "', 'sha256:abc']}", "config: ssh.keys[1]:"},
 		{"sheds: {dev: {ssh: {keys: [nope]}}}", "config: sheds.dev.ssh.keys[0]:"},
+		{"ssh: {destinations: [github.com, '*.corp.example', '[10.0.0.5]:2222']}", ""},
+		{"ssh: {destinations: ['github.com gitlab.com']}", "config: ssh.destinations[0]:"},
+		{"sheds: {dev: {ssh: {destinations: ['', x]}}}", "config: sheds.dev.ssh.destinations[0]:"},
+		{"sheds: {dev: {ssh: {destinations: ['!evil.example']}}}", "config: sheds.dev.ssh.destinations[0]:"},
 
 		{"approval: {policy: per-request}", ""},
 		{"approval: {policy: per-shed}", ""},
@@ -530,6 +534,18 @@ func TestRedactURLs(t *testing.T) {
 	} {
 		if got := RedactURLs(in); got != want {
 			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSSHDestinationsOverride(t *testing.T) {
+	c, err := Parse([]byte("ssh: {destinations: [github.com]}\nsheds:\n  corp: {ssh: {destinations: ['*.corp.example']}}\n  open: {ssh: {destinations: []}}\n  plain: {}\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for shed, want := range map[string][]string{"corp": {"*.corp.example"}, "open": {}, "plain": {"github.com"}} {
+		if got := c.ForShed(shed).SSH.Destinations; !slices.Equal(got, want) {
+			t.Errorf("%s: destinations %q, want %q", shed, got, want)
 		}
 	}
 }

@@ -13,6 +13,8 @@ const sample = `# spuff host configuration: ~/.spuff/config.yaml (mode 0600).
 ssh:
   mode: auto                 # auto | agent-forward (host SSH_AUTH_SOCK) | local-keys (~/.ssh)
   keys: []                   # allowed key fingerprints (SHA256:…, see ssh-add -l); empty = every key
+  destinations: []           # where a login may go: github.com, *.corp.example, [10.0.0.5]:2222,
+                             # as your known_hosts names the server; empty = anywhere
 
 aws:
   source_profile: default    # ~/.aws profile the host assumes roles from (static, SSO, process…)
@@ -77,6 +79,7 @@ sheds:                       # per-shed overrides of the sections above (example
     namespaces: [ssh-agent, aws-credentials]       # what this shed may use at all; default all three
     ssh:
       keys: ["SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"]
+      destinations: [github.com]
     aws:
       role: arn:aws:iam::123456789012:role/my-service
       session_policy: '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::my-bucket/*"}]}'

@@ -36,6 +36,10 @@ type Config struct {
 type SSH struct {
 	Mode string   `mapstructure:"mode" yaml:"mode" json:"mode"` // auto | agent-forward | local-keys
 	Keys []string `mapstructure:"keys" yaml:"keys" json:"keys"` // allowed SHA256 fingerprints; empty = all
+	// Destinations are host patterns (github.com, *.corp.example,
+	// [10.0.0.5]:2222) a login may go to, matched against the names the
+	// host's own known_hosts gives the server's host key; empty = anywhere.
+	Destinations []string `mapstructure:"destinations" yaml:"destinations" json:"destinations"`
 }
 
 // AWS configures the aws-credentials namespace.
@@ -104,7 +108,8 @@ type ShedOverride struct {
 
 // SSHOverride is sheds.NAME.ssh.
 type SSHOverride struct {
-	Keys []string `mapstructure:"keys" yaml:"keys" json:"keys,omitempty"`
+	Keys         []string `mapstructure:"keys" yaml:"keys" json:"keys,omitempty"`
+	Destinations []string `mapstructure:"destinations" yaml:"destinations" json:"destinations,omitempty"`
 }
 
 // AWSOverride is sheds.NAME.aws.
@@ -155,7 +160,7 @@ func (c *Config) ForShed(name string) Shed {
 	s := Shed{
 		Name:        name,
 		Namespaces:  bus.Namespaces(), // a shed whose section lists none may use all
-		SSH:         SSH{Mode: c.SSH.Mode, Keys: slices.Clone(c.SSH.Keys)},
+		SSH:         SSH{Mode: c.SSH.Mode, Keys: slices.Clone(c.SSH.Keys), Destinations: slices.Clone(c.SSH.Destinations)},
 		AWS:         c.AWS,
 		Role:        c.AWS.DefaultRole,
 		Docker:      Docker{Registries: slices.Clone(c.Docker.Registries), AllowAll: c.Docker.AllowAll},
@@ -175,6 +180,9 @@ func (c *Config) ForShed(name string) Shed {
 	}
 	if o.SSH != nil && o.SSH.Keys != nil {
 		s.SSH.Keys = slices.Clone(o.SSH.Keys)
+	}
+	if o.SSH != nil && o.SSH.Destinations != nil {
+		s.SSH.Destinations = slices.Clone(o.SSH.Destinations)
 	}
 	if a := o.AWS; a != nil {
 		if a.Role != "" {

@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 	var v validator
 	v.oneOf("ssh.mode", c.SSH.Mode, SSHModes)
 	v.fingerprints("ssh.keys", c.SSH.Keys)
+	v.destinations("ssh.destinations", c.SSH.Destinations)
 
 	a := c.AWS
 	v.nonEmpty("aws.source_profile", a.SourceProfile)
@@ -96,6 +97,7 @@ func (c *Config) Validate() error {
 		}
 		if s.SSH != nil {
 			v.fingerprints(p+".ssh.keys", s.SSH.Keys)
+			v.destinations(p+".ssh.destinations", s.SSH.Destinations)
 		}
 		if o := s.AWS; o != nil {
 			v.role(p+".aws.role", o.Role)
@@ -170,6 +172,17 @@ func (v *validator) fingerprints(key string, fps []string) {
 		sum, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "="))
 		if !ok || err != nil || len(sum) != 32 {
 			v.addf(fmt.Sprintf("%s[%d]", key, i), "%q is not a key fingerprint like \"SHA256:\" and 43 base64 characters (see ssh-add -l)", fp)
+		}
+	}
+}
+
+// destinations checks known_hosts-style host patterns: one host each, no
+// spaces, commas or negation (a list of allowed destinations has no use
+// for "!").
+func (v *validator) destinations(key string, pats []string) {
+	for i, p := range pats {
+		if p == "" || strings.ContainsAny(p, " \t,!|") || len(p) > 255 {
+			v.addf(fmt.Sprintf("%s[%d]", key, i), "%q is not a host pattern like github.com, *.corp.example or [10.0.0.5]:2222", p)
 		}
 	}
 }
