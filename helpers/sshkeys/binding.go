@@ -68,6 +68,16 @@ func (b *bindings) agentFor(shed string, conn uint64, sd SignData) (agent.Extend
 	return b.backend, nil
 }
 
+// hops is a copy of the bindings of (shed, conn), oldest first.
+func (b *bindings) hops(shed string, conn uint64) []*SessionBind {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st := b.sheds[shed][conn]; st != nil {
+		return slices.Clone(st.binds)
+	}
+	return nil
+}
+
 // hostKey is the host key bound on (shed, conn) for the session sid, or nil.
 func (b *bindings) hostKey(shed string, conn uint64, sid []byte) []byte {
 	b.mu.Lock()
@@ -90,6 +100,10 @@ func (b *bindings) bind(shed string, conn uint64, sb *SessionBind) (*agentConnSt
 	if conns == nil {
 		conns = make(map[uint64]*agentConnState)
 		b.sheds[shed] = conns
+	}
+	if !sb.Forwarding && boundElsewhere(conns, conn, sb.SessionID) {
+		b.mu.Unlock()
+		return nil, bus.Errorf(bus.CodeNotAllowed, "this ssh session is already bound on another agent connection (a replayed session-bind)")
 	}
 	st := conns[conn]
 	if st != nil {
@@ -134,6 +148,23 @@ func (b *bindings) bind(shed string, conn uint64, sb *SessionBind) (*agentConnSt
 		}
 	}
 	return st, nil
+}
+
+// boundElsewhere reports whether a connection other than conn bound the
+// session sid for a login. ssh binds a login once, on the connection it
+// signs on; the same bind on a second connection is a replay.
+func boundElsewhere(conns map[uint64]*agentConnState, conn uint64, sid []byte) bool {
+	for id, st := range conns {
+		if id == conn {
+			continue
+		}
+		for _, old := range st.binds {
+			if !old.Forwarding && bytes.Equal(old.SessionID, sid) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // evictLocked makes room for one more bound connection of a shed: the idle

@@ -27,7 +27,7 @@ type fixture struct {
 	stranger sshkeystest.Key
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	fx := &fixture{dir: dir}
@@ -37,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	return fx
 }
 
-func keyringWith(t *testing.T, paths ...string) agent.ExtendedAgent {
+func keyringWith(t testing.TB, paths ...string) agent.ExtendedAgent {
 	t.Helper()
 	kr := agent.NewKeyring().(agent.ExtendedAgent)
 	for _, p := range paths {
@@ -371,7 +371,7 @@ type hostKey struct {
 	pub ssh.PublicKey
 }
 
-func newHostKey(t *testing.T) hostKey {
+func newHostKey(t testing.TB) hostKey {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -384,7 +384,7 @@ func newHostKey(t *testing.T) hostKey {
 	return hostKey{s, s.PublicKey()}
 }
 
-func (h hostKey) sign(t *testing.T, data []byte) *ssh.Signature {
+func (h hostKey) sign(t testing.TB, data []byte) *ssh.Signature {
 	t.Helper()
 	sig, err := h.s.Sign(rand.Reader, data)
 	if err != nil {
@@ -394,7 +394,7 @@ func (h hostKey) sign(t *testing.T, data []byte) *ssh.Signature {
 }
 
 // bind builds the contents of a session-bind request, as ssh sends it.
-func (h hostKey) bind(t *testing.T, sid []byte, forwarding bool) []byte {
+func (h hostKey) bind(t testing.TB, sid []byte, forwarding bool) []byte {
 	return ssh.Marshal(struct {
 		HostKey, SID, Sig []byte
 		Fwd               bool

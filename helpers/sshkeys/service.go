@@ -112,6 +112,10 @@ func (s *Service) describeSign(r *helper.Request, req *bus.SSHSignRequest) *help
 		a.Detail += " not allowlisted"
 		return a
 	}
+	if d := s.refuseDestination(r, req.AgentConn, sd); d != nil {
+		a.Detail += d.detail()
+		return a // refused before anyone is asked
+	}
 	k := s.cache.lookup(req.Key)
 	if k == nil {
 		a.Detail += " not found"
@@ -132,13 +136,13 @@ func (s *Service) Serve(ctx context.Context, r *helper.Request, a *helper.Action
 		if err != nil {
 			return nil, err
 		}
-		return s.sign(r, req)
+		return s.sign(r, a, req)
 	case bus.OpExtension:
 		req, err := decodeExtension(r.Payload)
 		if err != nil {
 			return nil, err
 		}
-		return s.extension(r, req)
+		return s.extension(r, a, req)
 	case bus.OpAdd, bus.OpRemove, bus.OpRemoveAll, bus.OpLock, bus.OpUnlock:
 		return nil, bus.Errorf(bus.CodeNotAllowed, "%s", bus.SSHReadOnly)
 	}
@@ -160,7 +164,7 @@ func (s *Service) list(r *helper.Request, a *helper.Action) (any, error) {
 	return out, nil
 }
 
-func (s *Service) sign(r *helper.Request, req *bus.SSHSignRequest) (any, error) {
+func (s *Service) sign(r *helper.Request, a *helper.Action, req *bus.SSHSignRequest) (any, error) {
 	fp := fingerprint(req.Key)
 	if !allowed(r, fp) {
 		return nil, bus.Errorf(bus.CodeNotAllowed, "key %s is not allowed for shed %q; add it to sheds.%s.ssh.keys (or ssh.keys) in the spuff config on your computer", fp, r.Shed, r.Shed)
@@ -169,7 +173,15 @@ func (s *Service) sign(r *helper.Request, req *bus.SSHSignRequest) (any, error) 
 	if k == nil {
 		return nil, bus.Errorf(bus.CodeKeyNotFound, "your computer has no key %s (%s); check `ssh-add -l` there", fp, s.where())
 	}
-	ag, err := s.binds.agentFor(r.Shed, req.AgentConn, ParseSignData(req.Data))
+	sd := ParseSignData(req.Data)
+	// Checked again: a bind may have arrived since Describe.
+	if d := s.refuseDestination(r, req.AgentConn, sd); d != nil {
+		if !strings.Contains(a.Detail, " refused: ") {
+			a.Detail += d.detail()
+		}
+		return nil, bus.Errorf(bus.CodeNotAllowed, "%s", d.message(r.Shed))
+	}
+	ag, err := s.binds.agentFor(r.Shed, req.AgentConn, sd)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +199,7 @@ func (s *Service) sign(r *helper.Request, req *bus.SSHSignRequest) (any, error) 
 	return bus.SSHSignResponse{Format: sig.Format, Blob: sig.Blob, Rest: sig.Rest}, nil
 }
 
-func (s *Service) extension(r *helper.Request, req *bus.SSHExtensionRequest) (any, error) {
+func (s *Service) extension(r *helper.Request, a *helper.Action, req *bus.SSHExtensionRequest) (any, error) {
 	if req.Type != bus.ExtSessionBind {
 		return nil, bus.Errorf(bus.CodeBadRequest, "agent extension %q is not brokered", clean(req.Type))
 	}
@@ -197,6 +209,7 @@ func (s *Service) extension(r *helper.Request, req *bus.SSHExtensionRequest) (an
 	}
 	st, err := s.binds.bind(r.Shed, req.AgentConn, b)
 	if err != nil {
+		a.Detail += " refused"
 		return nil, err
 	}
 	if st.sess != nil {
