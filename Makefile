@@ -72,7 +72,7 @@ fuzz-short:
 # bench: every figure beside its peer, measured in the same run. The
 # end-to-end ones (./test) run the real processes; the package ones show
 # where the time goes.
-BENCH_PKGS := ./app/broker ./app/audit ./app/approval ./app/keychain ./helpers/sshkeys ./helpers/awssts ./helpers/dockercreds ./guest/sshagent ./guest/awsendpoint
+BENCH_PKGS := ./app/broker ./app/audit ./app/approval ./app/keychain ./helpers/sshkeys ./helpers/awssts ./helpers/dockercreds ./guest/sshagent ./guest/awsendpoint ./provisioning/qemu
 bench: deps
 	@bash scripts/setup-aws.sh bench
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/

@@ -1,0 +1,5 @@
+package qemu
+
+import "github.com/spuff-dev/spuff/provisioning"
+
+func init() { provisioning.Register("qemu", New) }
