@@ -117,3 +117,6 @@ func (g *Guest) Command(name string, args ...string) *exec.Cmd {
 	cmd.Dir = g.Dir
 	return cmd
 }
+
+// RSS is spuff-guest's resident set size in bytes.
+func (g *Guest) RSS() int64 { return g.proc.RSS() }

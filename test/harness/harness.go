@@ -258,3 +258,6 @@ func mergeEnv(base []string, set map[string]string) []string {
 	}
 	return out
 }
+
+// RSS is spuff-app's resident set size in bytes.
+func (h *Host) RSS() int64 { return h.proc.RSS() }

@@ -3,7 +3,9 @@ package testenv
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -116,4 +118,24 @@ func (p *Process) Log() string {
 		return ""
 	}
 	return p.log.String()
+}
+
+// RSS returns the process's resident set size in bytes (Linux /proc), or 0
+// when it cannot be read.
+func (p *Process) RSS() int64 { return RSSOf(p.cmd.Process.Pid) }
+
+// RSSOf returns pid's resident set size in bytes (Linux /proc), or 0.
+func RSSOf(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -1,0 +1,119 @@
+package test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/test/harness"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+// TestHostileShedCannotStarveOthers: one shed floods requests, sends
+// oversized fields and stops reading its answers, again on every
+// connection the broker makes; meanwhile a healthy shed's pings keep
+// succeeding with p99 under 100 ms, spuff-app stays under 100 MB, and every
+// answer either shed read has its audit line.
+func TestHostileShedCannotStarveOthers(t *testing.T) {
+	h := harness.Start(t, harness.Options{Config: "limits:\n  requests_per_second: 200\n  burst: 200\n"})
+	healthy := h.Guest(t, "healthy")
+	bad := harness.NewHostile(t)
+	h.MustSpuff(t, "attach", "hostile", bad.URL())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var peak atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // the attacker, on each connection the broker makes
+		defer wg.Done()
+		c := bad.Conn(10 * time.Second)
+		if c == nil {
+			t.Error("the broker never connected to the hostile shed")
+			return
+		}
+		harness.Flood(c, 20000)
+		harness.Oversized(c, 40, 70<<10)
+		bad.StopReading()
+		// Until the broker drops it for not reading, and then on the
+		// connection it makes next.
+		harness.Flood(c, 100000)
+		if c := bad.Conn(5 * time.Second); c != nil {
+			harness.Flood(c, 20000)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if r := h.RSS(); r > peak.Load() {
+				peak.Store(r)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	c := guestConn(t, healthy)
+	const n = 400
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if err := c.Call(ctx, bus.NSAgent, bus.OpPing, nil, nil); err != nil {
+			t.Fatalf("the healthy shed's ping failed under the hostile shed: %v", err)
+		}
+		lat = append(lat, time.Since(start))
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	p50, p99 := testenv.Percentiles(lat)
+	t.Logf("healthy shed under attack: ping p50 %.0f µs, p99 %.0f µs; spuff-app peak RSS %.1f MB; %d answers read by the attacker",
+		p50, p99, float64(peak.Load())/(1<<20), len(bad.Answers()))
+	if p99 > 100_000 {
+		t.Errorf("healthy ping p99 %.1f ms under attack, want < 100 ms", p99/1000)
+	}
+	if peak.Load() > 100<<20 {
+		t.Errorf("spuff-app RSS peaked at %.1f MB, want < 100 MB", float64(peak.Load())/(1<<20))
+	}
+
+	// Every answer read has its line: the healthy shed's, by count (its
+	// daemon makes the ids), the attacker's, by id.
+	time.Sleep(200 * time.Millisecond)
+	lines := map[string]string{}
+	healthyOK := 0
+	for _, r := range h.Audit(t) {
+		switch r.Shed {
+		case "hostile":
+			lines[r.ID] = r.Code
+		case "healthy":
+			if r.NS == bus.NSAgent && r.Op == bus.OpPing && r.Result == "ok" {
+				healthyOK++
+			}
+		}
+	}
+	if healthyOK != n {
+		t.Errorf("%d ok ping lines for the healthy shed, want %d", healthyOK, n)
+	}
+	answers := bad.Answers()
+	if len(answers) == 0 {
+		t.Fatal("the attacker read no answers; the test proves nothing")
+	}
+	missing, oversized := 0, 0
+	for id, code := range answers {
+		got, ok := lines[id]
+		if !ok || got != code {
+			missing++
+		}
+		if code == bus.CodeBadRequest {
+			oversized++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d answers the attacker read have no matching audit line", missing, len(answers))
+	}
+	if oversized == 0 {
+		t.Error("no oversized request was answered BAD_REQUEST")
+	}
+}
