@@ -1,6 +1,10 @@
 package qemu
 
 import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
 	"slices"
 	"strings"
 	"testing"
@@ -61,5 +65,26 @@ func TestBusyPort(t *testing.T) {
 	}
 	if busyPort([]byte("qemu-system-x86_64: -kernel /x: No such file or directory")) {
 		t.Error("took another error for a busy port")
+	}
+}
+
+// The KVM probe: a console that stays empty is a hung start.
+func TestConsoleSpeaks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	if consoleSpeaks(context.Background(), path, 300*time.Millisecond) {
+		t.Fatal("a missing console log spoke")
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if consoleSpeaks(context.Background(), path, 300*time.Millisecond) {
+		t.Fatal("an empty console log spoke")
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_ = os.WriteFile(path, []byte("Linux version"), 0o600)
+	}()
+	if !consoleSpeaks(context.Background(), path, time.Minute) {
+		t.Fatal("a console that printed was taken for silent")
 	}
 }
