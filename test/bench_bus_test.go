@@ -2,8 +2,6 @@ package test
 
 import (
 	"context"
-	"encoding/binary"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -72,29 +70,14 @@ func rawEcho(b *testing.B, n int) []time.Duration {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	req, _ := bus.EncodeEnvelope(&bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing})
-	out := make([]time.Duration, 0, n)
-	var hdr [4]byte
-	buf := make([]byte, len(req))
-	for range n {
-		start := time.Now()
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, hdr[:]); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, buf[:binary.BigEndian.Uint32(hdr[:])]); err != nil {
-			b.Fatal(err)
-		}
-		out = append(out, time.Since(start))
-	}
-	return out
+	return frameRoundTrips(b, c, n)
 }
 
 // BenchmarkPing: an audited ping from the shed to the broker and back, over
-// the unix and ssh transports, beside a raw unix-socket echo (the floor).
-// Every ping writes and fsyncs an audit line before it is answered.
+// the unix and ssh transports, beside a raw unix-socket echo and the
+// two-process relay floor (client → relay → echo, the hops an audited
+// ping over unix makes). Every ping writes its audit line before it is
+// answered.
 func BenchmarkPing(b *testing.B) {
 	const n = 2000
 	home := harness.ShortTempDir(b)
@@ -113,9 +96,11 @@ func BenchmarkPing(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		floor50 := testenv.ReportPercentiles(b, "floor", rawEcho(b, n))
+		relay50 := testenv.ReportPercentiles(b, "relay-floor", relayFloor(b, n))
 		u50 := testenv.ReportPercentiles(b, "unix", samplePings(b, guestConn(b, viaUnix), n))
 		s50 := testenv.ReportPercentiles(b, "ssh", samplePings(b, guestConn(b, viaSSH), n))
 		b.ReportMetric(u50/floor50, "unix/floor")
+		b.ReportMetric(u50/relay50, "unix/relay-floor")
 		b.ReportMetric(s50/floor50, "ssh/floor")
 	}
 }

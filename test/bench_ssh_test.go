@@ -165,3 +165,52 @@ func BenchmarkSign(b *testing.B) {
 		b.ReportMetric(float64(failed.Load()), "fleet-errors")
 	}
 }
+
+// BenchmarkSignUnderFlood: a healthy shed's local-keys signs while another
+// shed floods the broker with raw requests as fast as its socket takes
+// them (rate limited at the default 20/s, so nearly all are refused and
+// audited), beside the same signs with no flood, in one run.
+func BenchmarkSignUnderFlood(b *testing.B) {
+	const n = 1000
+	home := harness.ShortTempDir(b)
+	if err := os.MkdirAll(home+"/.ssh", 0o700); err != nil {
+		b.Fatal(err)
+	}
+	sshkeystest.NewKey(b, home+"/.ssh", "id_ed25519", "ed25519")
+	cfg := "ssh:\n  mode: local-keys\nlimits:\n  requests_per_second: 100000\n  burst: 100000\nsheds:\n  flood:\n    limits: {requests_per_second: 20, burst: 50}\n"
+	h := harness.Start(b, harness.Options{Config: cfg, Env: map[string]string{"HOME": home}})
+	g := h.Guest(b, "healthy")
+	bad := harness.NewHostile(b)
+	h.MustSpuff(b, "attach", "flood", bad.URL())
+	c := bad.Conn(10 * time.Second)
+	if c == nil {
+		b.Fatal("the broker did not connect to the flooding shed")
+	}
+	must := func(d []time.Duration, err error) []time.Duration {
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	b.ResetTimer()
+	for range b.N {
+		quiet50 := testenv.ReportPercentiles(b, "no-flood", must(signLoop(g.RunDir+"/ssh-agent.sock", n)))
+		stop := make(chan struct{})
+		var sent atomic.Int64
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent.Add(int64(harness.Flood(c, 1024)))
+			}
+		}()
+		start := time.Now()
+		flood50 := testenv.ReportPercentiles(b, "under-flood", must(signLoop(g.RunDir+"/ssh-agent.sock", n)))
+		close(stop)
+		b.ReportMetric(float64(sent.Load())/time.Since(start).Seconds(), "flood-req/s")
+		b.ReportMetric(flood50/quiet50, "flood/no-flood-p50")
+	}
+}

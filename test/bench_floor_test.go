@@ -1,0 +1,114 @@
+package test
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/test/harness"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+// TestRelayFloorHelper is not a test: BenchmarkPing runs this binary as the
+// relay and as the echo of the two-process floor (client → relay → echo).
+func TestRelayFloorHelper(t *testing.T) {
+	mode := os.Getenv("SPUFF_FLOOR")
+	if mode == "" {
+		t.Skip("helper process for BenchmarkPing")
+	}
+	l, err := net.Listen("unix", os.Getenv("SPUFF_FLOOR_LISTEN"))
+	if err != nil {
+		os.Exit(1)
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			os.Exit(0)
+		}
+		if mode == "echo" {
+			go copyFrames(c, c)
+			continue
+		}
+		up, err := net.Dial("unix", os.Getenv("SPUFF_FLOOR_UPSTREAM"))
+		if err != nil {
+			os.Exit(1)
+		}
+		go copyFrames(up, c)
+		go copyFrames(c, up)
+	}
+}
+
+// copyFrames reads frames from src and writes each to dst, as the guest
+// relays them.
+func copyFrames(dst io.Writer, src io.Reader) {
+	var buf, out []byte
+	for {
+		body, err := bus.ReadFrame(src, buf)
+		if err != nil {
+			return
+		}
+		buf = body[:0]
+		out, _ = bus.AppendFrame(out[:0], body)
+		if _, err := dst.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// relayFloor measures the floor of the audited ping's path: a ping-sized
+// frame from this process through a relay process to an echo process and
+// back, with no bus, broker or audit in the way.
+func relayFloor(b *testing.B, n int) []time.Duration {
+	b.Helper()
+	dir := harness.ShortTempDir(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := func(mode, listen, upstream string) {
+		cmd := exec.Command(self, "-test.run", "^TestRelayFloorHelper$")
+		cmd.Env = append(os.Environ(), "SPUFF_FLOOR="+mode, "SPUFF_FLOOR_LISTEN="+listen, "SPUFF_FLOOR_UPSTREAM="+upstream)
+		p := testenv.MustStartProcess(b, "floor-"+mode, cmd)
+		if err := p.WaitReady(10*time.Second, testenv.Dialable("unix", listen)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	echo, relay := filepath.Join(dir, "echo.sock"), filepath.Join(dir, "relay.sock")
+	start("echo", echo, "")
+	start("relay", relay, echo)
+	c, err := net.Dial("unix", relay)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	return frameRoundTrips(b, c, n)
+}
+
+// frameRoundTrips sends a ping-sized request frame n times on c and times
+// each echo.
+func frameRoundTrips(b *testing.B, c net.Conn, n int) []time.Duration {
+	req, _ := bus.EncodeEnvelope(&bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing})
+	out := make([]time.Duration, 0, n)
+	var hdr [4]byte
+	buf := make([]byte, len(req))
+	for range n {
+		start := time.Now()
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:binary.BigEndian.Uint32(hdr[:])]); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out
+}
