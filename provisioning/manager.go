@@ -1,0 +1,378 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/spuff-dev/spuff/provisioning/state"
+)
+
+// Event is one step of a shed's lifecycle, for the control API's event
+// stream: the step's name, how long the operation has run, and the state
+// the row is in.
+type Event struct {
+	Shed    string        `json:"shed"`
+	Step    string        `json:"step"`
+	State   string        `json:"state,omitempty"`
+	Elapsed time.Duration `json:"elapsed"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// Bootstrapper makes a booted machine a shed: over ssh it pins the host
+// key, waits for cloud-init, installs the guest binaries and attaches the
+// bus (provisioning/bootstrap). It returns the machine's architecture.
+type Bootstrapper interface {
+	Bootstrap(ctx context.Context, s state.Shed, progress func(step string)) (arch string, err error)
+}
+
+// UserData renders the cloud-init user-data of a shed.
+type UserData func(ctx context.Context, name, user string) ([]byte, error)
+
+// ManagerOptions build a Manager. DB, Provider, UserData and Bootstrap are
+// required.
+type ManagerOptions struct {
+	DB *state.DB
+	// Provider returns the provider registered under name.
+	Provider  func(name string) (Provider, error)
+	UserData  UserData
+	Bootstrap Bootstrapper
+	// Events receives every step; nil drops them.
+	Events func(Event)
+	Owner  string
+	Log    *slog.Logger
+	// BootTimeout bounds the wait for Running with an ssh address (10m).
+	BootTimeout time.Duration
+	// Poll is how often Get is asked while booting (1s).
+	Poll time.Duration
+}
+
+// Manager runs sheds' lifecycles (DESIGN §8) on state.db. It knows no
+// provider by name: every call goes through the Provider contract.
+type Manager struct {
+	o ManagerOptions
+}
+
+// NewManager checks o and returns a Manager.
+func NewManager(o ManagerOptions) (*Manager, error) {
+	if o.DB == nil || o.Provider == nil || o.UserData == nil || o.Bootstrap == nil {
+		return nil, errors.New("provisioning: Manager needs DB, Provider, UserData and Bootstrap")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.BootTimeout <= 0 {
+		o.BootTimeout = 10 * time.Minute
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	return &Manager{o: o}, nil
+}
+
+// UpRequest names the shed to make.
+type UpRequest struct {
+	Name, Provider, User string
+	IdleTimeout          time.Duration
+}
+
+type run struct {
+	m     *Manager
+	name  string
+	start time.Time
+}
+
+func (r run) step(step, st string) {
+	if r.m.o.Events != nil {
+		r.m.o.Events(Event{Shed: r.name, Step: step, State: st, Elapsed: time.Since(r.start)})
+	}
+}
+
+// Up makes a shed: the row first, then the provider's machine, the boot
+// wait and the bootstrap. Any failure leaves the row failed with its
+// reason, for `spuff down` to clean.
+func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
+	r := run{m: m, name: req.Name, start: time.Now()}
+	p, err := m.o.Provider(req.Provider)
+	if err != nil {
+		return state.Shed{}, err
+	}
+	s := state.Shed{Name: req.Name, Provider: req.Provider, State: state.Creating, User: req.User,
+		HostKeyAlias: "spuff-" + req.Name, IdleTimeout: req.IdleTimeout}
+	if err := m.o.DB.CreateShed(ctx, s); err != nil {
+		if errors.Is(err, state.ErrExists) {
+			return state.Shed{}, fmt.Errorf("provisioning: a shed named %q exists; `spuff start %s`, or `spuff down %s` first", req.Name, req.Name, req.Name)
+		}
+		return state.Shed{}, err
+	}
+	r.step("row written", s.State)
+	ud, err := m.o.UserData(ctx, req.Name, req.User)
+	if err != nil {
+		return m.fail(ctx, r, s, "rendering user-data", err)
+	}
+	r.step("creating the machine", s.State)
+	mc, err := p.Create(ctx, CreateRequest{Name: req.Name, Labels: Labels(req.Name, m.o.Owner), UserData: ud,
+		Progress: func(step string) { r.step(step, state.Creating) }})
+	if mc.ID != "" {
+		s.ProviderID = mc.ID
+	}
+	if err != nil {
+		return m.fail(ctx, r, s, "creating the machine", err)
+	}
+	s.State = state.Booting
+	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+		return s, err
+	}
+	r.step("booting", s.State)
+	if s, err = m.waitRunning(ctx, p, s); err != nil {
+		return m.fail(ctx, r, s, "booting", err)
+	}
+	return m.bootstrap(ctx, r, s)
+}
+
+func (m *Manager) bootstrap(ctx context.Context, r run, s state.Shed) (state.Shed, error) {
+	s.State = state.Bootstrapping
+	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+		return s, err
+	}
+	r.step("bootstrapping", s.State)
+	arch, err := m.o.Bootstrap.Bootstrap(ctx, s, func(step string) { r.step(step, state.Bootstrapping) })
+	if err != nil {
+		return m.fail(ctx, r, s, "bootstrapping", err)
+	}
+	s.Arch, s.State, s.Reason = arch, state.Ready, ""
+	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+		return s, err
+	}
+	r.step("ready", s.State)
+	return s, nil
+}
+
+func (m *Manager) waitRunning(ctx context.Context, p Provider, s state.Shed) (state.Shed, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.o.BootTimeout)
+	defer cancel()
+	for {
+		mc, err := p.Get(ctx, s.ProviderID)
+		if err != nil {
+			return s, err
+		}
+		switch mc.State {
+		case Running:
+			if mc.SSHAddr != "" {
+				s.SSHAddr = mc.SSHAddr
+				return s, m.o.DB.UpdateShed(ctx, s)
+			}
+		case Failed, Stopped:
+			return s, fmt.Errorf("provisioning: the machine is %s (%s)", mc.State, mc.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return s, fmt.Errorf("provisioning: no running machine with an ssh address after %s: %w", m.o.BootTimeout, ctx.Err())
+		case <-time.After(m.o.Poll):
+		}
+	}
+}
+
+func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, err error) (state.Shed, error) {
+	s.State, s.Reason = state.Failed, step+": "+err.Error()
+	// The row must record the failure even when the caller has given up.
+	if uerr := m.o.DB.UpdateShed(context.WithoutCancel(ctx), s); uerr != nil {
+		m.o.Log.Error("provisioning: a failed shed's row could not be updated", "shed", s.Name, "err", uerr)
+	}
+	if m.o.Events != nil {
+		m.o.Events(Event{Shed: s.Name, Step: step, State: s.State, Elapsed: time.Since(r.start), Error: err.Error()})
+	}
+	return s, fmt.Errorf("provisioning: %s %s: %w; `spuff down %s` removes it", step, s.Name, err, s.Name)
+}
+
+// Down destroys a shed's machine and forgets its row. When the provider
+// errs the row stays (failed, with the reason) unless force.
+func (m *Manager) Down(ctx context.Context, name string, force bool) error {
+	r := run{m: m, name: name, start: time.Now()}
+	s, err := m.o.DB.GetShed(ctx, name)
+	if err != nil {
+		return err
+	}
+	s.State = state.Destroying
+	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+		return err
+	}
+	r.step("destroying", s.State)
+	if s.ProviderID != "" {
+		p, err := m.o.Provider(s.Provider)
+		if err == nil {
+			err = p.Delete(ctx, s.ProviderID)
+		}
+		if err != nil && !force {
+			_, ferr := m.fail(ctx, r, s, "destroying", err)
+			return fmt.Errorf("%w (or `spuff down --force %s` to forget it anyway)", ferr, name)
+		}
+		if err != nil {
+			m.o.Log.Warn("provisioning: forgetting a shed the provider could not delete", "shed", name, "err", err)
+		}
+	}
+	if err := m.o.DB.DeleteShed(ctx, name); err != nil {
+		return err
+	}
+	r.step("gone", state.Gone)
+	return nil
+}
+
+// Stop powers a local shed off, keeping its disk.
+func (m *Manager) Stop(ctx context.Context, name string) error {
+	return m.power(ctx, name, state.Stopping, state.Stopped, Provider.Stop)
+}
+
+// Start powers a stopped shed on and bootstraps it again.
+func (m *Manager) Start(ctx context.Context, name string) error {
+	if err := m.power(ctx, name, state.Starting, state.Booting, Provider.Start); err != nil {
+		return err
+	}
+	s, err := m.o.DB.GetShed(ctx, name)
+	if err != nil {
+		return err
+	}
+	p, err := m.o.Provider(s.Provider)
+	if err != nil {
+		return err
+	}
+	r := run{m: m, name: name, start: time.Now()}
+	if s, err = m.waitRunning(ctx, p, s); err != nil {
+		_, err = m.fail(ctx, r, s, "booting", err)
+		return err
+	}
+	_, err = m.bootstrap(ctx, r, s)
+	return err
+}
+
+func (m *Manager) power(ctx context.Context, name, during, after string, call func(Provider, context.Context, string) error) error {
+	r := run{m: m, name: name, start: time.Now()}
+	s, err := m.o.DB.GetShed(ctx, name)
+	if err != nil {
+		return err
+	}
+	p, err := m.o.Provider(s.Provider)
+	if err != nil {
+		return err
+	}
+	if !p.Capabilities().StartStop {
+		return fmt.Errorf("provisioning: %s sheds cannot be stopped and started (a stopped cloud VM still bills); `spuff down %s` ends it", s.Provider, name)
+	}
+	s.State = during
+	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+		return err
+	}
+	r.step(during, s.State)
+	if err := call(p, ctx, s.ProviderID); err != nil {
+		_, ferr := m.fail(ctx, r, s, during, err)
+		return ferr
+	}
+	s.State = after
+	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+		return err
+	}
+	r.step(after, s.State)
+	return nil
+}
+
+// End is the idle hook: it stops a shed whose provider can keep it
+// stopped (local) and destroys any other (a stopped cloud VM still bills).
+func (m *Manager) End(ctx context.Context, name string) error {
+	s, err := m.o.DB.GetShed(ctx, name)
+	if err != nil {
+		return err
+	}
+	p, err := m.o.Provider(s.Provider)
+	if err != nil {
+		return err
+	}
+	if p.Capabilities().StartStop {
+		return m.Stop(ctx, name)
+	}
+	return m.Down(ctx, name, false)
+}
+
+// Listed is one line of `spuff list`: a row, a machine, or both.
+type Listed struct {
+	state.Shed
+	// Machine is what the provider reports; nil when it has no machine.
+	Machine *Machine `json:"machine,omitempty"`
+	// Orphan says what is missing: "no machine" (a row the provider does
+	// not know) or "no row" (a machine labelled for spuff that state.db
+	// does not know).
+	Orphan string `json:"orphan,omitempty"`
+}
+
+// List reconciles state.db with each provider's labelled machines. A row
+// whose machine the provider no longer has is marked failed; a row whose
+// machine is powered off is marked stopped. Providers that cannot be
+// asked (no token) are named in notes, not fatal.
+func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err error) {
+	rows, err := m.o.DB.Sheds(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	byProvider := map[string][]Machine{}
+	unasked := map[string]bool{} // providers that could not be listed
+	names := Names()
+	for _, s := range rows {
+		if !slices.Contains(names, s.Provider) {
+			names = append(names, s.Provider)
+		}
+	}
+	for _, name := range names {
+		p, err := m.o.Provider(name)
+		if err == nil {
+			byProvider[name], err = p.List(ctx)
+		}
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
+			unasked[name] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, s := range rows {
+		l := Listed{Shed: s}
+		if unasked[s.Provider] {
+			out = append(out, l)
+			continue
+		}
+		for i, mc := range byProvider[s.Provider] {
+			if mc.ID == s.ProviderID && s.ProviderID != "" {
+				l.Machine = &byProvider[s.Provider][i]
+				seen[s.Provider+"\x00"+mc.ID] = true
+			}
+		}
+		busy := s.State == state.Creating || s.State == state.Destroying
+		switch {
+		case l.Machine == nil && !busy:
+			l.Orphan = "no machine"
+			if s.State != state.Failed {
+				l.State, l.Reason = state.Failed, "the machine is gone: "+s.Provider+" no longer has it; `spuff down "+s.Name+"` forgets it"
+				_ = m.o.DB.UpdateShed(ctx, l.Shed)
+			}
+		case l.Machine != nil && l.Machine.State == Stopped && s.State == state.Ready:
+			l.State = state.Stopped
+			_ = m.o.DB.UpdateShed(ctx, l.Shed)
+		}
+		out = append(out, l)
+	}
+	for prov, ms := range byProvider {
+		for i, mc := range ms {
+			if seen[prov+"\x00"+mc.ID] {
+				continue
+			}
+			if o := mc.Labels[OwnerLabel]; o != "" && m.o.Owner != "" && o != m.o.Owner {
+				continue // someone else's shed in a shared account
+			}
+			out = append(out, Listed{Shed: state.Shed{Name: mc.Name, Provider: prov, ProviderID: mc.ID, State: string(mc.State), SSHAddr: mc.SSHAddr, Created: mc.Created},
+				Machine: &ms[i], Orphan: "no row"})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, notes, nil
+}

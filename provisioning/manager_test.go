@@ -1,0 +1,293 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spuff-dev/spuff/provisioning/state"
+)
+
+// fakeProvider is an in-memory provider; failAt makes one call fail.
+type fakeProvider struct {
+	NoStartStop
+	mu       sync.Mutex
+	ms       map[string]Machine
+	n        int
+	failAt   string // "create", "get", "delete", "stop"
+	startOK  bool
+	rowSeen  bool // whether the row existed when Create was called
+	db       *state.DB
+	userData []byte
+}
+
+func (f *fakeProvider) Name() string { return "fake" }
+func (f *fakeProvider) Capabilities() Capabilities {
+	return Capabilities{StartStop: f.startOK, Local: true}
+}
+func (f *fakeProvider) Create(ctx context.Context, req CreateRequest) (Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.db.GetShed(ctx, req.Name)
+	f.rowSeen = err == nil
+	f.userData = req.UserData
+	f.n++
+	m := Machine{ID: fmt.Sprintf("m-%d", f.n), Name: req.Name, State: Running, SSHAddr: "127.0.0.1:2222", Labels: req.Labels}
+	f.ms[m.ID] = m
+	if f.failAt == "create" {
+		return Machine{ID: m.ID}, errors.New("quota exceeded")
+	}
+	return m, nil
+}
+func (f *fakeProvider) Get(_ context.Context, id string) (Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAt == "get" {
+		return Machine{}, errors.New("boot hung")
+	}
+	m, ok := f.ms[id]
+	if !ok {
+		return Machine{}, ErrNotFound
+	}
+	return m, nil
+}
+func (f *fakeProvider) Delete(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAt == "delete" {
+		return errors.New("api down")
+	}
+	delete(f.ms, id)
+	return nil
+}
+func (f *fakeProvider) List(context.Context) ([]Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Machine
+	for _, m := range f.ms {
+		out = append(out, m)
+	}
+	return out, nil
+}
+func (f *fakeProvider) Stop(_ context.Context, id string) error {
+	if !f.startOK {
+		return ErrUnsupported
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.ms[id]
+	m.State = Stopped
+	f.ms[id] = m
+	return nil
+}
+func (f *fakeProvider) Start(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.ms[id]
+	m.State = Running
+	f.ms[id] = m
+	return nil
+}
+
+type fakeBoot struct{ err error }
+
+func (b fakeBoot) Bootstrap(_ context.Context, s state.Shed, progress func(string)) (string, error) {
+	progress("waiting for cloud-init")
+	return "x86_64", b.err
+}
+
+func newManager(t *testing.T, boot Bootstrapper) (*Manager, *fakeProvider, *state.DB, *[]Event) {
+	t.Helper()
+	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	fp := &fakeProvider{ms: map[string]Machine{}, db: db}
+	var mu sync.Mutex
+	events := &[]Event{}
+	m, err := NewManager(ManagerOptions{
+		DB: db,
+		Provider: func(name string) (Provider, error) {
+			if name != "fake" {
+				return nil, fmt.Errorf("no provider %q", name)
+			}
+			return fp, nil
+		},
+		UserData: func(_ context.Context, name, user string) ([]byte, error) {
+			return []byte("#cloud-config\n# " + name), nil
+		},
+		Bootstrap: boot,
+		Events:    func(e Event) { mu.Lock(); *events = append(*events, e); mu.Unlock() },
+		Owner:     "alice-laptop",
+		Poll:      time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, fp, db, events
+}
+
+func TestUpDown(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, events := newManager(t, fakeBoot{})
+	s, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev", IdleTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fp.rowSeen {
+		t.Error("Create was called before the row was written")
+	}
+	if s.State != state.Ready || s.ProviderID != "m-1" || s.SSHAddr != "127.0.0.1:2222" || s.Arch != "x86_64" || s.HostKeyAlias != "spuff-demo" {
+		t.Fatalf("after up: %+v", s)
+	}
+	var steps []string
+	for _, e := range *events {
+		steps = append(steps, e.State)
+	}
+	if got := strings.Join(steps, " "); !strings.Contains(got, "creating") || !strings.Contains(got, "booting") ||
+		!strings.Contains(got, "bootstrapping") || !strings.HasSuffix(got, "ready") {
+		t.Errorf("event states: %s", got)
+	}
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err == nil || !strings.Contains(err.Error(), "spuff down demo") {
+		t.Errorf("second up: %v", err)
+	}
+	if err := m.Down(ctx, "demo", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetShed(ctx, "demo"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("row after down: %v", err)
+	}
+	if len(fp.ms) != 0 {
+		t.Errorf("machines after down: %v", fp.ms)
+	}
+}
+
+// An up that fails at each stage leaves a failed row with its reason,
+// which down removes.
+func TestHalfFailedUpIsCleanedByDown(t *testing.T) {
+	for _, tc := range []struct{ at, reason string }{
+		{"create", "creating the machine: quota exceeded"},
+		{"get", "booting: boot hung"},
+		{"bootstrap", "bootstrapping: upload failed"},
+	} {
+		t.Run(tc.at, func(t *testing.T) {
+			ctx := context.Background()
+			var boot fakeBoot
+			if tc.at == "bootstrap" {
+				boot.err = errors.New("upload failed")
+			}
+			m, fp, db, _ := newManager(t, boot)
+			fp.failAt = tc.at
+			if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err == nil || !strings.Contains(err.Error(), "spuff down demo") {
+				t.Fatalf("up: %v", err)
+			}
+			s, err := db.GetShed(ctx, "demo")
+			if err != nil || s.State != state.Failed || s.Reason != tc.reason || s.ProviderID != "m-1" {
+				t.Fatalf("row: %+v %v, want failed with %q", s, err, tc.reason)
+			}
+			fp.failAt = ""
+			if err := m.Down(ctx, "demo", false); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.GetShed(ctx, "demo"); !errors.Is(err, state.ErrNotFound) || len(fp.ms) != 0 {
+				t.Fatalf("after down: row %v, machines %v", err, fp.ms)
+			}
+		})
+	}
+}
+
+func TestDownForce(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	fp.failAt = "delete"
+	if err := m.Down(ctx, "demo", false); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("down with a failing provider: %v", err)
+	}
+	if s, err := db.GetShed(ctx, "demo"); err != nil || s.State != state.Failed || !strings.Contains(s.Reason, "api down") {
+		t.Fatalf("row after a failed down: %+v %v", s, err)
+	}
+	if err := m.Down(ctx, "demo", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetShed(ctx, "demo"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("row after down --force: %v", err)
+	}
+}
+
+func TestListNamesOrphansBothWays(t *testing.T) {
+	ctx := context.Background()
+	m, fp, _, _ := newManager(t, fakeBoot{})
+	for _, n := range []string{"kept", "lost"} {
+		if _, err := m.Up(ctx, UpRequest{Name: n, Provider: "fake", User: "dev"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The machine of "lost" disappears (QEMU killed by hand); a machine
+	// no row knows appears; another owner's machine is not ours to name.
+	delete(fp.ms, "m-2")
+	fp.ms["x"] = Machine{ID: "x", Name: "stray", State: Running, Labels: Labels("stray", "alice-laptop")}
+	fp.ms["y"] = Machine{ID: "y", Name: "bobs", State: Running, Labels: Labels("bobs", "bob-desktop")}
+	out, _, err := m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Listed{}
+	for _, l := range out {
+		got[l.Name] = l
+	}
+	if l := got["kept"]; l.State != state.Ready || l.Orphan != "" || l.Machine == nil {
+		t.Errorf("kept: %+v", l)
+	}
+	if l := got["lost"]; l.State != state.Failed || l.Orphan != "no machine" || !strings.Contains(l.Reason, "gone") {
+		t.Errorf("lost: %+v", l)
+	}
+	if l := got["stray"]; l.Orphan != "no row" || l.ProviderID != "x" {
+		t.Errorf("stray: %+v", l)
+	}
+	if _, ok := got["bobs"]; ok {
+		t.Errorf("listed another owner's machine")
+	}
+}
+
+func TestStopStartAndEnd(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(ctx, "demo"); err == nil || !strings.Contains(err.Error(), "spuff down demo") {
+		t.Fatalf("stop without StartStop: %v", err)
+	}
+	// Without StartStop the idle hook destroys.
+	if err := m.End(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetShed(ctx, "demo"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("row after End of a cloud-like shed: %v", err)
+	}
+	fp.startOK = true
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.End(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := db.GetShed(ctx, "demo"); s.State != state.Stopped {
+		t.Fatalf("after End of a local shed: %+v", s)
+	}
+	if err := m.Start(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := db.GetShed(ctx, "demo"); s.State != state.Ready {
+		t.Fatalf("after start: %+v", s)
+	}
+}
