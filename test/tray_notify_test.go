@@ -121,17 +121,7 @@ func TestTrayNotificationApprovesARealLogin(t *testing.T) {
 		t.Fatalf("notification actions %q, want Approve and Deny", got)
 	}
 	tray.notes.click(t, n.ID, "approve")
-	out, err := wait()
-	if err != nil || !strings.Contains(out, "logged-in") {
-		t.Fatalf("ssh after Approve on the notification: %v: %s\nspuff-app log:\n%s", err, out, s.h.Log())
-	}
-	var byTray bool
-	for _, r := range s.h.FindAudit(t, loginSigns("desk")) {
-		byTray = byTray || (r.Result == "ok" && r.Approval == "tray")
-	}
-	if !byTray {
-		t.Fatalf("no ok sign approved by tray in the audit log: %+v", s.h.FindAudit(t, loginSigns("desk")))
-	}
+	loggedInByTray(t, s, "desk", wait)
 	for deadline := time.Now().Add(10 * time.Second); !tray.notes.isClosed(n.ID); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the answered request's notification %d was never taken down", n.ID)

@@ -182,6 +182,23 @@ func (c *trayClient) click(e menuEntry) {
 	}
 }
 
+// loggedInByTray waits for the ssh login to shed and checks that the audit
+// log has its sign approved by the tray.
+func loggedInByTray(t *testing.T, s *sshHost, shed string, wait func() (string, error)) {
+	t.Helper()
+	out, err := wait()
+	if err != nil || !strings.Contains(out, "logged-in") {
+		t.Fatalf("ssh after the tray's Approve: %v: %s\nspuff-app log:\n%s", err, out, s.h.Log())
+	}
+	var byTray bool
+	for _, r := range s.h.FindAudit(t, loginSigns(shed)) {
+		byTray = byTray || (r.Result == "ok" && r.Approval == "tray")
+	}
+	if !byTray {
+		t.Fatalf("no ok sign approved by tray in the audit log: %+v", s.h.FindAudit(t, loginSigns(shed)))
+	}
+}
+
 func labelled(prefix string) func(menuEntry) bool {
 	return func(e menuEntry) bool { return strings.HasPrefix(e.Label, prefix) }
 }
@@ -259,17 +276,7 @@ func TestTrayListsShedsAndApprovesARealLogin(t *testing.T) {
 		approve, _ = pending.find(labelled("Approve"))
 	}
 	tray.click(approve)
-	out, err := wait()
-	if err != nil || !strings.Contains(out, "logged-in") {
-		t.Fatalf("ssh after the tray approval: %v: %s\nspuff-app log:\n%s", err, out, s.h.Log())
-	}
-	var byTray bool
-	for _, r := range s.h.FindAudit(t, loginSigns("desk")) {
-		byTray = byTray || (r.Result == "ok" && r.Approval == "tray")
-	}
-	if !byTray {
-		t.Fatalf("no ok sign approved by tray in the audit log: %+v", s.h.FindAudit(t, loginSigns("desk")))
-	}
+	loggedInByTray(t, s, "desk", wait)
 	tray.waitFor("the shed once nothing waits", func(e menuEntry) bool {
 		return strings.HasPrefix(e.Label, "● desk") && len(e.Children) > 0
 	})

@@ -96,10 +96,12 @@ func (b *notices) on(e api.Event) error {
 
 // post shows p unless it is showing already.
 func (b *notices) post(ctx context.Context, p *api.PendingItem) {
+	// The lock is held across Notify: a desktop may report a click before
+	// Notify has returned the notification's id, and answer must not
+	// look the id up before it is known.
 	b.mu.Lock()
-	_, shown := b.byPending[p.ID]
-	b.mu.Unlock()
-	if shown {
+	defer b.mu.Unlock()
+	if _, shown := b.byPending[p.ID]; shown {
 		return
 	}
 	body := fmt.Sprintf("%s %s/%s", p.Shed, p.NS, p.Op)
@@ -116,12 +118,10 @@ func (b *notices) post(ctx context.Context, p *api.PendingItem) {
 		b.log.Warn("tray: posting the approval notification", "err", err)
 		return
 	}
-	b.mu.Lock()
 	b.byPending[p.ID] = id
 	if id != 0 {
 		b.byNote[id] = p.ID
 	}
-	b.mu.Unlock()
 }
 
 // dismiss takes down the notification of question id, if one shows.

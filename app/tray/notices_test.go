@@ -44,16 +44,23 @@ type notes struct {
 	shown  []notify.Notification
 	closed []uint32
 	events chan notify.Event
+	// clickFirst, if set, is clicked before Notify returns, as a desktop
+	// may signal a click ahead of the method's reply.
+	clickFirst string
 }
 
 var _ notify.Notifier = (*notes)(nil)
 
 func (n *notes) Notify(_ context.Context, m notify.Notification) (uint32, error) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.next++
+	id := n.next
 	n.shown = append(n.shown, m)
-	return n.next, nil
+	n.mu.Unlock()
+	if n.clickFirst != "" {
+		n.events <- notify.Event{ID: id, Key: n.clickFirst}
+	}
+	return id, nil
 }
 func (n *notes) Dismiss(_ context.Context, id uint32) error {
 	n.mu.Lock()
@@ -164,4 +171,21 @@ func TestNoticesOnReopenDismissWhatWasAnsweredMeanwhile(t *testing.T) {
 	n.until(t, "showed p1", func(s []notify.Notification, _ []uint32) bool { return len(s) == 1 })
 	c.events <- api.Event{Kind: api.EventOpen} // nothing pending any more
 	n.until(t, "dismissed p1 on reopen", func(_ []notify.Notification, c []uint32) bool { return len(c) == 1 && c[0] == 1 })
+}
+
+func TestNoticesTakeAClickThatOvertakesTheNotifyReply(t *testing.T) {
+	c := &streamClient{events: make(chan api.Event), decided: make(chan string, 1)}
+	n := &notes{events: make(chan notify.Event), clickFirst: keyApprove}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Notices(ctx, c, n, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c.events <- approval(api.ApprovalNew, "p1", &api.PendingItem{ID: "p1", Prompt: "x"})
+	select {
+	case d := <-c.decided:
+		if d != "p1 true tray" {
+			t.Fatalf("decided %q", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a click that came before Notify returned was lost")
+	}
 }
