@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/test/harness"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
 
@@ -121,4 +122,31 @@ Host *
 			t.Fatalf("git verify-commit: %v: %s", err, out)
 		}
 	})
+}
+
+// TestDoctorDestinations: spuff doctor warns about a destination pattern
+// that names no server in the host's known_hosts, and only about that one.
+func TestDoctorDestinations(t *testing.T) {
+	home := harness.ShortTempDir(t)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, pub := testenv.KeyPair(t, t.TempDir(), "host", "ed25519")
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), []byte("git.corp.example "+pub+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := harness.Start(t, harness.Options{
+		Config: "ssh:\n  mode: local-keys\n  destinations: ['*.corp.example']\nsheds:\n  fenced:\n    ssh:\n      destinations: [nowhere.example]\n",
+		Env:    map[string]string{"HOME": home},
+	})
+	out, err := h.Spuff(t, "doctor")
+	if err != nil {
+		t.Fatalf("doctor: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, `sheds.fenced.ssh.destinations "nowhere.example" matches no server in ~/.ssh/known_hosts`) {
+		t.Fatalf("doctor does not warn about nowhere.example:\n%s", out)
+	}
+	if strings.Contains(out, `"*.corp.example" matches no server`) {
+		t.Fatalf("doctor warns about a pattern known_hosts matches:\n%s", out)
+	}
 }

@@ -1,13 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control/api"
@@ -120,6 +125,7 @@ func configChecks(cfg *config.Config, add func(level, what, fix string)) {
 			add("warn", "no ~/.aws on this computer", "configure the source profile "+cfg.AWS.SourceProfile+" with `aws configure` or `aws configure sso`")
 		}
 	}
+	destinationChecks(cfg, add)
 	if len(cfg.Docker.Registries) == 0 && !cfg.Docker.AllowAll {
 		add("warn", "no docker registry is allowlisted", "add docker.registries (e.g. [ghcr.io]) to let sheds pull private images")
 	}
@@ -141,4 +147,49 @@ func report(w io.Writer, fs []finding) error {
 		return errors.New("doctor found problems; fix the ✗ lines above")
 	}
 	return nil
+}
+
+// destinationChecks warns about ssh.destinations patterns that name no
+// server in this computer's known_hosts: spuff refuses a login to a server
+// known_hosts does not name, so such a pattern allows nothing.
+func destinationChecks(cfg *config.Config, add func(level, what, fix string)) {
+	pats := map[string]string{} // pattern → the config key that holds it
+	for _, p := range cfg.SSH.Destinations {
+		pats[p] = "ssh.destinations"
+	}
+	for name, sh := range cfg.Sheds {
+		if sh.SSH != nil {
+			for _, p := range sh.SSH.Destinations {
+				pats[p] = "sheds." + name + ".ssh.destinations"
+			}
+		}
+	}
+	if len(pats) == 0 {
+		return
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, f := range []string{"known_hosts", "known_hosts2"} {
+		b, _ := os.ReadFile(filepath.Join(home, ".ssh", f))
+		for line := range bytes.Lines(b) {
+			// As spuff names servers: plain names only, no hashed or wildcard entries.
+			marker, hosts, _, _, _, err := ssh.ParseKnownHosts(line)
+			if err != nil || marker != "" {
+				continue
+			}
+			for _, h := range hosts {
+				if !strings.HasPrefix(h, "|") && !strings.ContainsAny(h, "*?!") {
+					names = append(names, h)
+				}
+			}
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(pats)) {
+		if !config.MatchDestination([]string{p}, names) {
+			add("warn", fmt.Sprintf("%s %q matches no server in ~/.ssh/known_hosts", pats[p], p), "ssh to it once from this computer so known_hosts names its host key (unhashed), or correct the pattern; until then sheds may not sign in to it")
+		}
+	}
 }

@@ -2,8 +2,8 @@ package sshkeys
 
 import (
 	"bytes"
-	"strings"
 
+	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
@@ -46,7 +46,7 @@ func (s *Service) checkDestinations(patterns []string, hops []*SessionBind, sd S
 		if len(names) == 0 {
 			return &destRefusal{reason: refuseUnknownHost, dest: "unknown-host(" + fingerprint(h.HostKey) + ")"}
 		}
-		if !destinationAllowed(patterns, names) {
+		if !config.MatchDestination(patterns, names) {
 			return &destRefusal{reason: refuseNotAllowed, dest: clean(names[0])}
 		}
 	}
@@ -88,45 +88,4 @@ func (d *destRefusal) message(shed string) string {
 		return "the server " + d.dest + " is not in the known_hosts of your computer, so shed " + shed + " may not sign in to it (ssh.destinations)"
 	}
 	return d.dest + " is not in sheds." + shed + ".ssh.destinations (or ssh.destinations) in the spuff config on your computer"
-}
-
-// destinationAllowed reports whether any known_hosts name of a server
-// matches any pattern. Patterns are known_hosts host patterns: * and ?
-// wildcards, a port as [host]:port, case-insensitive.
-func destinationAllowed(patterns, names []string) bool {
-	for _, p := range patterns {
-		for _, n := range names {
-			if hostMatch(strings.ToLower(p), strings.ToLower(n)) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// hostMatch is OpenSSH's match_pattern: * matches any run, ? one character,
-// everything else itself ([ and ] included, as in [host]:port).
-func hostMatch(p, s string) bool {
-	// Iterative wildcard matching with one backtrack point.
-	var pi, si, star, mark = 0, 0, -1, 0
-	for si < len(s) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }
