@@ -40,7 +40,9 @@ Usage:
   spuff-guest status            show whether the host is connected
   spuff-guest ping              ask the host for a pong through the daemon (audited)
   spuff-guest install --user U  install the binaries, the systemd unit for user U,
-                                the login environment and U's docker config
+                                the login environment and U's docker config;
+                                --agent-token-stdin turns on the agent API with
+                                the token read from stdin
   spuff-guest version
 
 Run 'spuff-guest serve -h' for the daemon's flags.
@@ -63,7 +65,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "ping":
 		err = ping(args[1:], stdout)
 	case "install":
-		err = install(args[1:], stdout)
+		err = install(args[1:], stdin, stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "spuff-guest", Version)
 	case "help", "-h", "--help":

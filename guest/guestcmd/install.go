@@ -1,6 +1,7 @@
 package guestcmd
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spuff-dev/spuff/guest/dockerhelper"
 	guestfiles "github.com/spuff-dev/spuff/packaging/guest"
@@ -18,13 +20,16 @@ import (
 
 // install puts spuff-guest in place in a shed: the binaries, the systemd
 // unit for the shed's user, the login environment and the user's docker
-// config, then enables the unit.
-func install(args []string, stdout io.Writer) error {
+// config, then enables the unit. With --agent-token-stdin it also turns
+// on the agent API with the per-shed token the host sends on stdin (never
+// in argv, user-data or a log).
+func install(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("install", flag.ContinueOnError)
 	userName := fs.String("user", os.Getenv("SUDO_USER"), "the shed's user: the daemon runs as them and their sockets are theirs")
 	root := fs.String("root", "/", "install under this directory (for images and tests)")
 	home := fs.String("home", "", "the user's home directory (default: from the user database)")
 	noEnable := fs.Bool("no-enable", false, "do not run systemctl")
+	tokenStdin := fs.Bool("agent-token-stdin", false, "read the agent API's token from stdin (one line) and serve the API on "+agentAPIAddr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,6 +72,12 @@ func install(args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(stdout, "installed", dest)
+	}
+	if *tokenStdin {
+		if err := agentEnv(stdin, at("/etc/spuff/guest.env")); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "agent API on", agentAPIAddr, "with the token from stdin, in", at("/etc/spuff/guest.env"))
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
@@ -155,4 +166,32 @@ func writeFile(dest string, b []byte, mode os.FileMode) error {
 		return fmt.Errorf("install: placing %s: %w", dest, err)
 	}
 	return nil
+}
+
+// agentAPIAddr is where the agent API listens in a shed spuff made.
+const agentAPIAddr = "127.0.0.1:7575"
+
+// agentEnv writes the unit's environment file (root-only, 0600: systemd
+// reads it before dropping to the shed's user) with the token read from
+// stdin.
+func agentEnv(stdin io.Reader, dest string) error {
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("install: reading the agent token from stdin: %w", err)
+	}
+	token := strings.TrimSpace(line)
+	if token == "" {
+		return errors.New("install: --agent-token-stdin: no token on stdin")
+	}
+	for _, r := range token {
+		if r <= ' ' || r >= 0x7f || r == '"' || r == '\\' || r == '$' {
+			return errors.New("install: the agent token must be printable ASCII without spaces, quotes, $ or backslashes")
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	body := "# Written by spuff-guest install. Root-only: it holds the agent API token.\n" +
+		"SPUFF_AGENT_TOKEN=" + token + "\nSPUFF_GUEST_ARGS=--agent-listen " + agentAPIAddr + "\n"
+	return writeFile(dest, []byte(body), 0o600)
 }

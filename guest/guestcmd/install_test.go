@@ -24,7 +24,7 @@ func TestInstallIntoRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := install([]string{"--user", me.Username, "--root", root, "--home", home}, &out); err != nil {
+	if err := install([]string{"--user", me.Username, "--root", root, "--home", home}, strings.NewReader(""), &out); err != nil {
 		t.Fatal(err)
 	}
 	for p, mode := range map[string]os.FileMode{
@@ -65,7 +65,7 @@ func TestInstallRefusesStoredLogins(t *testing.T) {
 	os.MkdirAll(filepath.Join(home, ".docker"), 0o700)
 	os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(`{"auths":{"ghcr.io":{"auth":"dXNlcjpwYXNz"}}}`), 0o600)
 	var out bytes.Buffer
-	err := install([]string{"--user", me.Username, "--root", t.TempDir(), "--home", home}, &out)
+	err := install([]string{"--user", me.Username, "--root", t.TempDir(), "--home", home}, strings.NewReader(""), &out)
 	if err == nil || !strings.Contains(err.Error(), "registry logins") {
 		t.Fatalf("install kept a shed holding registry logins: %v", err)
 	}
@@ -76,7 +76,7 @@ func TestInstallRefusesStoredLogins(t *testing.T) {
 
 func TestInstallNeedsUser(t *testing.T) {
 	t.Setenv("SUDO_USER", "")
-	if err := install([]string{"--root", t.TempDir()}, &bytes.Buffer{}); err == nil {
+	if err := install([]string{"--root", t.TempDir()}, strings.NewReader(""), &bytes.Buffer{}); err == nil {
 		t.Fatal("install without a user succeeded")
 	}
 }
@@ -93,5 +93,37 @@ func TestServeRefusesAgentAPIWithoutToken(t *testing.T) {
 	}
 	if _, err := os.Stat(run); err == nil {
 		t.Fatal("the daemon created its run dir before refusing")
+	}
+}
+
+// The agent token arrives on stdin and lands only in the root-only unit
+// environment; nothing printed carries it.
+func TestInstallAgentTokenFromStdin(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	const token = "tok-3f9a1c0e7b2d4a6f8e1c3b5d7f9a2c4e"
+	var out bytes.Buffer
+	args := []string{"--user", me.Username, "--root", root, "--home", t.TempDir(), "--agent-token-stdin"}
+	if err := install(args, strings.NewReader(token+"\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	env := filepath.Join(root, "etc/spuff/guest.env")
+	b, err := os.ReadFile(env)
+	if err != nil || !strings.Contains(string(b), "\nSPUFF_AGENT_TOKEN="+token+"\n") || !strings.Contains(string(b), "SPUFF_GUEST_ARGS=--agent-listen 127.0.0.1:7575\n") {
+		t.Fatalf("%s: %v\n%s", env, err, b)
+	}
+	if fi, _ := os.Stat(env); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s mode %04o, want 0600", env, fi.Mode().Perm())
+	}
+	if strings.Contains(out.String(), token) {
+		t.Fatal("install printed the token")
+	}
+	for _, bad := range []string{"", "\n", "a b\n", "x$(id)\n"} {
+		if err := install(args, strings.NewReader(bad), &bytes.Buffer{}); err == nil {
+			t.Errorf("token %q accepted", bad)
+		}
 	}
 }
