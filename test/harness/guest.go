@@ -44,7 +44,9 @@ func (h *Host) Guest(t testing.TB, name string, opts ...GuestOptions) *Guest {
 	dir := ShortTempDir(t)
 	g := &Guest{Name: name, Dir: dir, RunDir: filepath.Join(dir, "run"), h: h}
 	g.AWSAddr = testenv.FreeAddr(t)
-	env := map[string]string{"HOME": dir, "SSH_AUTH_SOCK": ""}
+	// DOCKER_CONFIG too: spuff-guest rewrites that config, never the
+	// developer's own.
+	env := map[string]string{"HOME": dir, "SSH_AUTH_SOCK": "", "DOCKER_CONFIG": filepath.Join(dir, ".docker")}
 	for k, v := range o.Env {
 		env[k] = v
 	}
