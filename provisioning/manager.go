@@ -2,13 +2,20 @@ package provisioning
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/spuff-dev/spuff/provisioning/sshconn"
 	"github.com/spuff-dev/spuff/provisioning/state"
 )
 
@@ -44,7 +51,10 @@ type ManagerOptions struct {
 	// Events receives every step; nil drops them.
 	Events func(Event)
 	Owner  string
-	Log    *slog.Logger
+	// KnownHosts is the host's known_hosts for sheds (~/.spuff/known_hosts),
+	// where each shed's key is kept under its alias.
+	KnownHosts string
+	Log        *slog.Logger
 	// BootTimeout bounds the wait for Running with an ssh address (10m).
 	BootTimeout time.Duration
 	// Poll is how often Get is asked while booting (1s).
@@ -59,8 +69,8 @@ type Manager struct {
 
 // NewManager checks o and returns a Manager.
 func NewManager(o ManagerOptions) (*Manager, error) {
-	if o.DB == nil || o.Provider == nil || o.UserData == nil || o.Bootstrap == nil {
-		return nil, errors.New("provisioning: Manager needs DB, Provider, UserData and Bootstrap")
+	if o.DB == nil || o.Provider == nil || o.UserData == nil || o.Bootstrap == nil || o.KnownHosts == "" {
+		return nil, errors.New("provisioning: Manager needs DB, Provider, UserData, Bootstrap and KnownHosts")
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -103,6 +113,16 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
 	}
 	s := state.Shed{Name: req.Name, Provider: req.Provider, State: state.Creating, User: req.User,
 		HostKeyAlias: "spuff-" + req.Name, IdleTimeout: req.IdleTimeout}
+	var hk *HostKey
+	if p.Capabilities().PrivateSeed {
+		// The host makes the shed's host key and pins it before the first
+		// connection: a local shed is never trust-on-first-use.
+		k, pub, err := newHostKey()
+		if err != nil {
+			return state.Shed{}, err
+		}
+		hk, s.HostKey = k, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
+	}
 	if err := m.o.DB.CreateShed(ctx, s); err != nil {
 		if errors.Is(err, state.ErrExists) {
 			return state.Shed{}, fmt.Errorf("provisioning: a shed named %q exists; `spuff start %s`, or `spuff down %s` first", req.Name, req.Name, req.Name)
@@ -110,12 +130,21 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
 		return state.Shed{}, err
 	}
 	r.step("row written", s.State)
+	if hk != nil {
+		pub, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(s.HostKey))
+		if err := sshconn.Pin(m.o.KnownHosts, s.HostKeyAlias, pub); err != nil {
+			return m.fail(ctx, r, s, "pinning the host key", err)
+		}
+	} else if err := sshconn.Forget(m.o.KnownHosts, s.HostKeyAlias); err != nil {
+		// A key left by an earlier shed of this name must not refuse this one.
+		return m.fail(ctx, r, s, "clearing an old host key", err)
+	}
 	ud, err := m.o.UserData(ctx, req.Name, req.User)
 	if err != nil {
 		return m.fail(ctx, r, s, "rendering user-data", err)
 	}
 	r.step("creating the machine", s.State)
-	mc, err := p.Create(ctx, CreateRequest{Name: req.Name, Labels: Labels(req.Name, m.o.Owner), UserData: ud,
+	mc, err := p.Create(ctx, CreateRequest{Name: req.Name, Labels: Labels(req.Name, m.o.Owner), UserData: ud, HostKey: hk,
 		Progress: func(step string) { r.step(step, state.Creating) }})
 	if mc.ID != "" {
 		s.ProviderID = mc.ID
@@ -214,6 +243,9 @@ func (m *Manager) Down(ctx context.Context, name string, force bool) error {
 		if err != nil {
 			m.o.Log.Warn("provisioning: forgetting a shed the provider could not delete", "shed", name, "err", err)
 		}
+	}
+	if err := sshconn.Forget(m.o.KnownHosts, s.HostKeyAlias); err != nil {
+		m.o.Log.Warn("provisioning: the shed's host key stays in known_hosts", "shed", name, "err", err)
 	}
 	if err := m.o.DB.DeleteShed(ctx, name); err != nil {
 		return err
@@ -375,4 +407,20 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, notes, nil
+}
+
+func newHostKey() (*HostKey, ssh.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("provisioning: making a host key: %w", err)
+	}
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return nil, nil, fmt.Errorf("provisioning: making a host key: %w", err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("provisioning: making a host key: %w", err)
+	}
+	return &HostKey{PrivatePEM: pem.EncodeToMemory(blk), Public: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}, sp, nil
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/spuff-dev/spuff/provisioning/sshconn"
 	"github.com/spuff-dev/spuff/provisioning/state"
 )
 
@@ -21,6 +25,8 @@ type fakeProvider struct {
 	n        int
 	failAt   string // "create", "get", "delete", "stop"
 	startOK  bool
+	seed     bool
+	hostKey  *HostKey
 	rowSeen  bool // whether the row existed when Create was called
 	db       *state.DB
 	userData []byte
@@ -28,7 +34,7 @@ type fakeProvider struct {
 
 func (f *fakeProvider) Name() string { return "fake" }
 func (f *fakeProvider) Capabilities() Capabilities {
-	return Capabilities{StartStop: f.startOK, Local: true}
+	return Capabilities{StartStop: f.startOK, PrivateSeed: f.seed, Local: true}
 }
 func (f *fakeProvider) Create(ctx context.Context, req CreateRequest) (Machine, error) {
 	f.mu.Lock()
@@ -36,6 +42,7 @@ func (f *fakeProvider) Create(ctx context.Context, req CreateRequest) (Machine, 
 	_, err := f.db.GetShed(ctx, req.Name)
 	f.rowSeen = err == nil
 	f.userData = req.UserData
+	f.hostKey = req.HostKey
 	f.n++
 	m := Machine{ID: fmt.Sprintf("m-%d", f.n), Name: req.Name, State: Running, SSHAddr: "127.0.0.1:2222", Labels: req.Labels}
 	f.ms[m.ID] = m
@@ -103,7 +110,8 @@ func (b fakeBoot) Bootstrap(_ context.Context, s state.Shed, progress func(strin
 
 func newManager(t *testing.T, boot Bootstrapper) (*Manager, *fakeProvider, *state.DB, *[]Event) {
 	t.Helper()
-	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	dbPath := filepath.Join(t.TempDir(), "state.db")
+	db, err := state.Open(dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +130,11 @@ func newManager(t *testing.T, boot Bootstrapper) (*Manager, *fakeProvider, *stat
 		UserData: func(_ context.Context, name, user string) ([]byte, error) {
 			return []byte("#cloud-config\n# " + name), nil
 		},
-		Bootstrap: boot,
-		Events:    func(e Event) { mu.Lock(); *events = append(*events, e); mu.Unlock() },
-		Owner:     "alice-laptop",
-		Poll:      time.Millisecond,
+		Bootstrap:  boot,
+		Events:     func(e Event) { mu.Lock(); *events = append(*events, e); mu.Unlock() },
+		Owner:      "alice-laptop",
+		KnownHosts: filepath.Join(filepath.Dir(dbPath), "known_hosts"),
+		Poll:       time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -290,4 +299,54 @@ func TestStopStartAndEnd(t *testing.T) {
 	if s, _ := db.GetShed(ctx, "demo"); s.State != state.Ready {
 		t.Fatalf("after start: %+v", s)
 	}
+}
+
+// A provider with a private seed gets a host key the host made, pinned
+// under the shed's alias before the provider is called; down unpins it.
+func TestHostKeyPinnedBeforeBoot(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	fp.seed = true
+	s, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp.hostKey == nil || !strings.Contains(string(fp.hostKey.PrivatePEM), "PRIVATE KEY") {
+		t.Fatalf("the provider got no host key: %+v", fp.hostKey)
+	}
+	signer, err := ssh.ParsePrivateKey(fp.hostKey.PrivatePEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row, _ := db.GetShed(ctx, "demo"); row.HostKey != fp.hostKey.Public || row.HostKey == "" || s.HostKeyAlias != "spuff-demo" {
+		t.Fatalf("row host key %q, provider's %q", row.HostKey, fp.hostKey.Public)
+	}
+	check := sshconn.Pinned(m.o.KnownHosts, "spuff-demo")
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2222}
+	if err := check("127.0.0.1:2222", addr, signer.PublicKey()); err != nil {
+		t.Fatalf("the seeded key is not pinned: %v", err)
+	}
+	if err := check("127.0.0.1:2222", addr, newPub(t)); err == nil {
+		t.Fatal("another key passed the pin")
+	}
+	if err := m.Down(ctx, "demo", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := check("127.0.0.1:2222", addr, signer.PublicKey()); err == nil {
+		t.Fatal("the key stayed pinned after down")
+	}
+	// A provider without a private seed gets no host key.
+	fp.seed = false
+	if _, err := m.Up(ctx, UpRequest{Name: "cloud", Provider: "fake", User: "dev"}); err != nil || fp.hostKey != nil {
+		t.Fatalf("up without a private seed: %v, host key %+v", err, fp.hostKey)
+	}
+}
+
+func newPub(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	_, pub, err := newHostKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }
