@@ -27,7 +27,9 @@ type fakeProvider struct {
 	startOK  bool
 	seed     bool
 	hostKey  *HostKey
-	rowSeen  bool // whether the row existed when Create was called
+	known    string // the Manager's known_hosts
+	pinned   bool   // whether the seeded key was pinned when Create was called
+	rowSeen  bool   // whether the row existed when Create was called
 	db       *state.DB
 	userData []byte
 }
@@ -43,6 +45,11 @@ func (f *fakeProvider) Create(ctx context.Context, req CreateRequest) (Machine, 
 	f.rowSeen = err == nil
 	f.userData = req.UserData
 	f.hostKey = req.HostKey
+	if req.HostKey != nil {
+		if sg, err := ssh.ParsePrivateKey(req.HostKey.PrivatePEM); err == nil {
+			f.pinned = sshconn.Pinned(f.known, "spuff-"+req.Name)("127.0.0.1:2222", nil, sg.PublicKey()) == nil
+		}
+	}
 	f.n++
 	m := Machine{ID: fmt.Sprintf("m-%d", f.n), Name: req.Name, State: Running, SSHAddr: "127.0.0.1:2222", Labels: req.Labels}
 	f.ms[m.ID] = m
@@ -306,13 +313,16 @@ func TestStopStartAndEnd(t *testing.T) {
 func TestHostKeyPinnedBeforeBoot(t *testing.T) {
 	ctx := context.Background()
 	m, fp, db, _ := newManager(t, fakeBoot{})
-	fp.seed = true
+	fp.seed, fp.known = true, m.o.KnownHosts
 	s, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fp.hostKey == nil || !strings.Contains(string(fp.hostKey.PrivatePEM), "PRIVATE KEY") {
 		t.Fatalf("the provider got no host key: %+v", fp.hostKey)
+	}
+	if !fp.pinned {
+		t.Fatal("the host key was not pinned when the provider was called")
 	}
 	signer, err := ssh.ParsePrivateKey(fp.hostKey.PrivatePEM)
 	if err != nil {
