@@ -48,6 +48,9 @@ type ManagerOptions struct {
 	Provider  func(name string) (Provider, error)
 	UserData  UserData
 	Bootstrap Bootstrapper
+	// LoginKey, when set, returns the host identity's public key
+	// (authorized_keys form) for providers whose API registers one.
+	LoginKey func() (string, error)
 	// Events receives every step; nil drops them.
 	Events func(Event)
 	Owner  string
@@ -143,11 +146,21 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
 	if err != nil {
 		return m.fail(ctx, r, s, "rendering user-data", err)
 	}
+	creq := CreateRequest{Name: req.Name, Labels: Labels(req.Name, m.o.Owner), UserData: ud, HostKey: hk,
+		Progress: func(step string) { r.step(step, state.Creating) }}
+	if m.o.LoginKey != nil {
+		if creq.LoginKey, err = m.o.LoginKey(); err != nil {
+			return m.fail(ctx, r, s, "reading the login key", err)
+		}
+	}
 	r.step("creating the machine", s.State)
-	mc, err := p.Create(ctx, CreateRequest{Name: req.Name, Labels: Labels(req.Name, m.o.Owner), UserData: ud, HostKey: hk,
-		Progress: func(step string) { r.step(step, state.Creating) }})
+	mc, err := p.Create(ctx, creq)
 	if mc.ID != "" {
+		// Written at once, even beside an error, so down can end it.
 		s.ProviderID = mc.ID
+		if uerr := m.o.DB.UpdateShed(context.WithoutCancel(ctx), s); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
 	}
 	if err != nil {
 		return m.fail(ctx, r, s, "creating the machine", err)
@@ -231,18 +244,11 @@ func (m *Manager) Down(ctx context.Context, name string, force bool) error {
 		return err
 	}
 	r.step("destroying", s.State)
-	if s.ProviderID != "" {
-		p, err := m.o.Provider(s.Provider)
-		if err == nil {
-			err = p.Delete(ctx, s.ProviderID)
-		}
-		if err != nil && !force {
-			_, ferr := m.fail(ctx, r, s, "destroying", err)
-			return fmt.Errorf("%w (or `spuff down --force %s` to forget it anyway)", ferr, name)
-		}
-		if err != nil {
-			m.o.Log.Warn("provisioning: forgetting a shed the provider could not delete", "shed", name, "err", err)
-		}
+	if err := m.deleteMachines(ctx, s); err != nil && !force {
+		_, ferr := m.fail(ctx, r, s, "destroying", err)
+		return fmt.Errorf("%w (or `spuff down --force %s` to forget it anyway)", ferr, name)
+	} else if err != nil {
+		m.o.Log.Warn("provisioning: forgetting a shed the provider could not delete", "shed", name, "err", err)
 	}
 	if err := sshconn.Forget(m.o.KnownHosts, s.HostKeyAlias); err != nil {
 		m.o.Log.Warn("provisioning: the shed's host key stays in known_hosts", "shed", name, "err", err)
@@ -252,6 +258,41 @@ func (m *Manager) Down(ctx context.Context, name string, force bool) error {
 	}
 	r.step("gone", state.Gone)
 	return nil
+}
+
+// deleteMachines deletes the row's machine or, when the row has no machine
+// id (a crash right after Create, or a Create that failed before making
+// anything), the machines the provider labels with the shed's name.
+func (m *Manager) deleteMachines(ctx context.Context, s state.Shed) error {
+	p, err := m.o.Provider(s.Provider)
+	if err != nil {
+		return err
+	}
+	ids := []string{s.ProviderID}
+	if s.ProviderID == "" {
+		ms, err := p.List(ctx)
+		if err != nil {
+			return err
+		}
+		ids = nil
+		for _, mc := range ms {
+			if mc.Labels[Label] == s.Name && m.ours(mc) {
+				ids = append(ids, mc.ID)
+			}
+		}
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, p.Delete(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+// ours says whether a labelled machine is this owner's: a shared cloud
+// account holds other developers' sheds too.
+func (m *Manager) ours(mc Machine) bool {
+	o := mc.Labels[OwnerLabel]
+	return o == "" || m.o.Owner == "" || o == m.o.Owner
 }
 
 // Stop powers a local shed off, keeping its disk.
@@ -374,9 +415,19 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 			continue
 		}
 		for i, mc := range byProvider[s.Provider] {
-			if mc.ID == s.ProviderID && s.ProviderID != "" {
+			// A row without an id (a crash right after Create) adopts the
+			// machine labelled with its name.
+			adopt := s.ProviderID == "" && mc.Labels[Label] == s.Name && m.ours(mc)
+			if (mc.ID == s.ProviderID && s.ProviderID != "") || adopt {
 				l.Machine = &byProvider[s.Provider][i]
 				seen[s.Provider+"\x00"+mc.ID] = true
+				if adopt {
+					l.ProviderID = mc.ID
+					if err := m.o.DB.UpdateShed(ctx, l.Shed); err != nil {
+						notes = append(notes, err.Error())
+					}
+					break
+				}
 			}
 		}
 		busy := s.State == state.Creating || s.State == state.Destroying
@@ -398,7 +449,7 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 			if seen[prov+"\x00"+mc.ID] {
 				continue
 			}
-			if o := mc.Labels[OwnerLabel]; o != "" && m.o.Owner != "" && o != m.o.Owner {
+			if !m.ours(mc) {
 				continue // someone else's shed in a shared account
 			}
 			out = append(out, Listed{Shed: state.Shed{Name: mc.Name, Provider: prov, ProviderID: mc.ID, State: string(mc.State), SSHAddr: mc.SSHAddr, Created: mc.Created},

@@ -32,6 +32,7 @@ type fakeProvider struct {
 	rowSeen  bool   // whether the row existed when Create was called
 	db       *state.DB
 	userData []byte
+	loginKey string
 }
 
 func (f *fakeProvider) Name() string { return "fake" }
@@ -44,6 +45,7 @@ func (f *fakeProvider) Create(ctx context.Context, req CreateRequest) (Machine, 
 	_, err := f.db.GetShed(ctx, req.Name)
 	f.rowSeen = err == nil
 	f.userData = req.UserData
+	f.loginKey = req.LoginKey
 	f.hostKey = req.HostKey
 	if req.HostKey != nil {
 		if sg, err := ssh.ParsePrivateKey(req.HostKey.PrivatePEM); err == nil {
@@ -359,4 +361,60 @@ func newPub(t *testing.T) ssh.PublicKey {
 		t.Fatal(err)
 	}
 	return pub
+}
+
+// A crash between Create and the row's update leaves a creating row with no
+// machine id beside a labelled machine: List adopts the machine into the row
+// (no orphan either way) and Down deletes it.
+func TestCrashBetweenCreateAndRowUpdate(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	if err := db.CreateShed(ctx, state.Shed{Name: "demo", Provider: "fake", State: state.Creating, User: "dev", HostKeyAlias: "spuff-demo"}); err != nil {
+		t.Fatal(err)
+	}
+	fp.ms["m-7"] = Machine{ID: "m-7", Name: "demo", State: Running, Labels: Labels("demo", "alice-laptop")}
+	fp.ms["m-8"] = Machine{ID: "m-8", Name: "other", State: Running, Labels: Labels("other", "alice-laptop")}
+	ls, _, err := m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Listed{}
+	for _, l := range ls {
+		got[l.Name] = l
+	}
+	if d := got["demo"]; d.ProviderID != "m-7" || d.Machine == nil || d.Orphan != "" || len(ls) != 2 {
+		t.Fatalf("list after the crash: %+v", ls)
+	}
+	if got["other"].Orphan != "no row" {
+		t.Errorf("an unknown labelled machine: %+v", got["other"])
+	}
+	if s, _ := db.GetShed(ctx, "demo"); s.ProviderID != "m-7" {
+		t.Errorf("the adopted id is not in state.db: %+v", s)
+	}
+	// Down of a row whose id never arrived still ends the labelled machine.
+	if err := db.UpdateShed(ctx, state.Shed{Name: "demo", Provider: "fake", State: state.Creating, User: "dev", HostKeyAlias: "spuff-demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Down(ctx, "demo", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fp.ms["m-7"]; ok {
+		t.Error("down left the labelled machine of a row without an id")
+	}
+	if _, ok := fp.ms["m-8"]; !ok {
+		t.Error("down deleted another shed's machine")
+	}
+}
+
+// The host identity's public key reaches Create, for providers whose API
+// registers a login key.
+func TestLoginKeyReachesCreate(t *testing.T) {
+	m, fp, _, _ := newManager(t, fakeBoot{})
+	m.o.LoginKey = func() (string, error) { return "ssh-ed25519 AAAAlogin dev", nil }
+	if _, err := m.Up(context.Background(), UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if fp.loginKey != "ssh-ed25519 AAAAlogin dev" {
+		t.Errorf("Create's login key: %q", fp.loginKey)
+	}
 }
