@@ -305,11 +305,7 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 	if err := m.power(ctx, name, state.Starting, state.Booting, Provider.Start); err != nil {
 		return err
 	}
-	s, err := m.o.DB.GetShed(ctx, name)
-	if err != nil {
-		return err
-	}
-	p, err := m.o.Provider(s.Provider)
+	s, p, err := m.load(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -324,11 +320,7 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 
 func (m *Manager) power(ctx context.Context, name, during, after string, call func(Provider, context.Context, string) error) error {
 	r := run{m: m, name: name, start: time.Now()}
-	s, err := m.o.DB.GetShed(ctx, name)
-	if err != nil {
-		return err
-	}
-	p, err := m.o.Provider(s.Provider)
+	s, p, err := m.load(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -355,11 +347,7 @@ func (m *Manager) power(ctx context.Context, name, during, after string, call fu
 // End is the idle hook: it stops a shed whose provider can keep it
 // stopped (local) and destroys any other (a stopped cloud VM still bills).
 func (m *Manager) End(ctx context.Context, name string) error {
-	s, err := m.o.DB.GetShed(ctx, name)
-	if err != nil {
-		return err
-	}
-	p, err := m.o.Provider(s.Provider)
+	_, p, err := m.load(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -474,4 +462,14 @@ func newHostKey() (*HostKey, ssh.PublicKey, error) {
 		return nil, nil, fmt.Errorf("provisioning: making a host key: %w", err)
 	}
 	return &HostKey{PrivatePEM: pem.EncodeToMemory(blk), Public: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}, sp, nil
+}
+
+// load reads a shed's row and builds its provider.
+func (m *Manager) load(ctx context.Context, name string) (state.Shed, Provider, error) {
+	s, err := m.o.DB.GetShed(ctx, name)
+	if err != nil {
+		return s, nil, err
+	}
+	p, err := m.o.Provider(s.Provider)
+	return s, p, err
 }

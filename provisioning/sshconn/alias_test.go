@@ -1,8 +1,6 @@
 package sshconn
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"net"
 	"os"
 	"os/exec"
@@ -13,25 +11,12 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-func newKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // Two sheds that answer on the same loopback port, one after the other,
 // are told apart by alias; a pinned alias refuses any other key.
 func TestAliasesSurvivePortReuse(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "known_hosts")
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2222}
-	a, b := newKey(t), newKey(t)
+	a, b := hostKey(t), hostKey(t)
 	if err := os.WriteFile(path, []byte("[127.0.0.1]:2222 "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(b)))+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
