@@ -1,0 +1,279 @@
+// Package bootstrap turns a booted machine into a shed, the same way for
+// every provider (DESIGN §8): over ssh with the host's one SSH identity and
+// the shed's pinned (or accept-new) host key it waits for sshd, waits for
+// cloud-init, uploads the guest binaries for the shed's arch and checks
+// their SHA-256 there, and runs `spuff-guest install` with the per-shed
+// agent token on stdin.
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/spuff-dev/spuff/app/control/api"
+	"github.com/spuff-dev/spuff/provisioning"
+	"github.com/spuff-dev/spuff/provisioning/sshconn"
+	"github.com/spuff-dev/spuff/provisioning/state"
+)
+
+// BinDirEnv names a directory holding linux-amd64/ and linux-arm64/ in
+// place of the bin/ beside the running executable (tests, dev builds).
+const BinDirEnv = "SPUFF_GUEST_BIN_DIR"
+
+// Binaries are uploaded to the shed; spuff-guest is required.
+var Binaries = []string{"spuff-guest", "docker-credential-spuff"}
+
+// Options build a Bootstrapper.
+type Options struct {
+	// Auth logs in as the host's one SSH identity (sshconn.Auth).
+	Auth []ssh.AuthMethod
+	// KnownHosts is ~/.spuff/known_hosts, where the shed's alias is.
+	KnownHosts string
+	// BinDir holds linux-amd64/ and linux-arm64/ (default: $SPUFF_GUEST_BIN_DIR,
+	// else bin/ beside the executable).
+	BinDir string
+	// InstallFlags are added to `spuff-guest install` (tests: --root, --no-enable).
+	InstallFlags []string
+	// Sudo prefixes the install command ("sudo" unless set; "-" for none).
+	Sudo string
+	// SSHTimeout bounds the wait for a login (10m: a TCG VM boots slowly).
+	SSHTimeout time.Duration
+	Log        *slog.Logger
+}
+
+// Bootstrapper runs the bootstrap of one shed at a time per call.
+type Bootstrapper struct{ o Options }
+
+var _ provisioning.Bootstrapper = (*Bootstrapper)(nil)
+
+// New checks o.
+func New(o Options) (*Bootstrapper, error) {
+	if len(o.Auth) == 0 || o.KnownHosts == "" {
+		return nil, errors.New("bootstrap: Options need Auth and KnownHosts")
+	}
+	if o.BinDir == "" {
+		o.BinDir = os.Getenv(BinDirEnv)
+	}
+	if o.BinDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap: finding the guest binaries: %w", err)
+		}
+		o.BinDir = filepath.Join(filepath.Dir(exe), "bin")
+	}
+	if o.Sudo == "" {
+		o.Sudo = "sudo"
+	}
+	if o.SSHTimeout <= 0 {
+		o.SSHTimeout = 10 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Bootstrapper{o: o}, nil
+}
+
+// Bootstrap makes s's machine a shed and returns its `uname -m`.
+func (b *Bootstrapper) Bootstrap(ctx context.Context, s state.Shed, progress func(string)) (string, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	c, err := b.dial(ctx, s, progress)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	progress("waiting for cloud-init")
+	if err := cloudInit(c, progress); err != nil {
+		return "", err
+	}
+	out, err := run(c, "uname -m", nil)
+	if err != nil {
+		return "", err
+	}
+	arch := strings.TrimSpace(out)
+	goarch, ok := map[string]string{"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[arch]
+	if !ok {
+		return "", fmt.Errorf("bootstrap: the shed's arch %q has no guest binaries", api.Printable(arch))
+	}
+	dir, err := b.upload(c, filepath.Join(b.o.BinDir, "linux-"+goarch), progress)
+	if err != nil {
+		return "", err
+	}
+	defer run(c, "rm -rf "+dir, nil) //nolint:errcheck // a tmp dir left is harmless
+	progress("installing spuff-guest")
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return "", err
+	}
+	cmd := dir + "/spuff-guest install --user " + s.User + " --agent-token-stdin"
+	if len(b.o.InstallFlags) > 0 {
+		cmd += " " + strings.Join(b.o.InstallFlags, " ")
+	}
+	if b.o.Sudo != "-" {
+		cmd = b.o.Sudo + " " + cmd
+	}
+	// The token goes on stdin only: never argv, user-data or a log.
+	if _, err := run(c, cmd, strings.NewReader(hex.EncodeToString(tok)+"\n")); err != nil {
+		return "", err
+	}
+	progress("spuff-guest installed")
+	return arch, nil
+}
+
+// dial waits for sshd (TCP, then a real login under the shed's alias) until
+// SSHTimeout. A refused host key ends the wait at once.
+func (b *Bootstrapper) dial(ctx context.Context, s state.Shed, progress func(string)) (*ssh.Client, error) {
+	hk := sshconn.AcceptNewAlias(b.o.KnownHosts, s.HostKeyAlias)
+	if s.HostKey != "" {
+		hk = sshconn.Pinned(b.o.KnownHosts, s.HostKeyAlias)
+	}
+	var keyErr error
+	cfg := &ssh.ClientConfig{User: s.User, Auth: b.o.Auth, Timeout: 20 * time.Second,
+		HostKeyCallback: func(h string, a net.Addr, k ssh.PublicKey) error {
+			keyErr = hk(h, a, k)
+			return keyErr
+		}}
+	ctx, cancel := context.WithTimeout(ctx, b.o.SSHTimeout)
+	defer cancel()
+	progress("waiting for ssh on " + s.SSHAddr)
+	start, last, said := time.Now(), "", ""
+	for {
+		conn, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", s.SSHAddr)
+		if err == nil {
+			keyErr = nil
+			sc, chans, reqs, herr := ssh.NewClientConn(conn, s.SSHAddr, cfg)
+			if herr == nil {
+				progress(fmt.Sprintf("logged in as %s after %s", s.User, time.Since(start).Round(time.Second)))
+				return ssh.NewClient(sc, chans, reqs), nil
+			}
+			conn.Close()
+			if keyErr != nil {
+				return nil, fmt.Errorf("bootstrap: the shed's host key is refused under %s: %w", s.HostKeyAlias, keyErr)
+			}
+			err = herr
+			if said != "tcp" {
+				progress("port open, waiting for a login")
+				said = "tcp"
+			}
+		}
+		last = err.Error()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bootstrap: no ssh login to %s after %s (last: %s)", s.SSHAddr, b.o.SSHTimeout, last)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// cloudInit waits for cloud-init, passing its output lines on as progress.
+// A machine without cloud-init (exit 127) has nothing to wait for.
+func cloudInit(c *ssh.Client, progress func(string)) error {
+	sess, err := c.NewSession()
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	defer sess.Close()
+	var all bytes.Buffer
+	sess.Stdout = io.MultiWriter(&all, lineWriter(progress))
+	sess.Stderr = &all
+	err = sess.Run("cloud-init status --wait --long 2>&1 || cloud-init status --wait")
+	var exit *ssh.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit) && exit.ExitStatus() == 127:
+		progress("no cloud-init on this machine")
+		return nil
+	case errors.As(err, &exit) && exit.ExitStatus() == 2:
+		// cloud-init ≥ 23.4: done, with recoverable errors (deprecations).
+		return nil
+	}
+	return fmt.Errorf("bootstrap: cloud-init: %w: %s", err, api.Printable(tail(all.String())))
+}
+
+// upload sends the binaries of dir to a fresh directory in the shed and
+// checks each one's SHA-256 there. It returns the shed's directory.
+func (b *Bootstrapper) upload(c *ssh.Client, dir string, progress func(string)) (string, error) {
+	out, err := run(c, "mktemp -d /tmp/spuff-guest.XXXXXXXX", nil)
+	if err != nil {
+		return "", err
+	}
+	remote := strings.TrimSpace(out)
+	if !strings.HasPrefix(remote, "/tmp/spuff-guest.") || strings.ContainsAny(remote, " ;'\"$`\\\n") {
+		return "", fmt.Errorf("bootstrap: mktemp gave %q", api.Printable(remote))
+	}
+	for i, name := range Binaries {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) && i > 0 {
+			continue // only spuff-guest is required
+		}
+		if err != nil {
+			return "", fmt.Errorf("bootstrap: the guest binaries (make build-guest, or set %s): %w", BinDirEnv, err)
+		}
+		progress(fmt.Sprintf("uploading %s (%d KiB)", name, len(data)/1024))
+		dst := remote + "/" + name
+		if _, err := run(c, "cat > "+dst+" && chmod 0755 "+dst, bytes.NewReader(data)); err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256(data)
+		got, err := run(c, "sha256sum "+dst, nil)
+		if err != nil {
+			return "", err
+		}
+		if f := strings.Fields(got); len(f) == 0 || f[0] != hex.EncodeToString(sum[:]) {
+			return "", fmt.Errorf("bootstrap: %s arrived with SHA-256 %q, want %x", name, api.Printable(strings.TrimSpace(got)), sum)
+		}
+		progress(name + " SHA-256 checked in the shed")
+	}
+	return remote, nil
+}
+
+// run runs cmd in a session and returns its stdout.
+func run(c *ssh.Client, cmd string, stdin io.Reader) (string, error) {
+	sess, err := c.NewSession()
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	defer sess.Close()
+	var stdout, stderr bytes.Buffer
+	sess.Stdin, sess.Stdout, sess.Stderr = stdin, &stdout, &stderr
+	if err := sess.Run(cmd); err != nil {
+		return "", fmt.Errorf("bootstrap: %s: %w: %s", strings.Fields(cmd)[0], err, api.Printable(tail(stderr.String())))
+	}
+	return stdout.String(), nil
+}
+
+// lineWriter passes each whole non-empty line on.
+type lineWriter func(string)
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(string(p), "\n") {
+		if l = strings.TrimSpace(l); l != "" && l != "." {
+			w("cloud-init: " + api.Printable(l))
+		}
+	}
+	return len(p), nil
+}
+
+func tail(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 400 {
+		s = "…" + s[len(s)-400:]
+	}
+	return s
+}

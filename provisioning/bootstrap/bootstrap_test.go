@@ -1,0 +1,136 @@
+package bootstrap
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/spuff-dev/spuff/provisioning/sshconn"
+	"github.com/spuff-dev/spuff/provisioning/state"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+type fixture struct {
+	sshd *testenv.SSHD
+	b    *Bootstrapper
+	shed state.Shed
+	root string
+	kh   string
+}
+
+func setup(t *testing.T) fixture {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the guest binaries are linux")
+	}
+	dir := t.TempDir()
+	keyPath, pub := testenv.KeyPair(t, dir, "login", "ed25519")
+	sshd := testenv.StartSSHD(t, pub+"\n")
+	bin := filepath.Join(dir, "bin", "linux-"+runtime.GOARCH)
+	build := exec.Command("go", "build", "-o", bin+"/", "github.com/spuff-dev/spuff/guest/cmd/spuff-guest")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building spuff-guest: %v: %s", err, out)
+	}
+	pem, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kh := filepath.Join(dir, "known_hosts")
+	hostPub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(sshd.HostKeyPub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sshconn.Pin(kh, "spuff-demo", hostPub); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	b, err := New(Options{Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, KnownHosts: kh, BinDir: filepath.Join(dir, "bin"),
+		InstallFlags: []string{"--root", root, "--no-enable"}, Sudo: "-", SSHTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := os.Getenv("USER")
+	if me == "" {
+		me = "root"
+	}
+	return fixture{sshd: sshd, b: b, root: root, kh: kh,
+		shed: state.Shed{Name: "demo", User: me, SSHAddr: sshd.Addr, HostKeyAlias: "spuff-demo", HostKey: sshd.HostKeyPub}}
+}
+
+// Against a real sshd with the pinned host key: the binary arrives with its
+// SHA-256 checked, install runs with the token on stdin only (it lands in
+// guest.env, never in sshd's log or a progress line).
+func TestBootstrapInstalls(t *testing.T) {
+	f := setup(t)
+	var steps []string
+	arch, err := f.b.Bootstrap(context.Background(), f.shed, func(s string) { steps = append(steps, s) })
+	if err != nil {
+		t.Fatalf("bootstrap: %v\nsteps: %q\nsshd: %s", err, steps, f.sshd.Log())
+	}
+	if want, _ := exec.Command("uname", "-m").Output(); arch != strings.TrimSpace(string(want)) {
+		t.Errorf("arch %q, want %q", arch, want)
+	}
+	all := strings.Join(steps, "\n")
+	for _, want := range []string{"waiting for ssh", "logged in", "spuff-guest SHA-256 checked in the shed", "spuff-guest installed"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no progress step %q in %q", want, steps)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.root, "usr/local/bin/spuff-guest")); err != nil {
+		t.Errorf("spuff-guest not installed: %v", err)
+	}
+	env, err := os.ReadFile(filepath.Join(f.root, "etc/spuff/guest.env"))
+	if err != nil {
+		t.Fatalf("no guest.env: %v", err)
+	}
+	var tok string
+	for _, l := range strings.Split(string(env), "\n") {
+		if _, v, ok := strings.Cut(l, "="); ok && len(v) == 64 {
+			tok = v
+		}
+	}
+	if tok == "" {
+		t.Fatalf("no 64-hex token in guest.env")
+	}
+	if strings.Contains(all, tok) || strings.Contains(f.sshd.Log(), tok) {
+		t.Error("the agent token appears in progress or sshd's log")
+	}
+	if out, _ := exec.Command("sh", "-c", "ls -d /tmp/spuff-guest.* 2>/dev/null").Output(); len(out) > 0 {
+		t.Logf("left in /tmp (maybe another test's): %s", out)
+	}
+}
+
+// A shed answering with a key other than the pinned one is refused at
+// once, not waited on.
+func TestBootstrapRefusesAnotherHostKey(t *testing.T) {
+	f := setup(t)
+	other := filepath.Join(t.TempDir(), "other")
+	_, pub := testenv.KeyPair(t, filepath.Dir(other), "other", "ed25519")
+	k, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(pub))
+	if err := sshconn.Pin(f.kh, "spuff-demo", k); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := f.b.Bootstrap(context.Background(), f.shed, nil)
+	if err == nil || !strings.Contains(err.Error(), "host key is refused") {
+		t.Fatalf("bootstrap with a changed host key: %v", err)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Error("a refused host key was retried until the timeout")
+	}
+	if _, err := os.Stat(filepath.Join(f.root, "usr/local/bin/spuff-guest")); err == nil {
+		t.Error("installed through a refused host key")
+	}
+}
