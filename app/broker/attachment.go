@@ -69,7 +69,8 @@ func (s *attachment) run() {
 func (s *attachment) connectOnce() error {
 	s.setState(api.StateConnecting, nil)
 	// A peer that accepts and then says nothing must not hold the shed in
-	// "connecting" for good: the attempt, hello included, is bounded.
+	// "connecting" for good: the attempt, hello included, is bounded and
+	// then retried.
 	dctx, cancel := context.WithTimeout(s.ctx, s.b.opts.DialTimeout)
 	defer cancel()
 	rwc, err := s.b.opts.Dial(dctx, s.url)

@@ -46,7 +46,8 @@ type Options struct {
 	Bus bus.Options
 	// Backoff bounds reconnect delays (250ms … 10s).
 	MinBackoff, MaxBackoff time.Duration
-	// DialTimeout bounds one connection attempt, hello included (30s).
+	// DialTimeout bounds one connection attempt, hello included (15s, as
+	// an ssh ConnectTimeout would).
 	DialTimeout time.Duration
 }
 
@@ -90,7 +91,7 @@ func New(opts Options) (*Broker, error) {
 		opts.MaxBackoff = 10 * time.Second
 	}
 	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 30 * time.Second
+		opts.DialTimeout = 15 * time.Second
 	}
 	return &Broker{
 		opts: opts, log: opts.Log, cfg: opts.Config,
