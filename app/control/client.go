@@ -168,3 +168,31 @@ func (c *Client) stream(ctx context.Context, path string, fn func([]byte) error)
 	}
 	return sc.Err()
 }
+
+// Up makes (or starts) a shed; its steps come as EventProvision meanwhile.
+func (c *Client) Up(ctx context.Context, req api.UpRequest) (*api.MadeShed, error) {
+	var m api.MadeShed
+	return &m, c.do(ctx, http.MethodPost, "/v1/up", req, &m)
+}
+
+// Down destroys a made shed.
+func (c *Client) Down(ctx context.Context, name string, force bool) error {
+	return c.do(ctx, http.MethodPost, "/v1/down", api.ShedRequest{Name: name, Force: force}, nil)
+}
+
+// Start boots a stopped local shed.
+func (c *Client) Start(ctx context.Context, name string) (*api.MadeShed, error) {
+	var m api.MadeShed
+	return &m, c.do(ctx, http.MethodPost, "/v1/start", api.ShedRequest{Name: name}, &m)
+}
+
+// Stop powers a local shed off.
+func (c *Client) Stop(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, "/v1/stop", api.ShedRequest{Name: name}, nil)
+}
+
+// Made lists the sheds spuff made.
+func (c *Client) Made(ctx context.Context) (*api.MadeList, error) {
+	var l api.MadeList
+	return &l, c.do(ctx, http.MethodGet, "/v1/made", nil, &l)
+}

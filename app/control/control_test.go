@@ -92,7 +92,7 @@ func serve(t *testing.T) (*Client, *fakeBroker, *fakeApprovals, string) {
 	w.Close()
 	fb, fa := &fakeBroker{sheds: map[string]string{}}, &fakeApprovals{}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := &Server{Broker: fb, AuditPath: auditPath, Approvals: fa, Status: func() api.Status { return api.Status{Version: "test"} }}
+	srv := &Server{Broker: fb, AuditPath: auditPath, Approvals: fa, Provisioner: &fakeProvisioner{}, Status: func() api.Status { return api.Status{Version: "test"} }}
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, l); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -38,6 +38,9 @@ type Server struct {
 	Status func() api.Status
 	// Approvals serves the approval routes; nil leaves them out.
 	Approvals Approvals
+	// Provisioner serves up/down/start/stop and GET /v1/made; nil leaves
+	// them out.
+	Provisioner Provisioner
 	// Events are merged into GET /v1/events, the one change stream.
 	Events []Subscriber
 	Log    *slog.Logger
@@ -54,6 +57,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/events", s.events)
 	if s.Approvals != nil {
 		s.approvalRoutes(mux)
+	}
+	if s.Provisioner != nil {
+		s.madeRoutes(mux)
 	}
 	return mux
 }

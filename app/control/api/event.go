@@ -15,6 +15,9 @@ const (
 	EventShed     = "shed"     // an attachment changed State (StateConnecting…, or "detached")
 	EventRequest  = "request"  // a shed's request was answered: NS, Op, Result
 	EventApproval = "approval" // a pending question or a grant changed: Approval
+	// EventProvision is a step of a made shed's up/down/start/stop: State
+	// is the row's lifecycle state, Provision the step.
+	EventProvision = "provision"
 )
 
 // Event is one change.
@@ -30,6 +33,8 @@ type Event struct {
 	Result string `json:"result,omitempty"` // EventRequest: ok | denied | error
 
 	Approval *ApprovalChange `json:"approval,omitempty"` // EventApproval
+
+	Provision *ProvisionStep `json:"provision,omitempty"` // EventProvision
 }
 
 // Approval changes.
