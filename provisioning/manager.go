@@ -473,3 +473,7 @@ func (m *Manager) load(ctx context.Context, name string) (state.Shed, Provider, 
 	p, err := m.o.Provider(s.Provider)
 	return s, p, err
 }
+
+// BusURL is the ssh:// URL a made shed's bus is attached on: its login
+// user at its sshd; the host dials it with the bus key.
+func BusURL(user, addr string) string { return "ssh://" + user + "@" + addr }

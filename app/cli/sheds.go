@@ -52,7 +52,7 @@ func listCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List attached sheds",
+		Short: "List attached sheds, then the sheds spuff made (provider, state, address, age)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sheds, err := g.client.Sheds(cmd.Context())
@@ -63,8 +63,8 @@ func listCmd(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), sheds)
 			}
 			if len(sheds) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "no sheds attached; attach one with: spuff attach NAME URL")
-				return nil
+				fmt.Fprintln(cmd.OutOrStdout(), "no sheds attached; attach one with: spuff attach NAME URL, or make one with: spuff up NAME")
+				return printMade(cmd.Context(), g, cmd.OutOrStdout())
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tSTATE\tSINCE\tURL\tGUEST\tLAST ERROR")
@@ -72,7 +72,10 @@ func listCmd(g *globals) *cobra.Command {
 				p := api.Printable
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p(s.Name), p(s.State), ago(s.Since), p(s.URL), p(s.GuestVersion), p(s.LastError))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return printMade(cmd.Context(), g, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -2,10 +2,8 @@ package host
 
 import (
 	"log/slog"
-	"path/filepath"
 
 	"github.com/spuff-dev/spuff/app/approval"
-	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/keychain"
 )
 
@@ -13,16 +11,12 @@ import (
 // 0600 file where there is none), Touch ID where the hardware has it, and
 // the pending queue that `spuff approve` and the tray answer. With noPrompt
 // (nobody will answer) a request that needs approval is denied at once.
-func approver(headless, noPrompt bool, log *slog.Logger) (*approval.Approver, string, error) {
-	st, kind, err := keychain.Open(filepath.Join(config.Home(), "keychain"), log)
-	if err != nil {
-		return nil, "", err
-	}
+func approver(st keychain.Store, headless, noPrompt bool, log *slog.Logger) *approval.Approver {
 	var prompters []approval.Prompter
 	if p, err := approval.TouchID(); err == nil {
 		prompters = append(prompters, p)
 	} else {
 		log.Debug("touch id not used", "reason", err)
 	}
-	return approval.New(approval.Options{Store: st, Prompters: prompters, Headless: headless, NoPrompter: noPrompt, Log: log}), kind, nil
+	return approval.New(approval.Options{Store: st, Prompters: prompters, Headless: headless, NoPrompter: noPrompt, Log: log})
 }

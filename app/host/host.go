@@ -18,10 +18,12 @@ import (
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control"
 	"github.com/spuff-dev/spuff/app/control/api"
+	"github.com/spuff-dev/spuff/app/keychain"
 	"github.com/spuff-dev/spuff/app/login"
 	"github.com/spuff-dev/spuff/app/notify"
 	"github.com/spuff-dev/spuff/app/tray"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/provisioning/buskey"
 	"github.com/spuff-dev/spuff/provisioning/sshconn"
 	"github.com/spuff-dev/spuff/provisioning/state"
 )
@@ -62,7 +64,11 @@ func Run(ctx context.Context, opts Options) error {
 	svcs, stats, closeSvcs := services(identity, sshDir, log)
 	defer closeSvcs()
 
-	appr, kcKind, err := approver(opts.Headless, opts.NoPrompt, log)
+	kc, kcKind, err := keychain.Open(filepath.Join(config.Home(), "keychain"), log)
+	if err != nil {
+		return err
+	}
+	appr := approver(kc, opts.Headless, opts.NoPrompt, log)
 	if err != nil {
 		return err
 	}
@@ -71,6 +77,12 @@ func Run(ctx context.Context, opts Options) error {
 		SSHAuth:         sshconn.Auth(identity),
 		HostKeyCallback: sshconn.AcceptNew(filepath.Join(config.Home(), "known_hosts")),
 	}
+	db, err := state.Open(config.StatePath())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var md *made // dials made sheds' buses with the bus key
 	b, err := broker.New(broker.Options{
 		Config:   cfg,
 		Audit:    aw,
@@ -78,6 +90,9 @@ func Run(ctx context.Context, opts Options) error {
 		Approver: appr,
 		Log:      log,
 		Dial: func(ctx context.Context, url string) (io.ReadWriteCloser, error) {
+			if md != nil {
+				return md.dial(ctx, url, dialCfg)
+			}
 			return bus.Dial(ctx, url, dialCfg)
 		},
 	})
@@ -85,12 +100,14 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer b.Close()
-	db, err := state.Open(config.StatePath())
+	sheds := &rememberingBroker{Broker: b, db: db, log: log}
+	bk, err := buskey.Load(kc, kcKind, config.Home())
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	sheds := &rememberingBroker{Broker: b, db: db, log: log}
+	if md, err = newMade(cfg, db, identity, bk, sheds, log); err != nil {
+		return err
+	}
 	sheds.restore(ctx)
 
 	l, err := control.Listen(config.SocketPath(), log)
@@ -103,7 +120,9 @@ func Run(ctx context.Context, opts Options) error {
 		AuditPath: aw.Path(),
 		Log:       log,
 		Approvals: appr,
-		Events:    []control.Subscriber{b, appr},
+		Events:    []control.Subscriber{b, appr, md},
+		// Provisioner: the Manager, which alone holds provider tokens.
+		Provisioner: md,
 		Status: func() api.Status {
 			return api.Status{
 				Version: opts.Version, Started: started, Config: opts.ConfigPath, Keychain: kcKind, Helpers: stats(),

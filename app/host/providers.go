@@ -6,4 +6,5 @@ package host
 import (
 	_ "github.com/spuff-dev/spuff/provisioning/digitalocean"
 	_ "github.com/spuff-dev/spuff/provisioning/hetzner"
+	_ "github.com/spuff-dev/spuff/provisioning/qemu"
 )

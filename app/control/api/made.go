@@ -18,13 +18,15 @@ type ShedRequest struct {
 // MadeShed is one shed spuff made, as GET /v1/made lists it: its state.db
 // row joined with its provider's machine.
 type MadeShed struct {
-	Name     string    `json:"name"`
-	Provider string    `json:"provider"`
-	State    string    `json:"state"`
-	Reason   string    `json:"reason,omitempty"`
-	Addr     string    `json:"addr,omitempty"` // host:port of its sshd
-	User     string    `json:"user,omitempty"`
-	Created  time.Time `json:"created,omitzero"`
+	Name     string `json:"name"`
+	Provider string `json:"provider"`
+	State    string `json:"state"`
+	Reason   string `json:"reason,omitempty"`
+	Addr     string `json:"addr,omitempty"` // host:port of its sshd
+	User     string `json:"user,omitempty"`
+	// Alias names its host key in ~/.spuff/known_hosts (ssh -o HostKeyAlias).
+	Alias   string    `json:"alias,omitempty"`
+	Created time.Time `json:"created,omitzero"`
 	// Orphan is "no machine" (a row the provider does not know) or "no row"
 	// (a labelled machine state.db does not know).
 	Orphan string `json:"orphan,omitempty"`

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control/api"
+)
+
+// follow prints the provisioning steps of shed while call runs: the event
+// stream is open before call starts, so no step is missed.
+func follow(ctx context.Context, g *globals, w io.Writer, shed string, call func() error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opened, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = g.client.Events(ctx, func(e api.Event) error {
+			switch {
+			case e.Kind == api.EventOpen:
+				close(opened)
+			case e.Kind == api.EventProvision && e.Shed == shed && e.Provision != nil:
+				line := fmt.Sprintf("[%6.1fs] %-13s %s", e.Provision.Elapsed.Seconds(), api.Printable(e.State), api.Printable(e.Provision.Step))
+				if e.Provision.Error != "" {
+					line += ": " + api.Printable(e.Provision.Error)
+				}
+				fmt.Fprintln(w, line)
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-opened:
+	case <-done: // no stream; the call still says how it went
+	case <-time.After(5 * time.Second):
+	}
+	err := call()
+	// Let the last steps arrive before the result line.
+	time.Sleep(100 * time.Millisecond)
+	return err
+}
+
+func upCmd(g *globals) *cobra.Command {
+	var provider string
+	var noConnect bool
+	cmd := &cobra.Command{
+		Use:   "up [NAME]",
+		Short: "Make a shed (or start a stopped one), bootstrap it and attach it",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := "shed"
+			if len(args) == 1 {
+				name = args[0]
+			}
+			w := cmd.OutOrStdout()
+			var m *api.MadeShed
+			err := follow(cmd.Context(), g, w, name, func() (err error) {
+				m, err = g.client.Up(cmd.Context(), api.UpRequest{Name: name, Provider: provider, NoConnect: noConnect})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "%s is %s at %s (%s); spuff ssh %s\n", api.Printable(m.Name), api.Printable(m.State), api.Printable(m.Addr), api.Printable(m.Provider), api.Printable(m.Name))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&provider, "provider", "", "qemu, digitalocean or hetzner (default: provision.provider)")
+	cmd.Flags().BoolVar(&noConnect, "no-connect", false, "do not attach the shed's bus")
+	return cmd
+}
+
+func downCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "down NAME",
+		Short: "Destroy a shed spuff made",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w := cmd.OutOrStdout()
+			if err := follow(cmd.Context(), g, w, args[0], func() error { return g.client.Down(cmd.Context(), args[0], force) }); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "%s is gone\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "forget the shed even when its provider cannot delete it")
+	return cmd
+}
+
+func startCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "start NAME",
+		Short: "Boot a stopped local shed and attach it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w := cmd.OutOrStdout()
+			return follow(cmd.Context(), g, w, args[0], func() error {
+				_, err := g.client.Start(cmd.Context(), args[0])
+				return err
+			})
+		},
+	}
+}
+
+func stopCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop NAME",
+		Short: "Power a local shed off, keeping its disk",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w := cmd.OutOrStdout()
+			return follow(cmd.Context(), g, w, args[0], func() error { return g.client.Stop(cmd.Context(), args[0]) })
+		},
+	}
+}
+
+func sshCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ssh NAME [-- CMD...]",
+		Short: "Log in to a shed spuff made with OpenSSH, its host key checked under its alias",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := g.client.Made(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var m *api.MadeShed
+			for i := range l.Sheds {
+				if l.Sheds[i].Name == args[0] && l.Sheds[i].Orphan == "" {
+					m = &l.Sheds[i]
+				}
+			}
+			if m == nil || m.Addr == "" {
+				return fmt.Errorf("spuff: no made shed %q with an address (spuff list)", args[0])
+			}
+			host, port, err := net.SplitHostPort(m.Addr)
+			if err != nil {
+				return fmt.Errorf("spuff: shed %q's address: %w", args[0], err)
+			}
+			sshArgs := []string{"-o", "HostKeyAlias=" + m.Alias, "-o", "UserKnownHostsFile=" + filepath.Join(config.Home(), "known_hosts"),
+				"-o", "StrictHostKeyChecking=yes", "-p", port, m.User + "@" + host}
+			if len(args) > 1 {
+				sshArgs = append(append(sshArgs, "--"), args[1:]...)
+			}
+			c := exec.CommandContext(cmd.Context(), "ssh", sshArgs...)
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			err = c.Run()
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				cmd.SilenceErrors = true
+				return err
+			}
+			return err
+		},
+	}
+}
+
+// printMade lists the sheds spuff made, below the attachments.
+func printMade(ctx context.Context, g *globals, w io.Writer) error {
+	l, err := g.client.Made(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range l.Notes {
+		fmt.Fprintln(w, "note:", api.Printable(n))
+	}
+	if len(l.Sheds) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MADE\tPROVIDER\tSTATE\tADDRESS\tAGE\tNOTE")
+	for _, s := range l.Sheds {
+		p := api.Printable
+		note := s.Reason
+		if s.Orphan != "" {
+			note = "orphan: " + s.Orphan
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p(s.Name), p(s.Provider), p(s.State), p(s.Addr), ago(s.Created), p(note))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,244 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control"
+	"github.com/spuff-dev/spuff/app/control/api"
+	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/provisioning"
+	"github.com/spuff-dev/spuff/provisioning/bootstrap"
+	"github.com/spuff-dev/spuff/provisioning/buskey"
+	"github.com/spuff-dev/spuff/provisioning/cloudinit"
+	"github.com/spuff-dev/spuff/provisioning/sshconn"
+	"github.com/spuff-dev/spuff/provisioning/state"
+)
+
+// made is the control API's Provisioner: the Manager, which alone holds
+// provider tokens, plus attaching a ready shed's bus and the fan-out of
+// provisioning steps onto /v1/events.
+type made struct {
+	m       *provisioning.Manager
+	db      *state.DB
+	cfg     *config.Config
+	sheds   control.Broker
+	busKey  buskey.Key
+	known   string
+	log     *slog.Logger
+	mu      sync.Mutex
+	subs    map[chan api.Event]struct{}
+	provMu  sync.Mutex
+	provs   map[string]provisioning.Provider
+	provEnv provisioning.Env
+}
+
+var (
+	_ control.Provisioner = (*made)(nil)
+	_ control.Subscriber  = (*made)(nil)
+)
+
+func newMade(cfg *config.Config, db *state.DB, identity sshconn.Identity, key buskey.Key, sheds control.Broker, log *slog.Logger) (*made, error) {
+	cache, _ := os.UserCacheDir()
+	md := &made{db: db, cfg: cfg, sheds: sheds, busKey: key, known: filepath.Join(config.Home(), "known_hosts"), log: log,
+		subs: map[chan api.Event]struct{}{}, provs: map[string]provisioning.Provider{},
+		provEnv: provisioning.Env{Config: cfg, Getenv: os.Getenv, Logger: log, Home: config.Home(), Cache: filepath.Join(cache, "spuff")}}
+	boot, err := bootstrap.New(bootstrap.Options{Auth: sshconn.Auth(identity), KnownHosts: md.known, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	logins := func() ([]string, error) {
+		ss, err := identity.Signers()
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, s := range ss {
+			out = append(out, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))))
+		}
+		if len(out) == 0 {
+			return nil, errors.New("host: the SSH identity has no key to log in to a shed with")
+		}
+		return out, nil
+	}
+	host, _ := os.Hostname()
+	md.m, err = provisioning.NewManager(provisioning.ManagerOptions{
+		DB:       db,
+		Provider: md.provider,
+		UserData: func(_ context.Context, name, user string) ([]byte, error) {
+			keys, err := logins()
+			if err != nil {
+				return nil, err
+			}
+			return cloudinit.Render(cloudinit.Params{Hostname: name, User: user, LoginKeys: keys, BusKey: key.Public()})
+		},
+		LoginKey: func() (string, error) {
+			keys, err := logins()
+			if err != nil {
+				return "", err
+			}
+			return keys[0], nil
+		},
+		Bootstrap:  boot,
+		KnownHosts: md.known,
+		Events:     md.publish,
+		Owner:      owner(os.Getenv("USER"), host),
+		Log:        log,
+	})
+	return md, err
+}
+
+// owner is the OwnerLabel value: letters, digits and dashes only.
+func owner(user, host string) string {
+	s := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, user+"-"+host)
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	return strings.Trim(s, "-")
+}
+
+// provider builds a provider once, on first use (a cloud token is read
+// from the environment only then).
+func (md *made) provider(name string) (provisioning.Provider, error) {
+	md.provMu.Lock()
+	defer md.provMu.Unlock()
+	if p, ok := md.provs[name]; ok {
+		return p, nil
+	}
+	p, err := provisioning.New(name, md.provEnv)
+	if err != nil {
+		return nil, err
+	}
+	md.provs[name] = p
+	return p, nil
+}
+
+func (md *made) publish(e provisioning.Event) {
+	ev := api.Event{Kind: api.EventProvision, Shed: e.Shed, Time: time.Now().UTC(), State: e.State,
+		Provision: &api.ProvisionStep{Step: e.Step, Elapsed: e.Elapsed, Error: e.Error}}
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	for ch := range md.subs {
+		select {
+		case ch <- ev:
+		default: // a slow reader misses a step, never blocks the Manager
+		}
+	}
+}
+
+// Subscribe streams provisioning steps.
+func (md *made) Subscribe() (<-chan api.Event, func()) {
+	ch := make(chan api.Event, 64)
+	md.mu.Lock()
+	md.subs[ch] = struct{}{}
+	md.mu.Unlock()
+	return ch, func() {
+		md.mu.Lock()
+		delete(md.subs, ch)
+		md.mu.Unlock()
+	}
+}
+
+func madeShed(s state.Shed) api.MadeShed {
+	return api.MadeShed{Name: s.Name, Provider: s.Provider, State: s.State, Reason: s.Reason, Addr: s.SSHAddr, User: s.User, Alias: s.HostKeyAlias, Created: s.Created}
+}
+
+// Up makes the shed and attaches its bus (unless NoConnect).
+func (md *made) Up(ctx context.Context, req api.UpRequest) (api.MadeShed, error) {
+	if req.Provider == "" {
+		req.Provider = md.cfg.Provision.Provider
+	}
+	if !config.ValidShedName(req.Name) {
+		return api.MadeShed{}, errors.New("host: " + api.Printable(req.Name) + " is not a shed name")
+	}
+	// The Manager's work outlives a client that gave up: the row must end
+	// ready or failed, never stuck half-way.
+	s, err := md.m.Up(context.WithoutCancel(ctx), provisioning.UpRequest{Name: req.Name, Provider: req.Provider, User: md.cfg.Provision.User, IdleTimeout: md.cfg.Provision.IdleTimeout})
+	if err != nil {
+		return madeShed(s), err
+	}
+	return madeShed(s), md.attach(s, req.NoConnect)
+}
+
+func (md *made) attach(s state.Shed, noConnect bool) error {
+	if noConnect {
+		return nil
+	}
+	return md.sheds.Attach(s.Name, provisioning.BusURL(s.User, s.SSHAddr))
+}
+
+// Down detaches the shed and destroys it.
+func (md *made) Down(ctx context.Context, name string, force bool) error {
+	_ = md.sheds.Detach(name) // not attached is fine
+	return md.m.Down(context.WithoutCancel(ctx), name, force)
+}
+
+// Start boots a stopped shed and attaches it.
+func (md *made) Start(ctx context.Context, name string) (api.MadeShed, error) {
+	if err := md.m.Start(context.WithoutCancel(ctx), name); err != nil {
+		return api.MadeShed{}, err
+	}
+	s, err := md.db.GetShed(ctx, name)
+	if err != nil {
+		return api.MadeShed{}, err
+	}
+	return madeShed(s), md.attach(s, false)
+}
+
+// Stop detaches the shed and powers it off.
+func (md *made) Stop(ctx context.Context, name string) error {
+	_ = md.sheds.Detach(name)
+	return md.m.Stop(context.WithoutCancel(ctx), name)
+}
+
+// List lists made sheds reconciled with their providers.
+func (md *made) List(ctx context.Context) (api.MadeList, error) {
+	ls, notes, err := md.m.List(ctx)
+	if err != nil {
+		return api.MadeList{}, err
+	}
+	out := api.MadeList{Notes: notes, Sheds: []api.MadeShed{}}
+	for _, l := range ls {
+		m := madeShed(l.Shed)
+		m.Orphan = l.Orphan
+		out.Sheds = append(out.Sheds, m)
+	}
+	return out, nil
+}
+
+// dial dials a shed's bus: a made shed's with the bus key (its
+// authorized_keys line forces spuff-guest bus-stdio) and its host key
+// checked under its alias; any other with the login identity.
+func (md *made) dial(ctx context.Context, url string, other *bus.DialConfig) (io.ReadWriteCloser, error) {
+	rows, err := md.db.Sheds(ctx)
+	if err == nil {
+		for _, s := range rows {
+			if s.SSHAddr != "" && provisioning.BusURL(s.User, s.SSHAddr) == url {
+				hk := sshconn.AcceptNewAlias(md.known, s.HostKeyAlias)
+				if s.HostKey != "" {
+					hk = sshconn.Pinned(md.known, s.HostKeyAlias)
+				}
+				return bus.Dial(ctx, url, &bus.DialConfig{SSHAuth: []ssh.AuthMethod{ssh.PublicKeys(md.busKey.Signer)}, HostKeyCallback: hk})
+			}
+		}
+	}
+	return bus.Dial(ctx, url, other)
+}
