@@ -31,27 +31,15 @@ func (s *Server) madeRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /v1/up", func(w http.ResponseWriter, r *http.Request) {
 		var req api.UpRequest
-		if !decodeBody(w, r, &req) {
-			return
+		if decodeBody(w, r, &req) {
+			writeMade(w, http.StatusCreated)(s.Provisioner.Up(r.Context(), req))
 		}
-		m, err := s.Provisioner.Up(r.Context(), req)
-		if err != nil {
-			writeErr(w, http.StatusConflict, err)
-			return
-		}
-		writeJSON(w, http.StatusCreated, m)
 	})
 	mux.HandleFunc("POST /v1/start", func(w http.ResponseWriter, r *http.Request) {
 		var req api.ShedRequest
-		if !decodeBody(w, r, &req) {
-			return
+		if decodeBody(w, r, &req) {
+			writeMade(w, http.StatusOK)(s.Provisioner.Start(r.Context(), req.Name))
 		}
-		m, err := s.Provisioner.Start(r.Context(), req.Name)
-		if err != nil {
-			writeErr(w, http.StatusConflict, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, m)
 	})
 	for path, call := range map[string]func(context.Context, api.ShedRequest) error{
 		"POST /v1/down": func(ctx context.Context, q api.ShedRequest) error { return s.Provisioner.Down(ctx, q.Name, q.Force) },
@@ -68,6 +56,17 @@ func (s *Server) madeRoutes(mux *http.ServeMux) {
 			}
 			writeJSON(w, http.StatusOK, req)
 		})
+	}
+}
+
+// writeMade answers with the shed, or 409 and the error.
+func writeMade(w http.ResponseWriter, code int) func(api.MadeShed, error) {
+	return func(m api.MadeShed, err error) {
+		if err != nil {
+			writeErr(w, http.StatusConflict, err)
+			return
+		}
+		writeJSON(w, code, m)
 	}
 }
 

@@ -169,6 +169,9 @@ func (md *made) Up(ctx context.Context, req api.UpRequest) (api.MadeShed, error)
 	if !config.ValidShedName(req.Name) {
 		return api.MadeShed{}, errors.New("host: " + api.Printable(req.Name) + " is not a shed name")
 	}
+	if old, err := md.db.GetShed(ctx, req.Name); err == nil && old.State == state.Stopped {
+		return md.Start(ctx, req.Name) // `spuff up` of a stopped shed starts it
+	}
 	// The Manager's work outlives a client that gave up: the row must end
 	// ready or failed, never stuck half-way.
 	s, err := md.m.Up(context.WithoutCancel(ctx), provisioning.UpRequest{Name: req.Name, Provider: req.Provider, User: md.cfg.Provision.User, IdleTimeout: md.cfg.Provision.IdleTimeout})
