@@ -11,6 +11,8 @@ staticcheck_version=v0.8.2
 on_linux() { [[ "$(uname -s)" == Linux ]]; }
 
 # apt_install PKG... installs the Debian packages not installed yet, quietly.
+# It waits for the dpkg lock (a fresh machine's unattended upgrades, or
+# another setup script) rather than failing at once.
 apt_install() {
 	local p missing=() sudo=()
 	for p in "$@"; do
@@ -18,7 +20,7 @@ apt_install() {
 	done
 	((${#missing[@]})) || return 0
 	if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # require SCRIPT TOOL... fails, naming SCRIPT, unless every TOOL is on PATH.

@@ -6,7 +6,6 @@
 # uses too, so an unchanged recipe is never rebuilt. Idempotent.
 set -euo pipefail
 
-cache="${SPUFF_CACHE:-${HOME}/.cache/spuff}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 name=debian-12
 
@@ -15,17 +14,8 @@ if [[ "$(uname -s)" != Linux ]]; then
 	exit 0
 fi
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-missing=()
-for p in qemu-system-x86 qemu-utils mmdebstrap e2fsprogs; do
-	installed "$p" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	sudo=()
-	if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-	echo "setup-vm: installing ${missing[*]}"
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$here/scripts/lib.sh"
+apt_install qemu-system-x86 qemu-utils mmdebstrap e2fsprogs
 for t in qemu-system-x86_64 qemu-img mmdebstrap mkfs.ext4; do
 	command -v "$t" >/dev/null || [[ -x "/usr/sbin/$t" ]] || { echo "setup-vm: $t still missing" >&2; exit 1; }
 done
@@ -37,13 +27,20 @@ aarch64 | arm64) arch=arm64 ;;
 esac
 recipe="$here/provisioning/image/recipes/$name.sh"
 key=$(sha256sum "$recipe" | cut -c1-16)
-images="$cache/images"
+images="${SPUFF_CACHE:-${HOME}/.cache/spuff}/images"
 dir="$images/$name-$arch-$key"
 if [[ -f "$dir/SHA256SUMS" ]]; then
 	exit 0
 fi
 mkdir -p "$images"
 chmod 0700 "$images"
+# One build at a time: a second run waits for the first and then finds
+# the image built.
+exec 9>"$images/.build.lock"
+flock 9
+if [[ -f "$dir/SHA256SUMS" ]]; then
+	exit 0
+fi
 tmp=$(mktemp -d "$images/.build-$name-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 echo "setup-vm: building the $name base image ($arch); a few minutes, once per recipe"
