@@ -173,18 +173,21 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
 	if s, err = m.waitRunning(ctx, p, s); err != nil {
 		return m.fail(ctx, r, s, "booting", err)
 	}
-	return m.bootstrap(ctx, r, s)
+	return m.bootstrap(ctx, r, p, s)
 }
 
-func (m *Manager) bootstrap(ctx context.Context, r run, s state.Shed) (state.Shed, error) {
-	s.State = state.Bootstrapping
-	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
-		return s, err
-	}
-	r.step("bootstrapping", s.State)
-	arch, err := m.o.Bootstrap.Bootstrap(ctx, s, func(step string) { r.step(step, state.Bootstrapping) })
-	if err != nil {
-		return m.fail(ctx, r, s, "bootstrapping", err)
+func (m *Manager) bootstrap(ctx context.Context, r run, p Provider, s state.Shed) (state.Shed, error) {
+	var arch string
+	if !p.Capabilities().ServesBus { // a provider serving the bus has no sshd to bootstrap over
+		s.State = state.Bootstrapping
+		if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+			return s, err
+		}
+		r.step("bootstrapping", s.State)
+		var err error
+		if arch, err = m.o.Bootstrap.Bootstrap(ctx, s, func(step string) { r.step(step, state.Bootstrapping) }); err != nil {
+			return m.fail(ctx, r, s, "bootstrapping", err)
+		}
 	}
 	s.Arch, s.State, s.Reason = arch, state.Ready, ""
 	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
@@ -204,7 +207,7 @@ func (m *Manager) waitRunning(ctx context.Context, p Provider, s state.Shed) (st
 		}
 		switch mc.State {
 		case Running:
-			if mc.SSHAddr != "" {
+			if mc.SSHAddr != "" || (mc.BusURL != "" && p.Capabilities().ServesBus) {
 				s.SSHAddr = mc.SSHAddr
 				return s, m.o.DB.UpdateShed(ctx, s)
 			}
@@ -314,7 +317,7 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 		_, err = m.fail(ctx, r, s, "booting", err)
 		return err
 	}
-	_, err = m.bootstrap(ctx, r, s)
+	_, err = m.bootstrap(ctx, r, p, s)
 	return err
 }
 

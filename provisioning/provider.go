@@ -64,7 +64,10 @@ type Machine struct {
 	// Status is the provider's own word for the state, for display and errors.
 	Status string `json:"status,omitempty"`
 	// SSHAddr is host:port where the machine's sshd listens, once known.
-	SSHAddr string            `json:"ssh_addr,omitempty"`
+	SSHAddr string `json:"ssh_addr,omitempty"`
+	// BusURL is where the guest's bus is served, for providers with
+	// Capabilities.ServesBus, once it answers.
+	BusURL  string            `json:"bus_url,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
 	Created time.Time         `json:"created,omitzero"`
 }
@@ -109,6 +112,10 @@ type Capabilities struct {
 	PrivateSeed bool `json:"private_seed"`
 	// Local: the machine runs on this computer.
 	Local bool `json:"local"`
+	// ServesBus: the provider runs spuff-guest itself and reports its bus
+	// as Machine.BusURL; the Manager skips the ssh bootstrap and the host
+	// attaches that URL (test providers: a shed that is a local process).
+	ServesBus bool `json:"serves_bus,omitempty"`
 }
 
 // Provider makes, finds and ends machines in one place.

@@ -178,14 +178,23 @@ func (md *made) Up(ctx context.Context, req api.UpRequest) (api.MadeShed, error)
 	if err != nil {
 		return madeShed(s), err
 	}
-	return madeShed(s), md.attach(s, req.NoConnect)
+	return madeShed(s), md.attach(ctx, s, req.NoConnect)
 }
 
-func (md *made) attach(s state.Shed, noConnect bool) error {
+func (md *made) attach(ctx context.Context, s state.Shed, noConnect bool) error {
 	if noConnect {
 		return nil
 	}
-	return md.sheds.Attach(s.Name, provisioning.BusURL(s.User, s.SSHAddr))
+	url := provisioning.BusURL(s.User, s.SSHAddr)
+	if p, err := md.provider(s.Provider); err == nil && p.Capabilities().ServesBus {
+		// No sshd: the provider says where its guest's bus is.
+		mc, err := p.Get(ctx, s.ProviderID)
+		if err != nil {
+			return err
+		}
+		url = mc.BusURL
+	}
+	return md.sheds.Attach(s.Name, url)
 }
 
 // Down detaches the shed and destroys it.
@@ -203,7 +212,7 @@ func (md *made) Start(ctx context.Context, name string) (api.MadeShed, error) {
 	if err != nil {
 		return api.MadeShed{}, err
 	}
-	return madeShed(s), md.attach(s, false)
+	return madeShed(s), md.attach(ctx, s, false)
 }
 
 // Stop detaches the shed and powers it off.

@@ -49,10 +49,15 @@ type Host struct {
 
 type bins struct{ app, cli, guest string }
 
-// Binaries builds spuff-app, spuff and spuff-guest (once per test process).
+// TestProviderTag builds spuff-app with the process provider
+// (provisioning/process), whose sheds are local spuff-guest processes.
+const TestProviderTag = "spuff_testprovider"
+
+// Binaries builds spuff-app (with TestProviderTag), spuff and spuff-guest
+// (once per test process).
 func binaries(t testing.TB) bins {
 	return bins{
-		app:   testenv.GoBinary(t, "./app/cmd/spuff-app"),
+		app:   testenv.GoBinaryTags(t, "./app/cmd/spuff-app", TestProviderTag),
 		cli:   testenv.GoBinary(t, "./app/cmd/spuff"),
 		guest: testenv.GoBinary(t, "./guest/cmd/spuff-guest"),
 	}

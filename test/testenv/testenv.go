@@ -73,9 +73,16 @@ var (
 // once per test process and returns the binary's path.
 func GoBinary(t testing.TB, pkg string) string {
 	t.Helper()
+	return GoBinaryTags(t, pkg)
+}
+
+// GoBinaryTags is GoBinary built with build tags (e.g. "spuff_testprovider").
+func GoBinaryTags(t testing.TB, pkg string, tags ...string) string {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if p, ok := built[pkg]; ok {
+	key := pkg + "#" + strings.Join(tags, ",")
+	if p, ok := built[key]; ok {
 		return p
 	}
 	if builtDir == "" {
@@ -85,13 +92,18 @@ func GoBinary(t testing.TB, pkg string) string {
 		}
 		builtDir = d
 	}
-	out := filepath.Join(builtDir, filepath.Base(strings.TrimSuffix(pkg, "/")))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	name, args := filepath.Base(strings.TrimSuffix(pkg, "/")), []string{"build"}
+	if len(tags) > 0 {
+		name += "-" + strings.Join(tags, "-")
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	out := filepath.Join(builtDir, name)
+	cmd := exec.Command("go", append(args, "-o", out, pkg)...)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", pkg, err, b)
 	}
-	built[pkg] = out
+	built[key] = out
 	return out
 }
