@@ -208,6 +208,12 @@ func labelled(prefix string) func(menuEntry) bool {
 // a client for the menu it registers.
 func startTray(t *testing.T, extraConfig string) (*sshHost, *trayClient) {
 	t.Helper()
+	return startTrayEnv(t, extraConfig, nil)
+}
+
+// startTrayEnv is startTray with more of spuff-app's environment.
+func startTrayEnv(t *testing.T, extraConfig string, env map[string]string) (*sshHost, *trayClient) {
+	t.Helper()
 	bus := keychaintest.Bus(t)
 	conn, err := dbus.Connect(bus.Addr)
 	if err != nil {
@@ -222,7 +228,11 @@ func startTray(t *testing.T, extraConfig string) (*sshHost, *trayClient) {
 		t.Fatalf("owning the watcher name: %v %v", reply, err)
 	}
 	notes := serveNotifications(t, conn)
-	s := startSSHHostOpts(t, extraConfig, harness.Options{Tray: true, Env: map[string]string{"DBUS_SESSION_BUS_ADDRESS": bus.Addr}})
+	appEnv := map[string]string{"DBUS_SESSION_BUS_ADDRESS": bus.Addr}
+	for k, v := range env {
+		appEnv[k] = v
+	}
+	s := startSSHHostOpts(t, extraConfig, harness.Options{Tray: true, Env: appEnv})
 	var item string
 	select {
 	case item = <-w.items:

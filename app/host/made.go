@@ -231,6 +231,9 @@ func (md *made) List(ctx context.Context) (api.MadeList, error) {
 	for _, l := range ls {
 		m := madeShed(l.Shed)
 		m.Orphan = l.Orphan
+		if p, err := md.provider(l.Provider); err == nil {
+			m.StartStop = p.Capabilities().StartStop
+		}
 		out.Sheds = append(out.Sheds, m)
 	}
 	return out, nil

@@ -22,6 +22,12 @@ type Client interface {
 	Detach(ctx context.Context, name string) error
 	Lock(ctx context.Context) (int, error)
 	Events(ctx context.Context, fn func(api.Event) error) error
+	// The sheds spuff makes (GET /v1/made, POST /v1/up…).
+	Made(ctx context.Context) (*api.MadeList, error)
+	Up(ctx context.Context, req api.UpRequest) (*api.MadeShed, error)
+	Start(ctx context.Context, name string) (*api.MadeShed, error)
+	Stop(ctx context.Context, name string) error
+	Down(ctx context.Context, name string, force bool) error
 }
 
 // Item is one menu line. A nil Action makes it a disabled label; Sub holds
@@ -37,6 +43,18 @@ type Item struct {
 	Key string
 	// Checked makes the item a checkbox in that state; nil is no checkbox.
 	Checked *bool
+	// Detail follows Title on screen ("Title · Detail") but, like the
+	// tooltip, is left out of the Signature and updated in place: an idle
+	// countdown ticking must not rebuild (and close) an open menu.
+	Detail string
+}
+
+// Text is what the item shows.
+func (it Item) Text() string {
+	if it.Detail == "" {
+		return it.Title
+	}
+	return it.Title + " · " + it.Detail
 }
 
 // Autostart is the start-at-login switch the tray offers.
@@ -62,23 +80,41 @@ func AutostartItem(a Autostart) Item {
 	}
 }
 
-// Build lays out the menu for the current state. It is pure so the menu can
-// be tested without a desktop. Every title and tooltip is made printable:
-// shed names, prompts and errors carry what a shed chose.
+// View is what the menu shows: the control API's answers and what the
+// event stream told of sheds being made.
+type View struct {
+	Sheds   []api.Attachment
+	Pending []api.PendingItem
+	Made    []api.MadeShed
+	// Steps holds each busy made shed's latest provisioning step.
+	Steps map[string]string
+	Err   error
+}
+
+// Build lays out the menu for attachments and pending requests alone.
 func Build(sheds []api.Attachment, pending []api.PendingItem, err error) []Item {
-	return printable(build(sheds, pending, err))
+	return BuildView(View{Sheds: sheds, Pending: pending, Err: err})
+}
+
+// BuildView lays out the menu for v. It is pure so the menu can be tested
+// without a desktop. Every title and tooltip is made printable: shed
+// names, prompts, steps and errors carry what a shed or provider chose.
+func BuildView(v View) []Item {
+	return printable(build(v))
 }
 
 func printable(items []Item) []Item {
 	for i := range items {
 		items[i].Title = api.Printable(items[i].Title)
 		items[i].Tooltip = api.Printable(items[i].Tooltip)
+		items[i].Detail = api.Printable(items[i].Detail)
 		items[i].Sub = printable(items[i].Sub)
 	}
 	return items
 }
 
-func build(sheds []api.Attachment, pending []api.PendingItem, err error) []Item {
+func build(v View) []Item {
+	sheds, pending, err := v.Sheds, v.Pending, v.Err
 	var items []Item
 	if err != nil {
 		items = append(items, Item{Title: "spuff is not answering", Tooltip: err.Error()}, Item{Separator: true})
@@ -99,10 +135,24 @@ func build(sheds []api.Attachment, pending []api.PendingItem, err error) []Item 
 		}
 		items = append(items, Item{Separator: true})
 	}
-	if len(sheds) == 0 {
+	made := map[string]bool{}
+	for _, m := range v.Made {
+		made[m.Name] = true
+	}
+	items = append(items, madeItems(v.Made, v.Steps, sheds)...)
+	var attached int
+	for _, s := range sheds {
+		if !made[s.Name] {
+			attached++
+		}
+	}
+	if attached == 0 && len(v.Made) == 0 {
 		items = append(items, Item{Title: "No sheds attached", Tooltip: "spuff attach NAME URL"})
 	}
 	for _, s := range sheds {
+		if made[s.Name] {
+			continue // shown with its made shed
+		}
 		name := s.Name
 		mark := "○"
 		if s.State == api.StateConnected {
@@ -116,7 +166,7 @@ func build(sheds []api.Attachment, pending []api.PendingItem, err error) []Item 
 			},
 		})
 	}
-	items = append(items, Item{Separator: true},
+	items = append(items, newShedItem(), Item{Separator: true},
 		Item{Title: "Lock: revoke approvals, deny pending", Action: func(ctx context.Context, c Client) error {
 			_, err := c.Lock(ctx)
 			return err

@@ -90,8 +90,33 @@ func (b *notices) on(e api.Event) error {
 		case api.ApprovalAnswered, api.ApprovalExpired, api.ApprovalWithdrawn:
 			b.dismiss(ctx, e.Approval.ID)
 		}
+	case e.Kind == api.EventProvision && e.Provision != nil:
+		b.lifecycle(ctx, e)
 	}
 	return nil
+}
+
+// lifecycle tells of a made shed that became ready or failed. The name,
+// step and error are the provider's and the guest's words: each is made
+// printable (and bounded) before spuff adds its own line breaks.
+func (b *notices) lifecycle(ctx context.Context, e api.Event) {
+	name := api.Printable(e.Shed)
+	var n notify.Notification
+	switch e.State {
+	case stateReady:
+		n = notify.Notification{Title: name + " is ready", Body: "Open a terminal from the spuff menu, or run: spuff ssh " + name}
+	case stateFailed:
+		why := e.Provision.Step
+		if e.Provision.Error != "" {
+			why += ": " + e.Provision.Error
+		}
+		n = notify.Notification{Title: name + " failed", Body: clip(api.Printable(why), maxTooltip) + "\n`spuff down " + name + "` removes it."}
+	default:
+		return
+	}
+	if _, err := b.n.Notify(ctx, n); err != nil {
+		b.log.Warn("tray: posting a shed notification", "shed", name, "err", err)
+	}
 }
 
 // post shows p unless it is showing already.

@@ -18,6 +18,7 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 	if err := available(); err != nil {
 		return err
 	}
+	steps := &stepLog{m: map[string]string{}}
 	changed := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -34,7 +35,7 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 			// Every change arrives as an event, the stream's opening one
 			// included (so a reconnect redraws what it missed); nothing polls.
 			for ctx.Err() == nil {
-				err := c.Events(ctx, func(api.Event) error { poke(); return nil })
+				err := c.Events(ctx, func(e api.Event) error { steps.on(e); poke(); return nil })
 				if ctx.Err() == nil {
 					log.Debug("tray: event stream ended; reopening", "err", err)
 					poke() // draw "not answering" while it is down
@@ -54,7 +55,7 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 					return
 				case <-changed:
 				}
-				m.render(ctx, c, auto, log, poke)
+				m.render(ctx, c, auto, steps.snapshot(), log, poke)
 			}
 		}()
 	}
@@ -68,29 +69,43 @@ type shown struct {
 	sig      string
 	items    []*systray.MenuItem
 	tooltips []string
+	texts    []string
 }
 
 // render brings the menu up to date. A change in what the menu offers
 // rebuilds it; a change in tooltips alone (request counters) is applied in
 // place, so that an open menu is not closed under the user every poll.
-func (m *shown) render(ctx context.Context, c Client, auto Autostart, log *slog.Logger, poke func()) {
-	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+func (m *shown) render(ctx context.Context, c Client, auto Autostart, steps map[string]string, log *slog.Logger, poke func()) {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	sheds, err := c.Sheds(qctx)
 	pending, perr := c.Pending(qctx)
+	made, merr := c.Made(qctx)
 	if err == nil {
 		err = perr
 	}
-	items := Build(sheds, pending, err)
+	if err == nil {
+		err = merr
+	}
+	v := View{Sheds: sheds, Pending: pending, Steps: steps, Err: err}
+	if made != nil {
+		v.Made = made.Sheds
+	}
+	items := BuildView(v)
 	if auto != nil {
 		items = append(items, AutostartItem(auto))
 	}
 	sig := Signature(items)
 	if sig == m.sig {
+		texts := texts(items, nil)
 		for i, tip := range tooltips(items, nil) {
 			if tip != m.tooltips[i] {
 				m.items[i].SetTooltip(tip)
 				m.tooltips[i] = tip
+			}
+			if texts[i] != m.texts[i] {
+				m.items[i].SetTitle(texts[i])
+				m.texts[i] = texts[i]
 			}
 		}
 		return
@@ -106,7 +121,7 @@ func (m *shown) render(ctx context.Context, c Client, auto Autostart, log *slog.
 	for _, it := range items {
 		m.items = add(ctx, c, log, nil, it, poke, m.items)
 	}
-	m.tooltips = tooltips(items, nil)
+	m.tooltips, m.texts = tooltips(items, nil), texts(items, nil)
 	systray.AddSeparator()
 	quit := systray.AddMenuItem("Quit spuff", "stop the broker; sheds lose their credentials")
 	go func() {
@@ -115,6 +130,16 @@ func (m *shown) render(ctx context.Context, c Client, auto Autostart, log *slog.
 			systray.Quit()
 		}
 	}()
+}
+
+func texts(items []Item, out []string) []string {
+	for _, it := range items {
+		if !it.Separator {
+			out = append(out, it.Text())
+			out = texts(it.Sub, out)
+		}
+	}
+	return out
 }
 
 func tooltips(items []Item, out []string) []string {
@@ -139,13 +164,13 @@ func add(ctx context.Context, c Client, log *slog.Logger, parent *systray.MenuIt
 	var m *systray.MenuItem
 	switch {
 	case parent == nil && it.Checked != nil:
-		m = systray.AddMenuItemCheckbox(it.Title, it.Tooltip, *it.Checked)
+		m = systray.AddMenuItemCheckbox(it.Text(), it.Tooltip, *it.Checked)
 	case parent == nil:
-		m = systray.AddMenuItem(it.Title, it.Tooltip)
+		m = systray.AddMenuItem(it.Text(), it.Tooltip)
 	case it.Checked != nil:
-		m = parent.AddSubMenuItemCheckbox(it.Title, it.Tooltip, *it.Checked)
+		m = parent.AddSubMenuItemCheckbox(it.Text(), it.Tooltip, *it.Checked)
 	default:
-		m = parent.AddSubMenuItem(it.Title, it.Tooltip)
+		m = parent.AddSubMenuItem(it.Text(), it.Tooltip)
 	}
 	made = append(made, m)
 	for _, sub := range it.Sub {

@@ -34,8 +34,8 @@ import (
 // Name is the provider's registered name.
 const Name = "process"
 
-// BootDelayEnv holds a Go duration for which a started shed still reports
-// Pending, so that a test can watch a shed boot; default none.
+// BootDelayEnv holds a Go duration Create and Start wait after starting
+// spuff-guest, so that a test can watch a shed come up; default none.
 const BootDelayEnv = "SPUFF_PROCESS_BOOT_DELAY"
 
 // Files in a shed's folder.
@@ -139,7 +139,17 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 		_ = p.Delete(context.WithoutCancel(ctx), req.Name)
 		return m, err
 	}
+	p.hold(ctx)
 	return p.Get(ctx, req.Name)
+}
+
+// hold waits out the boot delay: a test watching a shed come up sees the
+// step it is at for that long.
+func (p *Provider) hold(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(p.bootDelay):
+	}
 }
 
 // start runs the shed's spuff-guest. Its environment is built from
@@ -171,7 +181,7 @@ func (p *Provider) start(name string) error {
 }
 
 // Get reports the shed from its folder and its process: Running once the
-// process lives and its guest socket answers (and any boot delay passed).
+// process lives and its guest socket answers.
 func (p *Provider) Get(_ context.Context, id string) (provisioning.Machine, error) {
 	if !config.ValidShedName(id) {
 		return provisioning.Machine{}, fmt.Errorf("process: shed %q: %w", id, provisioning.ErrNotFound)
@@ -189,13 +199,13 @@ func (p *Provider) Get(_ context.Context, id string) (provisioning.Machine, erro
 		return provisioning.Machine{}, fmt.Errorf("process: shed %s: %w", id, err)
 	}
 	m := provisioning.Machine{ID: id, Name: md.Name, Labels: md.Labels, Created: md.Created, State: provisioning.Stopped, Status: "stopped"}
-	pid, since := p.pid(id)
+	pid := p.pid(id)
 	switch {
 	case pid == 0:
 		if last := lastLine(filepath.Join(dir, logFile)); last != "" {
 			m.Status = "stopped; spuff-guest last said: " + last
 		}
-	case time.Since(since) < p.bootDelay || !answers(filepath.Join(dir, runDir, "guest.sock")):
+	case !answers(filepath.Join(dir, runDir, "guest.sock")):
 		m.State, m.Status = provisioning.Pending, "spuff-guest starting"
 	default:
 		m.State, m.Status = provisioning.Running, "running (pid "+strconv.Itoa(pid)+")"
@@ -229,24 +239,19 @@ func lastLine(path string) string {
 	return string(b)
 }
 
-// pid is the shed's live spuff-guest and when it was started, or 0. A pid
-// whose command line does not name the shed's folder is someone else's.
-func (p *Provider) pid(name string) (int, time.Time) {
+// pid is the shed's live spuff-guest, or 0. A pid whose command line does
+// not name the shed's folder is someone else's.
+func (p *Provider) pid(name string) int {
 	dir := p.Dir(name)
-	path := filepath.Join(dir, pidFile)
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(filepath.Join(dir, pidFile))
 	if err != nil {
-		return 0, time.Time{}
+		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 || !isShed(pid, dir) {
-		return 0, time.Time{}
+		return 0
 	}
-	var since time.Time
-	if fi, err := os.Stat(path); err == nil {
-		since = fi.ModTime()
-	}
-	return pid, since
+	return pid
 }
 
 // isShed reports whether pid lives (not a zombie) and names dir on its
@@ -297,10 +302,14 @@ func (p *Provider) Start(ctx context.Context, id string) error {
 	if _, err := p.Get(ctx, id); err != nil {
 		return err
 	}
-	if pid, _ := p.pid(id); pid > 0 {
+	if p.pid(id) > 0 {
 		return nil
 	}
-	return p.start(id)
+	if err := p.start(id); err != nil {
+		return err
+	}
+	p.hold(ctx)
+	return nil
 }
 
 // Stop ends the shed's spuff-guest (SIGTERM, then SIGKILL), keeping its folder.
@@ -308,7 +317,7 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 	if _, err := p.Get(ctx, id); err != nil {
 		return err
 	}
-	pid, _ := p.pid(id)
+	pid := p.pid(id)
 	if pid == 0 {
 		return nil
 	}

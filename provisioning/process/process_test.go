@@ -99,7 +99,7 @@ func TestAShedIsALocalGuestTheManagerAttachesWithoutSSH(t *testing.T) {
 	if err := hello(); err != nil {
 		t.Fatalf("the shed's bus: %v\n%s", err, lastLine(filepath.Join(p.Dir("box"), logFile)))
 	}
-	pid, _ := p.pid("box")
+	pid := p.pid("box")
 	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err == nil && strings.Contains(string(environ), "SPUFF_TEST_HOST_SECRET") {
 		t.Fatal("the host's environment reached the shed's process")

@@ -20,10 +20,13 @@ type ShedRequest struct {
 type MadeShed struct {
 	Name     string `json:"name"`
 	Provider string `json:"provider"`
-	State    string `json:"state"`
-	Reason   string `json:"reason,omitempty"`
-	Addr     string `json:"addr,omitempty"` // host:port of its sshd
-	User     string `json:"user,omitempty"`
+	// StartStop says its provider keeps a stopped shed (a local VM), so
+	// Stop and Start apply; any other shed is ended by Down.
+	StartStop bool   `json:"start_stop,omitempty"`
+	State     string `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	Addr      string `json:"addr,omitempty"` // host:port of its sshd
+	User      string `json:"user,omitempty"`
 	// Alias names its host key in ~/.spuff/known_hosts (ssh -o HostKeyAlias).
 	Alias   string    `json:"alias,omitempty"`
 	Created time.Time `json:"created,omitzero"`
