@@ -37,13 +37,48 @@ type Bootstrapper interface {
 	Bootstrap(ctx context.Context, s state.Shed, progress func(step string)) (arch string, err error)
 }
 
+// Audit line values for provisioning (DESIGN §6): ns "provision", one
+// line per lifecycle action with its result.
+const (
+	AuditNS = "provision"
+
+	OpUp    = "up"
+	OpDown  = "down"
+	OpStart = "start"
+	OpStop  = "stop"
+
+	ResultOK     = "ok"
+	ResultDenied = "denied"
+	ResultError  = "error"
+)
+
+// AuditLine is one provisioning line of the audit log. Detail is the
+// provider, and on failure the reason after it.
+type AuditLine struct {
+	Shed, Op, Result, Detail string
+}
+
+// Auditor writes provisioning's audit lines (app/audit's writer, adapted
+// in app/host). An error means the line is not written.
+type Auditor interface {
+	Audit(ctx context.Context, l AuditLine) error
+}
+
+// refused marks an action the Manager declined without touching a machine
+// (a taken name, a provider that cannot stop): audited as denied.
+type refused struct{ error }
+
+func (r refused) Unwrap() error { return r.error }
+
 // UserData renders the cloud-init user-data of a shed.
 type UserData func(ctx context.Context, name, user string) ([]byte, error)
 
-// ManagerOptions build a Manager. DB, Provider, UserData and Bootstrap are
-// required.
+// ManagerOptions build a Manager. DB, Provider, UserData, Bootstrap, Audit
+// and KnownHosts are required.
 type ManagerOptions struct {
 	DB *state.DB
+	// Audit receives one line per up, down, start and stop.
+	Audit Auditor
 	// Provider returns the provider registered under name.
 	Provider  func(name string) (Provider, error)
 	UserData  UserData
@@ -72,8 +107,8 @@ type Manager struct {
 
 // NewManager checks o and returns a Manager.
 func NewManager(o ManagerOptions) (*Manager, error) {
-	if o.DB == nil || o.Provider == nil || o.UserData == nil || o.Bootstrap == nil || o.KnownHosts == "" {
-		return nil, errors.New("provisioning: Manager needs DB, Provider, UserData, Bootstrap and KnownHosts")
+	if o.DB == nil || o.Provider == nil || o.UserData == nil || o.Bootstrap == nil || o.Audit == nil || o.KnownHosts == "" {
+		return nil, errors.New("provisioning: Manager needs DB, Provider, UserData, Bootstrap, Audit and KnownHosts")
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -109,6 +144,35 @@ func (r run) step(step, st string) {
 // wait and the bootstrap. Any failure leaves the row failed with its
 // reason, for `spuff down` to clean.
 func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
+	s, err := m.up(ctx, req)
+	return s, m.audit(ctx, OpUp, req.Name, req.Provider, s.Reason, err)
+}
+
+// audit writes op's line and returns err, joined with the audit error when
+// the line could not be written: that is never silent.
+func (m *Manager) audit(ctx context.Context, op, name, provider, reason string, err error) error {
+	l := AuditLine{Shed: name, Op: op, Result: ResultOK, Detail: provider}
+	if err != nil {
+		l.Result = ResultError
+		if errors.As(err, new(refused)) {
+			l.Result = ResultDenied
+		}
+		if reason == "" {
+			reason = err.Error()
+		}
+		l.Detail = reason
+		if provider != "" {
+			l.Detail = provider + ": " + reason
+		}
+	}
+	if aerr := m.o.Audit.Audit(context.WithoutCancel(ctx), l); aerr != nil {
+		m.o.Log.Error("provisioning: an audit line was not written", "shed", name, "op", op, "err", aerr)
+		return errors.Join(err, fmt.Errorf("provisioning: the audit line of %s %s was not written: %w", op, name, aerr))
+	}
+	return err
+}
+
+func (m *Manager) up(ctx context.Context, req UpRequest) (state.Shed, error) {
 	r := run{m: m, name: req.Name, start: time.Now()}
 	p, err := m.o.Provider(req.Provider)
 	if err != nil {
@@ -128,7 +192,7 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
 	}
 	if err := m.o.DB.CreateShed(ctx, s); err != nil {
 		if errors.Is(err, state.ErrExists) {
-			return state.Shed{}, fmt.Errorf("provisioning: a shed named %q exists; `spuff start %s`, or `spuff down %s` first", req.Name, req.Name, req.Name)
+			return state.Shed{}, refused{fmt.Errorf("provisioning: a shed named %q exists; `spuff start %s`, or `spuff down %s` first", req.Name, req.Name, req.Name)}
 		}
 		return state.Shed{}, err
 	}
@@ -237,19 +301,25 @@ func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, er
 // Down destroys a shed's machine and forgets its row. When the provider
 // errs the row stays (failed, with the reason) unless force.
 func (m *Manager) Down(ctx context.Context, name string, force bool) error {
+	s, err := m.down(ctx, name, force)
+	return m.audit(ctx, OpDown, name, s.Provider, s.Reason, err)
+}
+
+func (m *Manager) down(ctx context.Context, name string, force bool) (state.Shed, error) {
 	r := run{m: m, name: name, start: time.Now()}
 	s, err := m.o.DB.GetShed(ctx, name)
 	if err != nil {
-		return err
+		return s, err
 	}
+	s.Reason = ""
 	s.State = state.Destroying
 	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
-		return err
+		return s, err
 	}
 	r.step("destroying", s.State)
 	if err := m.deleteMachines(ctx, s); err != nil && !force {
-		_, ferr := m.fail(ctx, r, s, "destroying", err)
-		return fmt.Errorf("%w (or `spuff down --force %s` to forget it anyway)", ferr, name)
+		s, ferr := m.fail(ctx, r, s, "destroying", err)
+		return s, fmt.Errorf("%w (or `spuff down --force %s` to forget it anyway)", ferr, name)
 	} else if err != nil {
 		m.o.Log.Warn("provisioning: forgetting a shed the provider could not delete", "shed", name, "err", err)
 	}
@@ -257,10 +327,10 @@ func (m *Manager) Down(ctx context.Context, name string, force bool) error {
 		m.o.Log.Warn("provisioning: the shed's host key stays in known_hosts", "shed", name, "err", err)
 	}
 	if err := m.o.DB.DeleteShed(ctx, name); err != nil {
-		return err
+		return s, err
 	}
 	r.step("gone", state.Gone)
-	return nil
+	return s, nil
 }
 
 // deleteMachines deletes the row's machine or, when the row has no machine
@@ -300,51 +370,56 @@ func (m *Manager) ours(mc Machine) bool {
 
 // Stop powers a local shed off, keeping its disk.
 func (m *Manager) Stop(ctx context.Context, name string) error {
-	return m.power(ctx, name, state.Stopping, state.Stopped, Provider.Stop)
+	s, err := m.power(ctx, name, state.Stopping, state.Stopped, Provider.Stop)
+	return m.audit(ctx, OpStop, name, s.Provider, s.Reason, err)
 }
 
 // Start powers a stopped shed on and bootstraps it again.
 func (m *Manager) Start(ctx context.Context, name string) error {
-	if err := m.power(ctx, name, state.Starting, state.Booting, Provider.Start); err != nil {
-		return err
+	s, err := m.start(ctx, name)
+	return m.audit(ctx, OpStart, name, s.Provider, s.Reason, err)
+}
+
+func (m *Manager) start(ctx context.Context, name string) (state.Shed, error) {
+	if s, err := m.power(ctx, name, state.Starting, state.Booting, Provider.Start); err != nil {
+		return s, err
 	}
 	s, p, err := m.load(ctx, name)
 	if err != nil {
-		return err
+		return s, err
 	}
 	r := run{m: m, name: name, start: time.Now()}
 	if s, err = m.waitRunning(ctx, p, s); err != nil {
-		_, err = m.fail(ctx, r, s, "booting", err)
-		return err
+		return m.fail(ctx, r, s, "booting", err)
 	}
-	_, err = m.bootstrap(ctx, r, p, s)
-	return err
+	return m.bootstrap(ctx, r, p, s)
 }
 
-func (m *Manager) power(ctx context.Context, name, during, after string, call func(Provider, context.Context, string) error) error {
+// power moves a shed through during to after with call. The row it
+// returns carries the reason when it failed.
+func (m *Manager) power(ctx context.Context, name, during, after string, call func(Provider, context.Context, string) error) (state.Shed, error) {
 	r := run{m: m, name: name, start: time.Now()}
 	s, p, err := m.load(ctx, name)
 	if err != nil {
-		return err
+		return s, err
 	}
 	if !p.Capabilities().StartStop {
-		return fmt.Errorf("provisioning: %s sheds cannot be stopped and started (a stopped cloud VM still bills); `spuff down %s` ends it", s.Provider, name)
+		return s, refused{fmt.Errorf("provisioning: %s sheds cannot be stopped and started (a stopped cloud VM still bills); `spuff down %s` ends it", s.Provider, name)}
 	}
-	s.State = during
+	s.State, s.Reason = during, ""
 	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
-		return err
+		return s, err
 	}
 	r.step(during, s.State)
 	if err := call(p, ctx, s.ProviderID); err != nil {
-		_, ferr := m.fail(ctx, r, s, during, err)
-		return ferr
+		return m.fail(ctx, r, s, during, err)
 	}
 	s.State = after
 	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
-		return err
+		return s, err
 	}
 	r.step(after, s.State)
-	return nil
+	return s, nil
 }
 
 // End is the idle hook: it stops a shed whose provider can keep it

@@ -140,6 +140,7 @@ func newManager(t *testing.T, boot Bootstrapper) (*Manager, *fakeProvider, *stat
 			return []byte("#cloud-config\n# " + name), nil
 		},
 		Bootstrap:  boot,
+		Audit:      &memAudit{},
 		Events:     func(e Event) { mu.Lock(); *events = append(*events, e); mu.Unlock() },
 		Owner:      "alice-laptop",
 		KnownHosts: filepath.Join(filepath.Dir(dbPath), "known_hosts"),
@@ -416,5 +417,102 @@ func TestLoginKeyReachesCreate(t *testing.T) {
 	}
 	if fp.loginKey != "ssh-ed25519 AAAAlogin dev" {
 		t.Errorf("Create's login key: %q", fp.loginKey)
+	}
+}
+
+// memAudit keeps the lines it is given; err makes every write fail.
+type memAudit struct {
+	mu    sync.Mutex
+	lines []AuditLine
+	err   error
+}
+
+func (a *memAudit) Audit(_ context.Context, l AuditLine) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err != nil {
+		return a.err
+	}
+	a.lines = append(a.lines, l)
+	return nil
+}
+
+func (a *memAudit) take() []AuditLine {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.lines
+	a.lines = nil
+	return l
+}
+
+// Every lifecycle action writes one provision line: ok with the provider,
+// denied when refused without touching a machine, error with the provider
+// and the reason.
+func TestLifecycleIsAudited(t *testing.T) {
+	ctx := context.Background()
+	m, fp, _, _ := newManager(t, fakeBoot{})
+	a := m.o.Audit.(*memAudit)
+	want := func(what string, ls ...AuditLine) {
+		t.Helper()
+		got := a.take()
+		if fmt.Sprint(got) != fmt.Sprint(ls) {
+			t.Errorf("%s: audit lines\n got %v\nwant %v", what, got, ls)
+		}
+	}
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	want("up", AuditLine{"demo", OpUp, ResultOK, "fake"})
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err == nil {
+		t.Fatal("a second up of demo succeeded")
+	}
+	want("up of a taken name", AuditLine{"demo", OpUp, ResultDenied, `fake: provisioning: a shed named "demo" exists; ` + "`spuff start demo`, or `spuff down demo` first"})
+	if err := m.Stop(ctx, "demo"); err == nil {
+		t.Fatal("stop without StartStop succeeded")
+	}
+	want("stop without StartStop", AuditLine{"demo", OpStop, ResultDenied, "fake: provisioning: fake sheds cannot be stopped and started (a stopped cloud VM still bills); `spuff down demo` ends it"})
+	fp.startOK = true
+	if err := m.Stop(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	want("stop, start", AuditLine{"demo", OpStop, ResultOK, "fake"}, AuditLine{"demo", OpStart, ResultOK, "fake"})
+	fp.failAt = "delete"
+	if err := m.Down(ctx, "demo", false); err == nil {
+		t.Fatal("down with a failing provider succeeded")
+	}
+	want("failed down", AuditLine{"demo", OpDown, ResultError, "fake: destroying: api down"})
+	fp.failAt = ""
+	if err := m.Down(ctx, "demo", false); err != nil {
+		t.Fatal(err)
+	}
+	want("down", AuditLine{"demo", OpDown, ResultOK, "fake"})
+	fp.failAt = "get"
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err == nil {
+		t.Fatal("up with a hung boot succeeded")
+	}
+	want("failed up", AuditLine{"demo", OpUp, ResultError, "fake: booting: boot hung"})
+	if _, err := m.Up(ctx, UpRequest{Name: "x", Provider: "nope", User: "dev"}); err == nil {
+		t.Fatal("up with an unknown provider succeeded")
+	}
+	want("unknown provider", AuditLine{"x", OpUp, ResultError, `nope: no provider "nope"`})
+	if err := m.Down(ctx, "never", false); err == nil {
+		t.Fatal("down of an unknown shed succeeded")
+	}
+	if got := a.take(); len(got) != 1 || got[0].Op != OpDown || got[0].Result != ResultError || got[0].Shed != "never" {
+		t.Errorf("down of an unknown shed: %v", got)
+	}
+}
+
+// A line that cannot be written is never silent: the action's caller gets
+// the audit error.
+func TestAuditFailureIsReported(t *testing.T) {
+	m, _, _, _ := newManager(t, fakeBoot{})
+	m.o.Audit.(*memAudit).err = errors.New("disk full")
+	_, err := m.Up(context.Background(), UpRequest{Name: "demo", Provider: "fake", User: "dev"})
+	if err == nil || !strings.Contains(err.Error(), "audit line of up demo was not written: disk full") {
+		t.Fatalf("up with a failing audit log: %v", err)
 	}
 }

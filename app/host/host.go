@@ -105,7 +105,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if md, err = newMade(cfg, db, identity, bk, sheds, log); err != nil {
+	if md, err = newMade(cfg, db, identity, bk, sheds, aw, log); err != nil {
 		return err
 	}
 	sheds.restore(ctx)

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control"
 	"github.com/spuff-dev/spuff/app/control/api"
@@ -48,7 +49,14 @@ var (
 	_ control.Subscriber  = (*made)(nil)
 )
 
-func newMade(cfg *config.Config, db *state.DB, identity sshconn.Identity, key buskey.Key, sheds control.Broker, log *slog.Logger) (*made, error) {
+// provisionAudit writes the Manager's lines into the audit log.
+type provisionAudit struct{ w *audit.Writer }
+
+func (a provisionAudit) Audit(ctx context.Context, l provisioning.AuditLine) error {
+	return a.w.Write(ctx, audit.Record{Shed: l.Shed, NS: provisioning.AuditNS, Op: l.Op, Result: l.Result, Detail: l.Detail})
+}
+
+func newMade(cfg *config.Config, db *state.DB, identity sshconn.Identity, key buskey.Key, sheds control.Broker, aw *audit.Writer, log *slog.Logger) (*made, error) {
 	cache, _ := os.UserCacheDir()
 	md := &made{db: db, cfg: cfg, sheds: sheds, busKey: key, known: filepath.Join(config.Home(), "known_hosts"), log: log,
 		subs: map[chan api.Event]struct{}{}, provs: map[string]provisioning.Provider{},
@@ -90,6 +98,7 @@ func newMade(cfg *config.Config, db *state.DB, identity sshconn.Identity, key bu
 			return keys[0], nil
 		},
 		Bootstrap:  boot,
+		Audit:      provisionAudit{aw},
 		KnownHosts: md.known,
 		Events:     md.publish,
 		Owner:      owner(os.Getenv("USER"), host),
