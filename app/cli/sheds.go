@@ -60,7 +60,14 @@ func listCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), sheds)
+				made, err := g.client.Made(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, n := range made.Notes {
+					fmt.Fprintln(cmd.ErrOrStderr(), "note:", api.Printable(n))
+				}
+				return printJSON(cmd.OutOrStdout(), mergeList(sheds, made.Sheds))
 			}
 			if len(sheds) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "no sheds attached; attach one with: spuff attach NAME URL, or make one with: spuff up NAME")
