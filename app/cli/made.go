@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control/api"
 )
 
@@ -69,6 +66,7 @@ func upCmd(g *globals) *cobra.Command {
 				m, err = g.client.Up(cmd.Context(), api.UpRequest{Name: name, Provider: provider, NoConnect: noConnect})
 				return err
 			})
+			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -89,6 +87,7 @@ func downCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
+			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
 			if err := follow(cmd.Context(), g, w, args[0], func() error { return g.client.Down(cmd.Context(), args[0], force) }); err != nil {
 				return err
 			}
@@ -107,6 +106,7 @@ func startCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
+			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
 			return follow(cmd.Context(), g, w, args[0], func() error {
 				_, err := g.client.Start(cmd.Context(), args[0])
 				return err
@@ -122,6 +122,7 @@ func stopCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
+			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
 			return follow(cmd.Context(), g, w, args[0], func() error { return g.client.Stop(cmd.Context(), args[0]) })
 		},
 	}
@@ -144,14 +145,22 @@ func sshCmd(g *globals) *cobra.Command {
 				}
 			}
 			if m == nil || m.Addr == "" {
-				return fmt.Errorf("spuff: no made shed %q with an address (spuff list)", args[0])
+				return fmt.Errorf("spuff: no made shed %q with an address (spuff list)", api.Printable(args[0]))
 			}
-			host, port, err := net.SplitHostPort(m.Addr)
+			st, err := g.client.Status(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("spuff: shed %q's address: %w", args[0], err)
+				return err
 			}
-			sshArgs := []string{"-o", "HostKeyAlias=" + m.Alias, "-o", "UserKnownHostsFile=" + filepath.Join(config.Home(), "known_hosts"),
-				"-o", "StrictHostKeyChecking=yes", "-p", port, m.User + "@" + host}
+			// The same options as ssh-config's block, so both log in alike.
+			opts, err := shedOptions(*m, identityOf(st), knownHostsPath())
+			if err != nil {
+				return err
+			}
+			var sshArgs []string
+			for _, o := range opts {
+				sshArgs = append(sshArgs, "-o", o.key+"="+o.value)
+			}
+			sshArgs = append(sshArgs, m.Alias)
 			if len(args) > 1 {
 				sshArgs = append(append(sshArgs, "--"), args[1:]...)
 			}

@@ -66,7 +66,7 @@ writes an audit line for every request. This command talks to that broker.`,
 		},
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "control socket of spuff-app (default ~/.spuff/run/spuff.sock; SPUFF_HOME moves it)")
-	root.AddCommand(upCmd(g), downCmd(g), startCmd(g), stopCmd(g), sshCmd(g))
+	root.AddCommand(upCmd(g), downCmd(g), startCmd(g), stopCmd(g), sshCmd(g), sshConfigCmd(g))
 	root.AddCommand(statusCmd(g), listCmd(g), attachCmd(g), detachCmd(g), auditCmd(g),
 		pendingCmd(g), decideCmd(g, true), decideCmd(g, false), approvalsCmd(g), lockCmd(g), doctorCmd(g), autostartCmd())
 	return root

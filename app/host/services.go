@@ -55,7 +55,11 @@ func services(backend *sshkeys.Backend, sshDir string, log *slog.Logger) (map[st
 			skipped = append(skipped, api.SkippedKey{Path: k.Path, Reason: k.Reason})
 		}
 		aws := api.AWSStats(awsSvc.Stats())
-		return api.Helpers{SSH: &api.SSHStatus{Mode: backend.Mode(), Skipped: skipped}, AWS: &aws}
+		st := &api.SSHStatus{Mode: backend.Mode(), Skipped: skipped}
+		if st.Mode == sshkeys.ModeAgentForward {
+			st.Agent = os.Getenv("SSH_AUTH_SOCK") // what NewBackend was given
+		}
+		return api.Helpers{SSH: st, AWS: &aws}
 	}
 	return svcs, stats, func() { sshSvc.Close() }
 }

@@ -55,6 +55,9 @@ type Helpers struct {
 type SSHStatus struct {
 	Mode    string       `json:"mode"` // agent-forward | local-keys (auto resolved)
 	Skipped []SkippedKey `json:"skipped"`
+	// Agent is the agent socket spuff-app signs and logs in with in
+	// agent-forward mode, so `spuff ssh-config` names the same one.
+	Agent string `json:"agent,omitempty"`
 }
 
 // SkippedKey is a key file of ~/.ssh that local-keys mode does not use, and why.
