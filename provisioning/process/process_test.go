@@ -25,6 +25,10 @@ func (b noBootstrap) Bootstrap(context.Context, state.Shed, func(string)) (strin
 	return "", fmt.Errorf("no sshd here")
 }
 
+type discardAudit struct{}
+
+func (discardAudit) Audit(context.Context, provisioning.AuditLine) error { return nil }
+
 // TestAShedIsALocalGuestTheManagerAttachesWithoutSSH: up through the real
 // Manager on a real state.db makes a running spuff-guest whose bus answers
 // hello at the reported unix:// URL, with no ssh bootstrap and none of the
@@ -64,6 +68,7 @@ func TestAShedIsALocalGuestTheManagerAttachesWithoutSSH(t *testing.T) {
 		DB: db, Provider: func(string) (provisioning.Provider, error) { return p, nil },
 		UserData:   func(context.Context, string, string) ([]byte, error) { return []byte("#cloud-config\n"), nil },
 		Bootstrap:  noBootstrap{t},
+		Audit:      discardAudit{},
 		KnownHosts: filepath.Join(home, "known_hosts"),
 		Events:     func(e provisioning.Event) { steps = append(steps, e.Step) },
 		Poll:       50 * time.Millisecond, BootTimeout: 20 * time.Second,
