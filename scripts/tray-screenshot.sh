@@ -2,24 +2,28 @@
 # tray-screenshot.sh OUT.png: draws spuff's menu the way a Linux desktop
 # shows it, for the README. A private X server (Xvfb) runs xfce4-panel, whose
 # status tray hosts spuff-app's StatusNotifierItem on a private D-Bus
-# session; two sheds (spuff-guest processes) are attached; the script clicks
+# session. spuff-app is built with the test-only process provider
+# (-tags spuff_testprovider), so the sheds it makes are local spuff-guest
+# processes and no VM is needed: one ready, one stopped, one still coming
+# up; a shed spuff did not make is attached beside them. The script clicks
 # the tray icon to open the menu and saves the screen. Nothing outside a
 # scratch directory is touched, and everything is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:-docs/tray.png}")
-for t in Xvfb xfce4-panel xdotool import dbus-daemon; do
+for t in Xvfb xfce4-panel xdotool import dbus-daemon ssh-keygen; do
   command -v "$t" >/dev/null || { echo "tray-screenshot: $t is missing: apt-get install xvfb xfce4-panel xdotool imagemagick dbus" >&2; exit 1; }
 done
 bin=$PWD/bin
 guestbin=$bin/linux-$(go env GOARCH)
-[[ -x $bin/spuff-app && -x $guestbin/spuff-guest ]] || { echo "tray-screenshot: run make build first" >&2; exit 1; }
+[[ -x $bin/spuff && -x $guestbin/spuff-guest ]] || { echo "tray-screenshot: run make build first" >&2; exit 1; }
 work=$(mktemp -d /tmp/spuff-tray.XXXXXX)
+go build -tags spuff_testprovider -o "$work/spuff-app" ./app/cmd/spuff-app
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  [[ -n ${KEEP:-} ]] || rm -rf "$work"
 }
 trap cleanup EXIT
 wait_for() { for _ in $(seq 1 200); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "tray-screenshot: timed out waiting for $1" >&2; exit 1; }
@@ -77,19 +81,31 @@ for _ in $(seq 1 100); do dbus-send --session --print-reply --dest=org.freedeskt
 
 export SPUFF_HOME=$HOME/.spuff
 mkdir -p "$SPUFF_HOME" && chmod 700 "$SPUFF_HOME"
-"$bin/spuff-app" >"$work/app.log" 2>&1 & pids+=($!)
+printf 'provision:\n  provider: process\n' > "$SPUFF_HOME/config.yaml"
+chmod 600 "$SPUFF_HOME/config.yaml"
+# spuff-app signs for sheds with the scratch home's own key, never yours.
+mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh"
+ssh-keygen -q -t ed25519 -N '' -C spuff-screenshot -f "$HOME/.ssh/id_ed25519"
+# Each process shed holds its boot this long, so the last one is caught on
+# its way up.
+env -u SSH_AUTH_SOCK SPUFF_GUEST_BIN_DIR="$bin" SPUFF_PROCESS_BOOT_DELAY=8s "$work/spuff-app" >"$work/app.log" 2>&1 & pids+=($!)
 wait_for "$SPUFF_HOME/run/spuff.sock"
-for name in web api; do
-  mkdir -p "$work/$name/home"
-  env -u SSH_AUTH_SOCK HOME="$work/$name/home" "$guestbin/spuff-guest" serve --run-dir "$work/$name/run" --aws-listen off >"$work/$name.log" 2>&1 & pids+=($!)
-  wait_for "$work/$name/run/guest.sock"
-  "$bin/spuff" attach "$name" "unix://$work/$name/run/bus.sock" >/dev/null
-done
+"$bin/spuff" up web >/dev/null
+"$bin/spuff" up db >/dev/null
+"$bin/spuff" stop db >/dev/null
+"$bin/spuff" up api >/dev/null 2>&1 & pids+=($!)
+mkdir -p "$work/laptop-ci/home"
+env -u SSH_AUTH_SOCK HOME="$work/laptop-ci/home" "$guestbin/spuff-guest" serve --run-dir "$work/laptop-ci/run" --aws-listen off --docker-config off >"$work/laptop-ci.log" 2>&1 & pids+=($!)
+wait_for "$work/laptop-ci/run/guest.sock"
+"$bin/spuff" attach laptop-ci "unix://$work/laptop-ci/run/bus.sock" >/dev/null
 for _ in $(seq 1 100); do [[ $("$bin/spuff" list | grep -c connected) -ge 2 ]] && break; sleep 0.1; done
-sleep 1
+sleep 2
 
 # The tray icon is the rightmost thing on the panel: click it to open the menu.
 xdotool mousemove 786 14 click 1
+sleep 1.5
+# Rest on the ready shed (the menu's third line) to open what it offers.
+xdotool mousemove 640 94
 sleep 1.5
 mkdir -p "$(dirname "$out")"
 import -window root "$out"
