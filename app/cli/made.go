@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -194,9 +195,11 @@ func printMade(ctx context.Context, g *globals, w io.Writer) error {
 	fmt.Fprintln(tw, "MADE\tPROVIDER\tSTATE\tADDRESS\tAGE\tNOTE")
 	for _, s := range l.Sheds {
 		p := api.Printable
+		// A failed row is an orphan too once its machine is gone; the
+		// reason is what says why, so it is kept beside the orphan note.
 		note := s.Reason
 		if s.Orphan != "" {
-			note = "orphan: " + s.Orphan
+			note = strings.TrimSuffix("orphan: "+s.Orphan+"; "+s.Reason, "; ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p(s.Name), p(s.Provider), p(s.State), p(s.Addr), ago(s.Created), p(note))
 	}

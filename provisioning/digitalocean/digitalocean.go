@@ -13,7 +13,9 @@
 //     (anywhere when empty), all outbound allowed;
 //   - the developer's login key, only when the account does not have it
 //     (DigitalOcean emails a root password for a droplet made without
-//     one), renamed "spuff-NAME-ID" once the droplet exists.
+//     one), registered as "spuff-NAME" and renamed "spuff-NAME-ID" once
+//     the droplet exists (Delete also removes a key of the first name
+//     beside the droplet NAME, left by a Create that never returned).
 //
 // Create waits for the droplet to become active with a public IPv4 (new →
 // active) for at most ReadyTimeout; a droplet that does not is destroyed
@@ -22,6 +24,9 @@
 // SPUFF_DIGITALOCEAN_API_URL points the client at another API base URL.
 // It exists for tests against a fake API; it must be https, or http to a
 // loopback address, so it cannot carry the token off the host in clear.
+// Beside it, and only beside it, the equally test-only SPUFF_DIGITALOCEAN_READY_TIMEOUT
+// shortens the create timeout and SPUFF_DIGITALOCEAN_SSH_PORT replaces port 22 in
+// the address spuff dials (the firewall still admits 22 only).
 package digitalocean
 
 import (
@@ -73,6 +78,8 @@ type Provider struct {
 	// poll and ready pace Create's wait; tests shorten them.
 	poll  time.Duration
 	ready time.Duration
+	// ov are the test-only overrides (cloudapi.TestOverrides).
+	ov cloudapi.Overrides
 }
 
 var _ provisioning.Provider = (*Provider)(nil)
@@ -108,7 +115,15 @@ func New(env provisioning.Env) (provisioning.Provider, error) {
 	if env.Config != nil {
 		cfg = env.Config.DigitalOcean
 	}
-	return &Provider{c: c, cfg: cfg, log: log, token: token, tokenVar: tokenVar, poll: 5 * time.Second, ready: ReadyTimeout}, nil
+	ov, err := cloudapi.TestOverrides(env.Getenv, URLEnv)
+	if err != nil {
+		return nil, err
+	}
+	pr := &Provider{c: c, cfg: cfg, log: log, token: token, tokenVar: tokenVar, poll: 5 * time.Second, ready: ReadyTimeout, ov: ov}
+	if ov.ReadyTimeout > 0 {
+		pr.ready, pr.poll = ov.ReadyTimeout, cloudapi.Poll(pr.poll, ov.ReadyTimeout)
+	}
+	return pr, nil
 }
 
 // Name implements provisioning.Provider.
@@ -158,7 +173,7 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 		dropKey()
 		return provisioning.Machine{}, p.explain("create the droplet", err)
 	}
-	m := mapDroplet(*d)
+	m := p.ov.Addr(mapDroplet(*d))
 	fail := func(what string, err error) (provisioning.Machine, error) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
@@ -205,7 +220,7 @@ func (p *Provider) loginKey(ctx context.Context, shed, authorized string) (godo.
 		return godo.Key{}, false, p.explain("look up your ssh key", err)
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-	k, resp, err = p.c.Keys.Create(ctx, &godo.KeyCreateRequest{Name: "spuff-" + shed, PublicKey: line})
+	k, resp, err = p.c.Keys.Create(ctx, &godo.KeyCreateRequest{Name: pendingKeyName(shed), PublicKey: line})
 	if err != nil {
 		// Another `spuff up` may have registered it since the lookup.
 		if resp != nil && resp.StatusCode == http.StatusUnprocessableEntity {
@@ -260,7 +275,7 @@ func (p *Provider) Get(ctx context.Context, id string) (provisioning.Machine, er
 		}
 		return provisioning.Machine{}, p.explain("read droplet "+id, err)
 	}
-	return mapDroplet(*d), nil
+	return p.ov.Addr(mapDroplet(*d)), nil
 }
 
 // Delete implements provisioning.Provider: the droplet, its firewall and
@@ -271,6 +286,15 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	var errs []error
+	// A key registered by a Create that never returned (spuff-app killed
+	// while the droplet was being made) still has its first name,
+	// spuff-NAME: the droplet's name is read first to find it.
+	var unnamed string
+	if d, _, err := p.c.Droplets.Get(ctx, n); err == nil && d != nil && d.Name != "" {
+		unnamed = pendingKeyName(d.Name)
+	} else if err != nil && !notFound(err) {
+		errs = append(errs, p.explain("read droplet "+id, err))
+	}
 	if _, err := p.c.Droplets.Delete(ctx, n); err != nil && !notFound(err) {
 		errs = append(errs, p.explain("destroy droplet "+id, err))
 	}
@@ -291,7 +315,7 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 		errs = append(errs, err)
 	}
 	for _, k := range keys {
-		if ours(k.Name, suffix) {
+		if ours(k.Name, suffix) || (unnamed != "" && k.Name == unnamed) {
 			if _, err := p.c.Keys.DeleteByID(ctx, k.ID); err != nil && !notFound(err) {
 				errs = append(errs, p.explain("remove ssh key "+k.Name, err))
 			}
@@ -306,7 +330,7 @@ func (p *Provider) List(ctx context.Context) ([]provisioning.Machine, error) {
 	err := pages(ctx, func(opt *godo.ListOptions) (*godo.Response, error) {
 		ds, resp, err := p.c.Droplets.ListByTag(ctx, provisioning.Label, opt)
 		for _, d := range ds {
-			out = append(out, mapDroplet(d))
+			out = append(out, p.ov.Addr(mapDroplet(d)))
 		}
 		return resp, err
 	})
@@ -370,6 +394,9 @@ func pages(ctx context.Context, list func(*godo.ListOptions) (*godo.Response, er
 }
 
 func resourceName(shed string, id int) string { return "spuff-" + shed + "-" + strconv.Itoa(id) }
+
+// pendingKeyName is a registered key's name until its droplet exists.
+func pendingKeyName(shed string) string { return "spuff-" + shed }
 
 func ours(name, suffix string) bool {
 	return strings.HasPrefix(name, "spuff-") && strings.HasSuffix(name, suffix)

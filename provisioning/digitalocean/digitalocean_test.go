@@ -481,3 +481,19 @@ func TestKeyRegisteredMeanwhileIsReused(t *testing.T) {
 		t.Errorf("keys after Delete = %+v, want the other registration kept", ks)
 	}
 }
+
+// A Create that never returned (spuff-app killed while the droplet was
+// being made) left the key it registered under its first name; Delete of
+// the droplet, found by reconcile, removes it and no other key.
+func TestDeleteRemovesTheKeyOfACreateThatNeverReturned(t *testing.T) {
+	f := setup(t, nil)
+	f.fake.AddKey("spuff-lost", f.key)
+	f.fake.AddKey("spuff-lost-2", f.busKey)
+	id := f.fake.AddDroplet(dofake.Droplet{Name: "lost", Tags: []string{"spuff", "spuff:lost"}})
+	if err := f.p.Delete(context.Background(), fmt.Sprint(id)); err != nil {
+		t.Fatal(err)
+	}
+	if ks := f.fake.Keys(); len(ks) != 1 || ks[0].Name != "spuff-lost-2" {
+		t.Errorf("keys after Delete = %+v, want only spuff-lost-2", ks)
+	}
+}

@@ -12,13 +12,18 @@
 //   - the server, labelled spuff=NAME and spuff-owner=OWNER.
 //
 // Once the server exists, the firewall and a key spuff registered get the
-// label spuff-server=ID. Create waits for initializing → running with a
+// label spuff-server=ID. Delete also removes a firewall and key with the
+// server's name and owner labels but no spuff-server label: what a Create
+// that never returned left. Create waits for initializing → running with a
 // public IPv4 for at most ReadyTimeout; a server that does not get there
 // is deleted with the rest, and Create returns its ID beside the error.
 //
 // SPUFF_HCLOUD_API_URL points the client at another API endpoint. It
 // exists for tests against a fake API; it must be https, or http to a
 // loopback address, so it cannot carry the token off the host in clear.
+// Beside it, and only beside it, the equally test-only SPUFF_HCLOUD_READY_TIMEOUT
+// shortens the create timeout and SPUFF_HCLOUD_SSH_PORT replaces port 22 in
+// the address spuff dials (the firewall still admits 22 only).
 package hetzner
 
 import (
@@ -72,6 +77,8 @@ type Provider struct {
 	// tests shorten them.
 	poll  time.Duration
 	ready time.Duration
+	// ov are the test-only overrides (cloudapi.TestOverrides).
+	ov cloudapi.Overrides
 }
 
 var _ provisioning.Provider = (*Provider)(nil)
@@ -109,7 +116,15 @@ func New(env provisioning.Env) (provisioning.Provider, error) {
 	if env.Config != nil {
 		cfg = env.Config.Hetzner
 	}
-	return &Provider{c: c, cfg: cfg, log: log, token: token, poll: 3 * time.Second, ready: ReadyTimeout}, nil
+	ov, err := cloudapi.TestOverrides(env.Getenv, URLEnv)
+	if err != nil {
+		return nil, err
+	}
+	pr := &Provider{c: c, cfg: cfg, log: log, token: token, poll: 3 * time.Second, ready: ReadyTimeout, ov: ov}
+	if ov.ReadyTimeout > 0 {
+		pr.ready, pr.poll = ov.ReadyTimeout, cloudapi.Poll(pr.poll, ov.ReadyTimeout)
+	}
+	return pr, nil
 }
 
 // Name implements provisioning.Provider.
@@ -173,7 +188,7 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 		}
 		return provisioning.Machine{}, p.explain("create the server", err)
 	}
-	m := mapServer(res.Server)
+	m := p.ov.Addr(mapServer(res.Server))
 	fail := func(what string, err error) (provisioning.Machine, error) {
 		cctx, cancel := context.WithTimeout(cleanup, 2*time.Minute)
 		defer cancel()
@@ -297,7 +312,7 @@ func (p *Provider) Get(ctx context.Context, id string) (provisioning.Machine, er
 	if s == nil {
 		return provisioning.Machine{}, fmt.Errorf("hetzner: server %s: %w", id, provisioning.ErrNotFound)
 	}
-	return mapServer(s), nil
+	return p.ov.Addr(mapServer(s)), nil
 }
 
 // Delete implements provisioning.Provider: the server, its firewall and
@@ -307,15 +322,29 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	sel := ServerLabel + "=" + strconv.FormatInt(n, 10)
-	fws, ferr := p.c.Firewall.AllWithOpts(ctx, hcloud.FirewallListOpts{ListOpts: hcloud.ListOpts{LabelSelector: sel, PerPage: perPage}})
-	keys, kerr := p.c.SSHKey.AllWithOpts(ctx, hcloud.SSHKeyListOpts{ListOpts: hcloud.ListOpts{LabelSelector: sel, PerPage: perPage}})
 	var errs []error
-	if ferr != nil {
-		errs = append(errs, p.explain("list firewalls", ferr))
+	sels := []string{ServerLabel + "=" + strconv.FormatInt(n, 10)}
+	// A Create that never returned (spuff-app killed while the server was
+	// being made) left its firewall and key without the server label:
+	// they are found by the server's own labels instead.
+	s, _, err := p.c.Server.GetByID(ctx, n)
+	if err != nil {
+		errs = append(errs, p.explain("read server "+id, err))
+	} else if s != nil && s.Labels[provisioning.Label] != "" {
+		sels = append(sels, unmarked(s.Labels))
 	}
-	if kerr != nil {
-		errs = append(errs, p.explain("list ssh keys", kerr))
+	var fws []*hcloud.Firewall
+	var keys []*hcloud.SSHKey
+	for _, sel := range sels {
+		f, err := p.c.Firewall.AllWithOpts(ctx, hcloud.FirewallListOpts{ListOpts: hcloud.ListOpts{LabelSelector: sel, PerPage: perPage}})
+		if err != nil {
+			errs = append(errs, p.explain("list firewalls", err))
+		}
+		k, err := p.c.SSHKey.AllWithOpts(ctx, hcloud.SSHKeyListOpts{ListOpts: hcloud.ListOpts{LabelSelector: sel, PerPage: perPage}})
+		if err != nil {
+			errs = append(errs, p.explain("list ssh keys", err))
+		}
+		fws, keys = append(fws, f...), append(keys, k...)
 	}
 	if _, _, err := p.c.Server.DeleteWithResult(ctx, &hcloud.Server{ID: n}); err != nil && !hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
 		errs = append(errs, p.explain("delete server "+id, err))
@@ -341,9 +370,21 @@ func (p *Provider) List(ctx context.Context) ([]provisioning.Machine, error) {
 	}
 	out := make([]provisioning.Machine, 0, len(ss))
 	for _, s := range ss {
-		out = append(out, mapServer(s))
+		out = append(out, p.ov.Addr(mapServer(s)))
 	}
 	return out, nil
+}
+
+// unmarked selects what a server's Create made before the server existed
+// and never marked with ServerLabel: the same shed name and owner.
+func unmarked(labels map[string]string) string {
+	sel := provisioning.Label + "=" + labels[provisioning.Label]
+	if o := labels[provisioning.OwnerLabel]; o != "" {
+		sel += "," + provisioning.OwnerLabel + "=" + o
+	} else {
+		sel += ",!" + provisioning.OwnerLabel
+	}
+	return sel + ",!" + ServerLabel
 }
 
 func serverID(id string) (int64, error) {

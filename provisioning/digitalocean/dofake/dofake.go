@@ -80,6 +80,15 @@ type Server struct {
 	// RaceKeyCreate makes POST /v2/account/keys find the key just
 	// registered by someone else (it is added, and the POST gets 422).
 	RaceKeyCreate bool
+	// HoldCreate, when set, makes POST /v2/droplets make the droplet and
+	// then hold the response until HoldCreate is closed or the client is
+	// gone: a test kills spuff-app in that window, between the create and
+	// the state update, deterministically.
+	HoldCreate chan struct{}
+	// OnDelete, when set, is called with each droplet deleted, outside the
+	// fake's lock and before the DELETE is answered (a test stops the VM
+	// it booted for the droplet, as the cloud would).
+	OnDelete func(Droplet)
 
 	srv *httptest.Server
 	mu  sync.Mutex
@@ -93,6 +102,7 @@ type Server struct {
 	droplets         map[int]*Droplet
 	firewalls        map[string]*Firewall
 	keys             map[int]*Key
+	deleted          []Droplet // for OnDelete, once the lock is let go
 }
 
 // New starts a fake on loopback, closed when the test ends.
@@ -222,10 +232,46 @@ var (
 	fwName   = regexp.MustCompile(`^[a-zA-Z0-9.\-]{1,255}$`)
 )
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+// Activate makes droplet id active now (with NeverActive, a test decides
+// when).
+func (s *Server) Activate(id int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if d, ok := s.droplets[id]; ok {
+		d.Status = "active"
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if s.HoldCreate != nil && r.Method == http.MethodPost && strings.TrimSuffix(r.URL.Path, "/") == "/v2/droplets" {
+		rec := httptest.NewRecorder()
+		s.locked(rec, r, body)
+		select {
+		case <-s.HoldCreate:
+		case <-r.Context().Done():
+			return // the client is gone; the droplet stays, as at the cloud
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	s.locked(w, r, body)
+}
+
+func (s *Server) locked(w http.ResponseWriter, r *http.Request, body []byte) {
+	s.mu.Lock()
+	defer func() {
+		gone := s.deleted
+		s.deleted = nil
+		s.mu.Unlock()
+		for _, d := range gone {
+			s.OnDelete(d)
+		}
+	}()
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, At: time.Now()})
 	s.audit(r, body)
 
@@ -281,6 +327,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.reply(w, http.StatusOK, map[string]any{"droplet": s.dropletJSON(d)})
 		case http.MethodDelete:
 			delete(s.droplets, id)
+			if s.OnDelete != nil {
+				s.deleted = append(s.deleted, *d)
+			}
 			for _, fw := range s.firewalls {
 				fw.DropletIDs = slices.DeleteFunc(fw.DropletIDs, func(x int) bool { return x == id })
 			}

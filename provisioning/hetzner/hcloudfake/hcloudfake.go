@@ -93,6 +93,11 @@ type Fake struct {
 	// RaceKeyCreate makes POST /ssh_keys find the key just registered by
 	// someone else (it is added, and the POST gets uniqueness_error).
 	RaceKeyCreate bool
+	// HoldCreate, when set, makes POST /servers make the server and then
+	// hold the response until HoldCreate is closed or the client is gone:
+	// a test kills spuff-app in that window, between the create and the
+	// state update, deterministically.
+	HoldCreate chan struct{}
 
 	srv        *httptest.Server
 	mu         sync.Mutex
@@ -227,12 +232,18 @@ func badLabels(l map[string]string) bool {
 	return false
 }
 
-// matches applies a label selector ("k", "k=v", comma-joined).
+// matches applies a label selector ("k", "!k", "k=v", comma-joined).
 func matches(sel string, l map[string]string) bool {
 	if sel == "" {
 		return true
 	}
 	for _, term := range strings.Split(sel, ",") {
+		if k, ok := strings.CutPrefix(term, "!"); ok {
+			if _, has := l[k]; has {
+				return false
+			}
+			continue
+		}
 		k, v, eq := strings.Cut(term, "=")
 		got, ok := l[k]
 		if !ok || (eq && got != v) {
@@ -244,6 +255,25 @@ func matches(sel string, l map[string]string) bool {
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if f.HoldCreate != nil && r.Method == "POST" && r.URL.Path == "/servers" {
+		rec := httptest.NewRecorder()
+		f.locked(rec, r, body)
+		select {
+		case <-f.HoldCreate:
+		case <-r.Context().Done():
+			return // the client is gone; the server stays, as at the cloud
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	f.locked(w, r, body)
+}
+
+func (f *Fake) locked(w http.ResponseWriter, r *http.Request, body []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.requests = append(f.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, At: time.Now()})

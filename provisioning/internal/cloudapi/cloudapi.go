@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -162,3 +164,66 @@ type Explained struct {
 
 func (e *Explained) Error() string { return e.Msg }
 func (e *Explained) Unwrap() error { return e.Err }
+
+// Overrides are a provider's test-only knobs, for tests that run spuff-app
+// against a fake API: a short create timeout (so a machine that never
+// becomes ready fails in seconds) and the port its sshd is reached on (a
+// test's VM forwards a loopback port, not 22). They are read from
+// PREFIX_READY_TIMEOUT and PREFIX_SSH_PORT, where PREFIX is the URL
+// override's name without _API_URL, and honoured only beside that
+// override: a real account always gets the provider's limit and port 22.
+type Overrides struct {
+	// ReadyTimeout is 0 for the provider's own limit.
+	ReadyTimeout time.Duration
+	// SSHPort is "" for 22.
+	SSHPort string
+}
+
+// TestOverrides reads the Overrides of the provider whose URL override is
+// urlEnv (SPUFF_DIGITALOCEAN_API_URL → SPUFF_DIGITALOCEAN_READY_TIMEOUT,
+// SPUFF_DIGITALOCEAN_SSH_PORT).
+func TestOverrides(getenv func(string) string, urlEnv string) (Overrides, error) {
+	prefix := strings.TrimSuffix(urlEnv, "_API_URL")
+	readyVar, portVar := prefix+"_READY_TIMEOUT", prefix+"_SSH_PORT"
+	ready, port := strings.TrimSpace(getenv(readyVar)), strings.TrimSpace(getenv(portVar))
+	var o Overrides
+	if ready == "" && port == "" {
+		return o, nil
+	}
+	if strings.TrimSpace(getenv(urlEnv)) == "" {
+		return o, fmt.Errorf("cloudapi: %s and %s are for tests against a fake API and need %s; unset them", readyVar, portVar, urlEnv)
+	}
+	if ready != "" {
+		d, err := time.ParseDuration(ready)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("cloudapi: %s=%q is not a duration like 5s", readyVar, ready)
+		}
+		o.ReadyTimeout = d
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return o, fmt.Errorf("cloudapi: %s=%q is not a port", portVar, port)
+		}
+		o.SSHPort = strconv.Itoa(n)
+	}
+	return o, nil
+}
+
+// Addr applies the SSH port override to a machine's host:port.
+func (o Overrides) Addr(m provisioning.Machine) provisioning.Machine {
+	if o.SSHPort == "" || m.SSHAddr == "" {
+		return m
+	}
+	if host, _, err := net.SplitHostPort(m.SSHAddr); err == nil {
+		m.SSHAddr = net.JoinHostPort(host, o.SSHPort)
+	}
+	return m
+}
+
+// Poll is how often a provider polling every poll asks when its create
+// timeout is ready: at most a tenth of it, so a short test limit is not
+// spent in one sleep.
+func Poll(poll, ready time.Duration) time.Duration {
+	return max(min(poll, ready/10), 10*time.Millisecond)
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spuff-dev/spuff/provisioning"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -88,4 +90,43 @@ func FuzzParseReset(f *testing.F) {
 			t.Fatalf("not ok but %v", at)
 		}
 	})
+}
+
+// The test-only overrides work only beside the API URL override, so a
+// real account always gets the provider's create limit and port 22.
+func TestTestOverrides(t *testing.T) {
+	const u = "SPUFF_X_API_URL"
+	for _, tc := range []struct {
+		env  map[string]string
+		want Overrides
+		err  string
+	}{
+		{env: map[string]string{}},
+		{env: map[string]string{u: "http://127.0.0.1:1/", "SPUFF_X_READY_TIMEOUT": "3s", "SPUFF_X_SSH_PORT": "2222"}, want: Overrides{ReadyTimeout: 3 * time.Second, SSHPort: "2222"}},
+		{env: map[string]string{"SPUFF_X_SSH_PORT": "2222"}, err: "need SPUFF_X_API_URL"},
+		{env: map[string]string{"SPUFF_X_READY_TIMEOUT": "3s"}, err: "need SPUFF_X_API_URL"},
+		{env: map[string]string{u: "http://127.0.0.1:1/", "SPUFF_X_READY_TIMEOUT": "soon"}, err: "not a duration"},
+		{env: map[string]string{u: "http://127.0.0.1:1/", "SPUFF_X_SSH_PORT": "70000"}, err: "not a port"},
+	} {
+		got, err := TestOverrides(func(k string) string { return tc.env[k] }, u)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: err %v, want %q", tc.env, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%v: %+v, %v; want %+v", tc.env, got, err, tc.want)
+		}
+	}
+	o := Overrides{SSHPort: "2222"}
+	if m := o.Addr(provisioning.Machine{SSHAddr: "127.0.0.1:22"}); m.SSHAddr != "127.0.0.1:2222" {
+		t.Errorf("Addr = %q", m.SSHAddr)
+	}
+	if m := o.Addr(provisioning.Machine{}); m.SSHAddr != "" {
+		t.Errorf("Addr of a machine with no address = %q", m.SSHAddr)
+	}
+	if p := Poll(5*time.Second, 3*time.Second); p != 300*time.Millisecond {
+		t.Errorf("Poll = %s", p)
+	}
 }

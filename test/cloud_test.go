@@ -1,0 +1,334 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spuff-dev/spuff/provisioning/digitalocean/dofake"
+	"github.com/spuff-dev/spuff/provisioning/hetzner/hcloudfake"
+	"github.com/spuff-dev/spuff/test/harness"
+	"github.com/spuff-dev/spuff/test/testenv"
+)
+
+// cloudHost is spuff-app --headless pointed at both fake cloud APIs (by
+// the test-only SPUFF_*_API_URL overrides), with random tokens for both, so
+// every `spuff list` reconciles against both fakes and never reaches a
+// real API. It keeps every output spuff and spuff-app printed, for the
+// token grep.
+type cloudHost struct {
+	h       *harness.Host
+	do      *dofake.Server
+	hc      *hcloudfake.Fake
+	home    string // HOME: ~/.ssh with the host's login key
+	tokens  map[string]string
+	cli     string
+	mu      sync.Mutex
+	printed []string // CLI output, and spuff-app's log of each run
+}
+
+type cloudOptions struct {
+	// Env adds to spuff-app's environment (test-only overrides).
+	Env map[string]string
+	// Config is appended to the provision section.
+	Config string
+	// Tune sets the fakes up before spuff-app starts.
+	Tune func(*dofake.Server, *hcloudfake.Fake)
+}
+
+func startCloudHost(t *testing.T, o cloudOptions) *cloudHost {
+	t.Helper()
+	c := &cloudHost{home: harness.ShortTempDir(t), cli: testenv.GoBinary(t, "./app/cmd/spuff"), tokens: map[string]string{
+		"DIGITALOCEAN_TOKEN": testenv.RandomSecret("dop_v1_"),
+		"HCLOUD_TOKEN":       testenv.RandomSecret("hc"),
+	}}
+	c.do = dofake.New(t, c.tokens["DIGITALOCEAN_TOKEN"])
+	c.hc = hcloudfake.New(t, c.tokens["HCLOUD_TOKEN"])
+	if o.Tune != nil {
+		o.Tune(c.do, c.hc)
+	}
+	sshDir := filepath.Join(c.home, ".ssh")
+	if err := os.MkdirAll(sshDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// No agent: spuff-app logs in to sheds with this key file (local-keys).
+	testenv.KeyPair(t, sshDir, "id_ed25519", "ed25519")
+	env := map[string]string{"HOME": c.home, "SPUFF_DIGITALOCEAN_API_URL": c.do.URL, "SPUFF_HCLOUD_API_URL": c.hc.URL}
+	for k, v := range c.tokens {
+		env[k] = v
+	}
+	for k, v := range o.Env {
+		env[k] = v
+	}
+	c.h = harness.Start(t, harness.Options{Config: "provision: {user: dev" + o.Config + "}\n", Env: env})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("spuff-app log:\n%s", c.h.Log())
+		}
+		for _, v := range append(c.do.Violations(), c.hc.Violations()...) {
+			t.Errorf("a fake API saw: %s", v)
+		}
+	})
+	return c
+}
+
+// spuff runs the CLI (with --debug where the command takes it) and keeps
+// its stdout and stderr.
+func (c *cloudHost) spuff(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.cli, append([]string{"--socket", c.h.Socket}, args...)...)
+	cmd.Env = c.h.Env()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	c.mu.Lock()
+	c.printed = append(c.printed, "spuff "+strings.Join(args, " ")+":\n"+out.String())
+	c.mu.Unlock()
+	return out.String(), err
+}
+
+// made returns the line of `spuff list` for the made shed name ("" if
+// none), with the whole output.
+func (c *cloudHost) made(t *testing.T, name string) (line, all string) {
+	t.Helper()
+	out, err := c.spuff(time.Minute, "list")
+	if err != nil {
+		t.Fatalf("spuff list: %v\n%s", err, out)
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	inMade := false
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) > 0 && f[0] == "MADE" {
+			inMade = true
+			continue
+		}
+		if inMade && len(f) > 0 && f[0] == name {
+			return sc.Text(), out
+		}
+	}
+	return "", out
+}
+
+// left says what a fake still holds; "" when nothing.
+func (c *cloudHost) left(provider string) string {
+	switch provider {
+	case "digitalocean":
+		d, fw, k := c.do.Droplets(), c.do.Firewalls(), c.do.Keys()
+		if len(d)+len(fw)+len(k) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("droplets %+v, firewalls %+v, keys %+v", d, fw, k)
+	default:
+		s, fw, k := c.hc.Servers(), c.hc.Firewalls(), c.hc.Keys()
+		if len(s)+len(fw)+len(k) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("servers %+v, firewalls %+v, keys %+v", s, fw, k)
+	}
+}
+
+// machines is how many VMs the provider's fake holds.
+func (c *cloudHost) machines(provider string) int {
+	if provider == "digitalocean" {
+		return len(c.do.Droplets())
+	}
+	return len(c.hc.Servers())
+}
+
+// tokenUsed fails the test unless the provider's fake was sent its token
+// (in the Authorization header): a grep for a token spuff-app never held
+// could not fail.
+func (c *cloudHost) tokenUsed(t *testing.T, provider string) {
+	t.Helper()
+	want := "Bearer " + c.tokens["HCLOUD_TOKEN"]
+	n := 0
+	if provider == "digitalocean" {
+		want = "Bearer " + c.tokens["DIGITALOCEAN_TOKEN"]
+		for _, r := range c.do.Requests() {
+			if r.Header.Get("Authorization") == want {
+				n++
+			}
+		}
+	} else {
+		for _, r := range c.hc.Requests() {
+			if r.Header.Get("Authorization") == want {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatalf("the %s fake never got the token: the token grep would prove nothing", provider)
+	}
+}
+
+// noTokenOnHost greps for both tokens in every file under the host's
+// scratch dir (~/.spuff with state.db and known_hosts, the audit log) and
+// HOME, in every output of spuff and in spuff-app's log (--debug).
+func (c *cloudHost) noTokenOnHost(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	printed := append(append([]string(nil), c.printed...), "spuff-app:\n"+c.h.Log())
+	c.mu.Unlock()
+	var read []string
+	for _, root := range []string{c.h.Dir, c.home} {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			read = append(read, p)
+			for v, tok := range c.tokens {
+				if bytes.Contains(b, []byte(tok)) {
+					t.Errorf("%s is in %s", v, p)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{filepath.Join(c.h.Home, "state.db"), c.h.AuditPath} {
+		found := false
+		for _, p := range read {
+			found = found || p == want
+		}
+		if !found {
+			t.Errorf("the token grep did not read %s (read %v)", want, read)
+		}
+	}
+	for _, out := range printed {
+		for v, tok := range c.tokens {
+			if strings.Contains(out, tok) {
+				name, _, _ := strings.Cut(out, ":\n")
+				t.Errorf("%s is in the output of %s", v, name)
+			}
+		}
+	}
+}
+
+var cloudProviders = []string{"digitalocean", "hetzner"}
+
+// TestCloudHalfFailedUp: through the real spuff-app and CLI, an up whose
+// firewall the API refuses, or whose VM never becomes ready within the
+// create timeout (shortened for the test by the test-only
+// SPUFF_*_READY_TIMEOUT), leaves nothing at the provider and a failed row
+// with its reason in `spuff list`, which `spuff down` clears. No token is
+// anywhere on the host afterwards.
+func TestCloudHalfFailedUp(t *testing.T) {
+	for _, prov := range cloudProviders {
+		for _, tc := range []struct {
+			name   string
+			tune   func(*dofake.Server, *hcloudfake.Fake)
+			reason string // in the failed row
+		}{
+			{"firewall", func(d *dofake.Server, h *hcloudfake.Fake) {
+				d.FailFirewall = 422
+				h.FailFirewall = "resource_limit_exceeded"
+			}, "firewall"},
+			{"never ready", func(d *dofake.Server, h *hcloudfake.Fake) {
+				d.NeverActive = true
+				h.NeverRunning = true
+			}, "within 3s"},
+		} {
+			t.Run(prov+"/"+tc.name, func(t *testing.T) {
+				c := startCloudHost(t, cloudOptions{Tune: tc.tune, Env: map[string]string{
+					"SPUFF_DIGITALOCEAN_READY_TIMEOUT": "3s", "SPUFF_HCLOUD_READY_TIMEOUT": "3s"}})
+				out, err := c.spuff(2*time.Minute, "up", "half", "--provider", prov, "--no-connect")
+				if err == nil {
+					t.Fatalf("spuff up succeeded:\n%s", out)
+				}
+				if !strings.Contains(out, tc.reason) || !strings.Contains(out, "spuff down half") {
+					t.Errorf("spuff up's error does not say %q and how to clean up:\n%s", tc.reason, out)
+				}
+				if l := c.left(prov); l != "" {
+					t.Errorf("left at %s after the failed up: %s", prov, l)
+				}
+				line, all := c.made(t, "half")
+				if !strings.Contains(line, prov) || !strings.Contains(line, "failed") || !strings.Contains(line, tc.reason) {
+					t.Fatalf("spuff list has no failed row with the reason %q:\n%s", tc.reason, all)
+				}
+				if out, err := c.spuff(time.Minute, "down", "half"); err != nil {
+					t.Fatalf("spuff down: %v\n%s", err, out)
+				}
+				if line, all := c.made(t, "half"); line != "" {
+					t.Errorf("the row outlived spuff down:\n%s", all)
+				}
+				if l := c.left(prov); l != "" {
+					t.Errorf("left at %s after down: %s", prov, l)
+				}
+				c.tokenUsed(t, prov)
+				c.noTokenOnHost(t)
+			})
+		}
+	}
+}
+
+// TestCloudCrashBetweenCreateAndState: spuff-app is killed (-9) while the
+// fake holds the create's response, so the VM exists at the provider and
+// state.db has no id for it. After a restart `spuff list` adopts it into
+// the row (no orphan), and `spuff down` removes everything spuff made for
+// it: the VM, its firewall and the login key it registered.
+func TestCloudCrashBetweenCreateAndState(t *testing.T) {
+	for _, prov := range cloudProviders {
+		t.Run(prov, func(t *testing.T) {
+			hold := make(chan struct{})
+			defer close(hold)
+			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
+				d.HoldCreate, h.HoldCreate = hold, hold
+			}})
+			upDone := make(chan string, 1)
+			go func() {
+				out, _ := c.spuff(2*time.Minute, "up", "crash", "--provider", prov, "--no-connect")
+				upDone <- out
+			}()
+			deadline := time.Now().Add(time.Minute)
+			for c.machines(prov) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no create reached the fake:\n%s", c.h.Log())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			c.h.Kill(t)
+			<-c.h.Exited()
+			c.mu.Lock()
+			c.printed = append(c.printed, "spuff-app (killed):\n"+c.h.Log())
+			c.mu.Unlock()
+			<-upDone
+			c.h.Restart(t)
+
+			line, all := c.made(t, "crash")
+			if line == "" || strings.Contains(line, "orphan") {
+				t.Fatalf("list after the crash did not adopt the VM into the row:\n%s", all)
+			}
+			if n := strings.Count(all, "crash "); n != 1 {
+				t.Errorf("crash listed %d times:\n%s", n, all)
+			}
+			if out, err := c.spuff(time.Minute, "down", "crash"); err != nil {
+				t.Fatalf("spuff down: %v\n%s", err, out)
+			}
+			if l := c.left(prov); l != "" {
+				t.Errorf("left at %s after down: %s", prov, l)
+			}
+			if line, all := c.made(t, "crash"); line != "" {
+				t.Errorf("still listed after down:\n%s", all)
+			}
+			c.tokenUsed(t, prov)
+			c.noTokenOnHost(t)
+		})
+	}
+}
