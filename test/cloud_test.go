@@ -30,6 +30,7 @@ type cloudHost struct {
 	do      *dofake.Server
 	hc      *hcloudfake.Fake
 	home    string // HOME: ~/.ssh with the host's login key
+	pub     string // that key, authorized_keys form
 	tokens  map[string]string
 	cli     string
 	mu      sync.Mutex
@@ -41,6 +42,9 @@ type cloudOptions struct {
 	Env map[string]string
 	// Config is appended to the provision section.
 	Config string
+	// Agent runs an ssh-agent holding the login key for spuff-app and
+	// the OpenSSH of `spuff ssh` (which reads no $HOME/.ssh).
+	Agent bool
 	// Tune sets the fakes up before spuff-app starts.
 	Tune func(*dofake.Server, *hcloudfake.Fake)
 }
@@ -60,9 +64,13 @@ func startCloudHost(t *testing.T, o cloudOptions) *cloudHost {
 	if err := os.MkdirAll(sshDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// No agent: spuff-app logs in to sheds with this key file (local-keys).
-	testenv.KeyPair(t, sshDir, "id_ed25519", "ed25519")
+	// Without an agent spuff-app logs in to sheds with this key file.
+	keyPath, pub := testenv.KeyPair(t, sshDir, "id_ed25519", "ed25519")
+	c.pub = pub
 	env := map[string]string{"HOME": c.home, "SPUFF_DIGITALOCEAN_API_URL": c.do.URL, "SPUFF_HCLOUD_API_URL": c.hc.URL}
+	if o.Agent {
+		env["SSH_AUTH_SOCK"] = startAgent(t, c.home, keyPath)
+	}
 	for k, v := range c.tokens {
 		env[k] = v
 	}
@@ -79,6 +87,29 @@ func startCloudHost(t *testing.T, o cloudOptions) *cloudHost {
 		}
 	})
 	return c
+}
+
+// startAgent runs ssh-agent with the key at keyPath and returns its socket.
+func startAgent(t *testing.T, dir, keyPath string) string {
+	t.Helper()
+	sock := filepath.Join(dir, "agent.sock")
+	agent := exec.Command(testenv.Tool(t, "ssh-agent"), "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+	for i := 0; i < 50; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	add := exec.Command(testenv.Tool(t, "ssh-add"), keyPath)
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	return sock
 }
 
 // spuff runs the CLI (with --debug where the command takes it) and keeps
