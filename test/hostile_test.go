@@ -117,3 +117,44 @@ func TestHostileShedCannotStarveOthers(t *testing.T) {
 		t.Error("no oversized request was answered BAD_REQUEST")
 	}
 }
+
+// TestFutureIDRefusedAfterRestart: a shed's clock may run ahead of the
+// host's by up to the skew, so an id it made can be dated after a restart
+// of spuff-app that comes moments after the id was answered. Sent again
+// after that restart, it is refused, as it would have been before; an id
+// dated past every id the shed used before the restart still works.
+func TestFutureIDRefusedAfterRestart(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	bad := harness.NewHostile(t)
+	h.MustSpuff(t, "attach", "hostile", bad.URL())
+	c := bad.Conn(10 * time.Second)
+	if c == nil {
+		t.Fatal("the broker never connected to the shed")
+	}
+	ahead := harness.Ping(harness.IDAt(time.Now().Add(90 * time.Second)))
+	if code, ok := bad.Ask(c, ahead, 10*time.Second); !ok || code != "" {
+		t.Fatalf("an id dated 90s ahead, first use: answered %v, code %q; want ok", ok, code)
+	}
+
+	h.Restart(t)
+	if c = bad.Conn(60 * time.Second); c == nil {
+		t.Fatal("the restarted broker never reconnected to the shed")
+	}
+	code, ok := bad.Ask(c, ahead, 10*time.Second)
+	if !ok || code != bus.CodeReplayed {
+		t.Fatalf("the same id after a restart: answered %v, code %q; want REPLAYED", ok, code)
+	}
+	later := harness.Ping(harness.IDAt(time.Now().Add(115 * time.Second)))
+	if code, ok := bad.Ask(c, later, 10*time.Second); !ok || code != "" {
+		t.Fatalf("an id dated after every id used before the restart: answered %v, code %q; want ok", ok, code)
+	}
+	replayed := false
+	for _, r := range h.Audit(t) {
+		if r.Shed == "hostile" && r.ID == ahead.ID && r.Code == bus.CodeReplayed {
+			replayed = true
+		}
+	}
+	if !replayed {
+		t.Error("no REPLAYED audit line for the id sent again after the restart")
+	}
+}

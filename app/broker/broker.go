@@ -42,6 +42,10 @@ type Options struct {
 	Skew time.Duration
 	// MaxReplayIDs bounds the replay guard's memory of each shed (100k ids).
 	MaxReplayIDs int
+	// FencePath keeps each shed's mark past the future-dated ids the
+	// broker accepted, so that a restarted broker refuses them too; empty
+	// keeps none (the fence is then the start time alone).
+	FencePath string
 	// Bus tunes each shed connection; KeepAlive defaults to 15s.
 	Bus bus.Options
 	// Backoff bounds reconnect delays (250ms … 10s).
@@ -56,6 +60,7 @@ type Broker struct {
 	opts   Options
 	log    *slog.Logger
 	replay *replayGuard
+	fence  *fenceFile // nil without Options.FencePath
 
 	mu          sync.Mutex
 	cfg         *config.Config
@@ -93,12 +98,21 @@ func New(opts Options) (*Broker, error) {
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 15 * time.Second
 	}
-	return &Broker{
+	started := opts.Now()
+	b := &Broker{
 		opts: opts, log: opts.Log, cfg: opts.Config,
-		replay:      newReplayGuard(opts.Skew, opts.MaxReplayIDs, opts.Now()),
+		replay:      newReplayGuard(opts.Skew, opts.MaxReplayIDs, started),
 		attachments: map[string]*attachment{},
 		subs:        map[chan api.Event]struct{}{},
-	}, nil
+	}
+	if opts.FencePath != "" {
+		ff, fences, err := openFence(opts.FencePath, started, opts.Log)
+		if err != nil {
+			return nil, err
+		}
+		b.fence, b.replay.fences = ff, fences
+	}
+	return b, nil
 }
 
 // Attach starts an attachment that dials url and keeps it connected.
@@ -216,7 +230,7 @@ func (b *Broker) publish(e api.Event) {
 	}
 }
 
-// Close detaches every shed.
+// Close detaches every shed and closes the replay fence.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	b.closed = true
@@ -225,6 +239,9 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	for _, s := range list {
 		s.stop()
+	}
+	if b.fence != nil {
+		return b.fence.close()
 	}
 	return nil
 }
@@ -264,6 +281,8 @@ func (b *Broker) finish(s *attachment, rec *audit.Record, err error) error {
 	return err
 }
 
+var errFenceFailed = bus.Errorf(bus.CodeDenied, "the host could not record this request's time, so it refuses requests dated ahead of its clock; check the disk on your computer, or the shed's clock")
+
 var errAuditFailed = bus.Errorf(bus.CodeDenied, "the host could not write its audit log, so it refuses every request; check the disk on your computer")
 
 // refused audits a request the bus answered itself (too many in flight on
@@ -282,7 +301,7 @@ func (b *Broker) pipeline(ctx context.Context, s *attachment, r *bus.Request, re
 		return nil, err
 	}
 	now := b.opts.Now()
-	id, err := b.replay.parse(r.ID, now)
+	id, ts, err := b.replay.parse(s.name, r.ID, now)
 	if err != nil {
 		rec.Detail = "replay guard"
 		return nil, err
@@ -295,6 +314,12 @@ func (b *Broker) pipeline(ctx context.Context, s *attachment, r *bus.Request, re
 	if err := b.replay.remember(s.name, id, now); err != nil {
 		rec.Detail = "replay guard"
 		return nil, err
+	}
+	if b.fence != nil && ts.After(now) {
+		if err := b.fence.raise(s.name, ts); err != nil {
+			rec.Detail = "replay guard"
+			return nil, errFenceFailed
+		}
 	}
 	if r.NS == bus.NSAgent {
 		rec.Detail = "pong"

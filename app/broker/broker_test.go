@@ -308,7 +308,7 @@ func TestReplayGuardMemoryBounded(t *testing.T) {
 	now := time.Now()
 	g := newReplayGuard(time.Minute, 100, now)
 	check := func(shed, id string, at time.Time) error {
-		u, err := g.parse(id, at)
+		u, _, err := g.parse(shed, id, at)
 		if err != nil {
 			return err
 		}
@@ -647,5 +647,54 @@ func TestStalledDialIsRetried(t *testing.T) {
 	f.attach(t, "slow", g)
 	if calls.Load() < 2 {
 		t.Fatalf("connected after %d dials; the stalled one should have been abandoned", calls.Load())
+	}
+}
+
+// An id dated ahead of the host clock and answered just before a restart is
+// dated after the restarted broker started; the mark the first broker left
+// for its shed refuses it all the same. Other sheds are not fenced by it,
+// and the mark is written about once a second, not once a request.
+func TestFutureIDFencedAcrossRestart(t *testing.T) {
+	fence := filepath.Join(t.TempDir(), "replay-fence")
+	tune := func(o *Options) { o.FencePath = fence }
+	fast := func(c *config.Config) { c.Limits = config.Limits{RequestsPerSecond: 1000, Burst: 1000} }
+	f := newFixtureWith(t, fast, tune)
+	g, other := newRawGuest(t), newRawGuest(t)
+	f.attach(t, "s1", g)
+	f.attach(t, "s2", other)
+	ahead := ping(idAt(time.Now().Add(60 * time.Second)))
+	if r := g.ask(ahead); r.Error != nil {
+		t.Fatalf("an id 60s ahead: %v", r.Error)
+	}
+	for i := range 100 {
+		if r := g.ask(ping(idAt(time.Now().Add(30*time.Second + time.Duration(i)*time.Millisecond)))); r.Error != nil {
+			t.Fatalf("an id 30s ahead: %v", r.Error)
+		}
+	}
+	if b, _ := os.ReadFile(fence); strings.Count(string(b), "\n") > 3 {
+		t.Errorf("101 future-dated ids wrote %d fence lines:\n%s", strings.Count(string(b), "\n"), b)
+	}
+	f.b.Close()
+
+	f2 := newFixtureWith(t, fast, tune)
+	f2.attach(t, "s1", g)
+	f2.attach(t, "s2", other)
+	if r := g.ask(ahead); code(r) != bus.CodeReplayed {
+		t.Fatalf("the same id after a restart: %q (%v), want REPLAYED", code(r), r.Error)
+	}
+	if r := g.ask(ping(idAt(time.Now().Add(62 * time.Second)))); r.Error != nil {
+		t.Fatalf("an id dated past the fence: %v", r.Error)
+	}
+	if r := other.ask(ping(bus.NewID())); r.Error != nil {
+		t.Fatalf("another shed's fresh id after the restart: %v", r.Error)
+	}
+	f2.b.Close()
+
+	// A third start still fences s1 at the later mark, which the second
+	// kept when it rewrote the file.
+	f3 := newFixtureWith(t, fast, tune)
+	f3.attach(t, "s1", g)
+	if r := g.ask(ping(idAt(time.Now().Add(61500 * time.Millisecond)))); code(r) != bus.CodeReplayed {
+		t.Fatalf("an id before the second run's mark, after another restart: %q (%v), want REPLAYED", code(r), r.Error)
 	}
 }

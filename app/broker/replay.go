@@ -16,11 +16,14 @@ import (
 //
 // Ids are remembered as their 16 bytes, so one UUID in another letter
 // case is the same id. An id made before the broker started is refused:
-// this broker cannot know whether its predecessor answered it.
+// this broker cannot know whether its predecessor answered it. So is an id
+// dated at or before its shed's fence, the mark a predecessor left past
+// the future-dated ids it accepted from that shed (fenceFile).
 type replayGuard struct {
 	skew    time.Duration
 	maxIDs  int // per shed
 	started time.Time
+	fences  map[string]time.Time // read only after New
 
 	mu    sync.Mutex
 	sheds map[string]*seenIDs
@@ -39,19 +42,23 @@ func newReplayGuard(skew time.Duration, maxIDs int, started time.Time) *replayGu
 	return &replayGuard{skew: skew, maxIDs: maxIDs, started: started, sheds: map[string]*seenIDs{}}
 }
 
-// parse checks id's form and time without remembering anything.
-func (g *replayGuard) parse(id string, now time.Time) (uuid.UUID, error) {
+// parse checks shed's id's form and time without remembering anything,
+// and returns it with its time.
+func (g *replayGuard) parse(shed, id string, now time.Time) (uuid.UUID, time.Time, error) {
 	ts, err := bus.IDTime(id)
 	if err != nil {
-		return uuid.UUID{}, bus.Errorf(bus.CodeBadRequest, "request id must be a UUIDv7: %v", err)
+		return uuid.UUID{}, ts, bus.Errorf(bus.CodeBadRequest, "request id must be a UUIDv7: %v", err)
 	}
 	if d := now.Sub(ts); d > g.skew || d < -g.skew {
-		return uuid.UUID{}, bus.Errorf(bus.CodeReplayed, "request time is %s away from the host clock (allowed ±%s); check the shed's clock", d.Round(time.Second), g.skew)
+		return uuid.UUID{}, ts, bus.Errorf(bus.CodeReplayed, "request time is %s away from the host clock (allowed ±%s); check the shed's clock", d.Round(time.Second), g.skew)
 	}
 	if ts.Before(g.started.Truncate(time.Millisecond)) {
-		return uuid.UUID{}, bus.Errorf(bus.CodeReplayed, "request id %s was made before spuff-app started; retry", id)
+		return uuid.UUID{}, ts, bus.Errorf(bus.CodeReplayed, "request id %s was made before spuff-app started; retry", id)
 	}
-	return uuid.MustParse(id), nil
+	if f, ok := g.fences[shed]; ok && !ts.After(f) {
+		return uuid.UUID{}, ts, bus.Errorf(bus.CodeReplayed, "request id %s is dated no later than an id this shed used before spuff-app restarted; retry in %s", id, max(f.Sub(now), 0).Round(time.Second)+time.Second)
+	}
+	return uuid.MustParse(id), ts, nil
 }
 
 // remember records shed's id, or refuses it as seen before or over the cap.

@@ -89,6 +89,8 @@ func Run(ctx context.Context, opts Options) error {
 		Services: svcs,
 		Approver: appr,
 		Log:      log,
+		// Each shed's mark past its future-dated ids, for the next start.
+		FencePath: filepath.Join(config.Home(), "replay-fence"),
 		Dial: func(ctx context.Context, url string) (io.ReadWriteCloser, error) {
 			if md != nil {
 				return md.dial(ctx, url, dialCfg)

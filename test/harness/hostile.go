@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"net"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/spuff-dev/spuff/guest/bus"
 )
@@ -124,6 +127,38 @@ func (h *Hostile) Answers() map[string]string {
 		return true
 	})
 	return out
+}
+
+// Ask writes the request e on c and waits up to d for its answer, which it
+// returns with ok; an earlier answer to the same id is forgotten first, so
+// a request sent again is answered afresh.
+func (h *Hostile) Ask(c net.Conn, e *bus.Envelope, d time.Duration) (code string, ok bool) {
+	h.answers.Delete(e.ID)
+	_ = c.SetWriteDeadline(time.Now().Add(d))
+	if err := bus.WriteEnvelope(c, e); err != nil {
+		return "", false
+	}
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if v, ok := h.answers.Load(e.ID); ok {
+			return v.(string), true
+		}
+	}
+	return "", false
+}
+
+// Ping is a ping request with id.
+func Ping(id string) *bus.Envelope {
+	return &bus.Envelope{V: bus.Version, ID: id, Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing}
+}
+
+// IDAt is a fresh UUIDv7 carrying time t, as a shed whose clock reads t
+// would make.
+func IDAt(t time.Time) string {
+	u := uuid.Must(uuid.NewV7())
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
+	copy(u[:6], ms[2:])
+	return u.String()
 }
 
 // Flood writes n ping requests with fresh ids as fast as the socket takes
