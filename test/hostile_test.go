@@ -2,11 +2,13 @@ package test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/test/harness"
 	"github.com/spuff-dev/spuff/test/testenv"
@@ -36,6 +38,9 @@ func TestHostileShedCannotStarveOthers(t *testing.T) {
 			return
 		}
 		harness.Flood(c, 20000)
+		// Every request costs the shed its rate first; once the bucket
+		// has refilled, oversized fields reach the check that refuses them.
+		time.Sleep(time.Second)
 		harness.Oversized(c, 40, 70<<10)
 		bad.StopReading()
 		// Until the broker drops it for not reading, and then on the
@@ -79,14 +84,15 @@ func TestHostileShedCannotStarveOthers(t *testing.T) {
 	}
 
 	// Every answer read has its line: the healthy shed's, by count (its
-	// daemon makes the ids), the attacker's, by id.
+	// daemon makes the ids), the attacker's, by id: its own line, or one
+	// of the counted lines its refusals over the rate share.
 	time.Sleep(200 * time.Millisecond)
-	lines := map[string]string{}
+	var lines []audit.Record
 	healthyOK := 0
 	for _, r := range h.Audit(t) {
 		switch r.Shed {
 		case "hostile":
-			lines[r.ID] = r.Code
+			lines = append(lines, r)
 		case "healthy":
 			if r.NS == bus.NSAgent && r.Op == bus.OpPing && r.Result == "ok" {
 				healthyOK++
@@ -100,18 +106,28 @@ func TestHostileShedCannotStarveOthers(t *testing.T) {
 	if len(answers) == 0 {
 		t.Fatal("the attacker read no answers; the test proves nothing")
 	}
-	missing, oversized := 0, 0
-	for id, code := range answers {
-		got, ok := lines[id]
-		if !ok || got != code {
-			missing++
-		}
-		if code == bus.CodeBadRequest {
+	missing, oversized, limited := auditCovers(lines, answers), 0, 0
+	for _, code := range answers {
+		switch code {
+		case bus.CodeBadRequest:
 			oversized++
+		case bus.CodeRateLimited:
+			limited++
 		}
 	}
 	if missing > 0 {
-		t.Errorf("%d of %d answers the attacker read have no matching audit line", missing, len(answers))
+		t.Errorf("%d of %d answers the attacker read have no audit line with their code", missing, len(answers))
+	}
+	counted := 0
+	for _, r := range lines {
+		if r.Code == bus.CodeRateLimited {
+			counted += r.Requests()
+		}
+	}
+	// The counts cover every refusal the attacker read (it stopped reading,
+	// so it read fewer than were answered).
+	if counted < limited {
+		t.Errorf("RATE_LIMITED lines count %d requests, but the attacker read %d such answers", counted, limited)
 	}
 	if oversized == 0 {
 		t.Error("no oversized request was answered BAD_REQUEST")
@@ -157,4 +173,93 @@ func TestFutureIDRefusedAfterRestart(t *testing.T) {
 	if !replayed {
 		t.Error("no REPLAYED audit line for the id sent again after the restart")
 	}
+}
+
+// TestFloodDenialsShareCountedLines: a shed far over its rate has every
+// request answered and counted in the audit log, but in a few lines rather
+// than one per request: the broker holds its refusals a moment and writes
+// one line for many before any of their answers leaves. Each answer is
+// covered by a line with its code, and the counts add up to the requests.
+func TestFloodDenialsShareCountedLines(t *testing.T) {
+	h := harness.Start(t, harness.Options{Config: "limits:\n  requests_per_second: 20\n  burst: 50\n"})
+	bad := harness.NewHostile(t)
+	h.MustSpuff(t, "attach", "hostile", bad.URL())
+	c := bad.Conn(10 * time.Second)
+	if c == nil {
+		t.Fatal("the broker never connected to the hostile shed")
+	}
+	const n = 20000
+	start := time.Now()
+	sent := harness.Flood(c, n)
+	if sent != n {
+		t.Fatalf("the broker took %d of %d requests before closing the connection", sent, n)
+	}
+	for end := time.Now().Add(60 * time.Second); len(bad.Answers()) < n && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	answers := bad.Answers()
+	t.Logf("%d requests answered in %s", len(answers), time.Since(start).Round(time.Millisecond))
+	if len(answers) != n {
+		t.Fatalf("%d of %d requests answered", len(answers), n)
+	}
+
+	var lines []audit.Record
+	requests, limitedLines := 0, 0
+	for _, r := range h.Audit(t) {
+		if r.Shed != "hostile" {
+			continue
+		}
+		lines = append(lines, r)
+		requests += r.Requests()
+		if r.Code == bus.CodeRateLimited {
+			limitedLines++
+		}
+	}
+	missing, limited := auditCovers(lines, answers), 0
+	for _, code := range answers {
+		if code == bus.CodeRateLimited {
+			limited++
+		}
+	}
+	t.Logf("%d audit lines for %d requests (%d refused over the rate, in %d lines)", len(lines), requests, limited, limitedLines)
+	if missing > 0 {
+		t.Errorf("%d of %d answers have no audit line with their code", missing, n)
+	}
+	if requests != n {
+		t.Errorf("the hostile shed's lines count %d requests, want %d", requests, n)
+	}
+	if limited < n/2 {
+		t.Fatalf("only %d of %d requests were refused over the rate; the test proves little", limited, n)
+	}
+	if limitedLines*20 > limited {
+		t.Errorf("%d lines for %d refusals over the rate, want at least 20 refusals a line", limitedLines, limited)
+	}
+}
+
+// auditCovers counts the answers (id → code) that no line answers with
+// their code: neither a line of their own nor a counted line listing them
+// or whose range holds them.
+func auditCovers(lines []audit.Record, answers map[string]string) (missing int) {
+	byID := map[string]string{}
+	var ranged []audit.Record
+	for _, r := range lines {
+		if r.ID != "" {
+			byID[r.ID] = r.Code
+		}
+		for _, id := range r.IDs {
+			byID[id] = r.Code
+		}
+		if r.IDRange[0] != "" {
+			ranged = append(ranged, r)
+		}
+	}
+	for id, code := range answers {
+		if got, ok := byID[id]; ok && got == code {
+			continue
+		}
+		if !slices.ContainsFunc(ranged, func(r audit.Record) bool { return r.Code == code && r.Answers(id) }) {
+			missing++
+		}
+	}
+	return missing
 }

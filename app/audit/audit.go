@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +40,14 @@ var ErrClosed = errors.New("audit: log closed")
 
 // Record is one audit line. The first seven fields are the documented format,
 // in this order; ID (the request id) and Code (the wire error code) follow
-// when set. Fields a reader does not know are ignored.
+// when set, and then a counted line's Count, IDs and IDRange. Fields a
+// reader does not know are ignored.
+//
+// A counted line answers Count requests alike (a shed's flood of denials,
+// coalesced): IDs lists the first of their ids, and when there are more
+// than it lists, IDRange is the least and the greatest of all of them (ids
+// compare as strings; UUIDs are written in their lowercase form, so in
+// time order).
 type Record struct {
 	TS       time.Time `json:"ts"`
 	Shed     string    `json:"shed"`
@@ -50,26 +58,50 @@ type Record struct {
 	Approval string    `json:"approval"`
 	ID       string    `json:"id,omitempty"`
 	Code     string    `json:"code,omitempty"`
+	Count    int       `json:"count,omitempty"`
+	IDs      []string  `json:"ids,omitempty"`
+	IDRange  [2]string `json:"id_range,omitzero"`
+}
+
+// Requests is how many requests the line answers.
+func (r Record) Requests() int {
+	return max(r.Count, 1)
+}
+
+// Answers reports whether the line is that of the request with this id: its
+// ID, one of its IDs, or within its IDRange.
+func (r Record) Answers(id string) bool {
+	if id == "" {
+		return false
+	}
+	if id == r.ID || slices.Contains(r.IDs, id) {
+		return true
+	}
+	return r.IDRange[0] != "" && r.IDRange[0] <= id && id <= r.IDRange[1]
 }
 
 // wire fixes the line's field order and its second-precision UTC timestamp;
 // encoding/json writes struct fields in declaration order.
 type wire struct {
-	TS       string `json:"ts"`
-	Shed     string `json:"shed"`
-	NS       string `json:"ns"`
-	Op       string `json:"op"`
-	Result   string `json:"result"`
-	Detail   string `json:"detail"`
-	Approval string `json:"approval"`
-	ID       string `json:"id,omitempty"`
-	Code     string `json:"code,omitempty"`
+	TS       string    `json:"ts"`
+	Shed     string    `json:"shed"`
+	NS       string    `json:"ns"`
+	Op       string    `json:"op"`
+	Result   string    `json:"result"`
+	Detail   string    `json:"detail"`
+	Approval string    `json:"approval"`
+	ID       string    `json:"id,omitempty"`
+	Code     string    `json:"code,omitempty"`
+	Count    int       `json:"count,omitempty"`
+	IDs      []string  `json:"ids,omitempty"`
+	IDRange  [2]string `json:"id_range,omitzero"`
 }
 
 func (r Record) wire() wire {
 	w := wire{
 		TS: r.TS.UTC().Format(time.RFC3339), Shed: r.Shed, NS: r.NS, Op: r.Op,
 		Result: r.Result, Detail: r.Detail, Approval: r.Approval, ID: r.ID, Code: r.Code,
+		Count: r.Count, IDs: r.IDs, IDRange: r.IDRange,
 	}
 	if w.Approval == "" {
 		w.Approval = "none"
@@ -133,7 +165,8 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	if y := ts.UTC().Year(); y < 0 || y > 9999 {
 		return fmt.Errorf("audit: ts %q is out of range", w.TS)
 	}
-	*r = Record{TS: ts, Shed: w.Shed, NS: w.NS, Op: w.Op, Result: w.Result, Detail: w.Detail, Approval: w.Approval, ID: w.ID, Code: w.Code}
+	*r = Record{TS: ts, Shed: w.Shed, NS: w.NS, Op: w.Op, Result: w.Result, Detail: w.Detail, Approval: w.Approval, ID: w.ID, Code: w.Code,
+		Count: w.Count, IDs: w.IDs, IDRange: w.IDRange}
 	return nil
 }
 

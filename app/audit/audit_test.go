@@ -57,6 +57,54 @@ func TestLineFormatIsExact(t *testing.T) {
 	}
 }
 
+// A counted line answers many requests: its count, the first of their ids
+// and the range all of them fall in follow the documented fields, read
+// back whole, and say which requests the line answers.
+func TestCountedLine(t *testing.T) {
+	const (
+		a = "019ad5a0-0000-7000-8000-000000000001"
+		b = "019ad5a0-0000-7000-8000-000000000002"
+		c = "019ad5a0-0000-7000-8000-000000000009"
+	)
+	r := Record{TS: ts, Shed: "s", NS: "agent", Op: "ping", Result: "denied", Detail: "rate limit", Code: "RATE_LIMITED",
+		Count: 9, IDs: []string{a, b}, IDRange: [2]string{a, c}}
+	line, err := r.line()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"ts":"2026-03-31T15:04:05Z","shed":"s","ns":"agent","op":"ping","result":"denied","detail":"rate limit","approval":"none","code":"RATE_LIMITED","count":9,"ids":["` + a + `","` + b + `"],"id_range":["` + a + `","` + c + `"]}` + "\n"
+	if string(line) != want {
+		t.Fatalf("line\n %s\nwant\n %s", line, want)
+	}
+	var back Record
+	if err := json.Unmarshal(line, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Count != 9 || len(back.IDs) != 2 || back.IDRange != r.IDRange || back.Requests() != 9 {
+		t.Fatalf("read back %+v", back)
+	}
+	for id, want := range map[string]bool{
+		a: true, b: true, c: true,
+		"019ad5a0-0000-7000-8000-000000000005": true,  // within the range
+		"019ad5a0-0000-7000-8000-00000000000a": false, // past it
+		"019ad59f-ffff-7fff-bfff-ffffffffffff": false, // before it
+		"":                                     false,
+	} {
+		if got := back.Answers(id); got != want {
+			t.Errorf("Answers(%q) = %v, want %v", id, got, want)
+		}
+	}
+	one := Record{TS: ts, ID: a}
+	if one.Requests() != 1 || !one.Answers(a) || one.Answers(b) {
+		t.Errorf("a plain line answers its own id alone: %d requests", one.Requests())
+	}
+	// Only its ids: no range is needed when they are all listed.
+	listed := Record{TS: ts, Count: 2, IDs: []string{a, c}}
+	if listed.Requests() != 2 || !listed.Answers(c) || listed.Answers(b) {
+		t.Errorf("a counted line with every id listed answers just those")
+	}
+}
+
 func TestLineKeepsHTMLReadable(t *testing.T) {
 	line, err := Record{TS: ts, Detail: "git@host:a->b & <c>"}.line()
 	if err != nil {

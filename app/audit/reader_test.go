@@ -184,6 +184,7 @@ func TestFollowReturnsCallbackError(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	f.Add([]byte(`{"ts":"2026-03-31T15:04:05Z","shed":"s","ns":"n","op":"o","result":"ok","detail":"","approval":"none"}` + "\n"))
 	f.Add([]byte(`{"ts":"2026-03-31T15:04:05Z","shed":"s\n","extra":[1,{}],"id":"x","code":"DENIED"}`))
+	f.Add([]byte(`{"ts":"2026-03-31T15:04:05Z","shed":"s","code":"RATE_LIMITED","count":3,"ids":["a"],"id_range":["a","c"]}` + "\n"))
 	f.Add([]byte("garbage\n\n{"))
 	f.Add([]byte(`{"ts":"2026-03-31T15:04:05+02:00","detail":"\u0000\u2028"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

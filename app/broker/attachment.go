@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
@@ -20,6 +21,7 @@ type attachment struct {
 	url     string
 	cfg     *config.Shed
 	limiter *rate.Limiter
+	floods  *floods
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -34,6 +36,7 @@ func newAttachment(b *Broker, name, url string, cfg *config.Shed) *attachment {
 	return &attachment{
 		b: b, name: name, url: url, cfg: cfg,
 		limiter: rate.NewLimiter(rate.Limit(cfg.Limits.RequestsPerSecond), cfg.Limits.Burst),
+		floods:  newFloods(func(r audit.Record) error { return b.opts.Audit.Write(context.Background(), r) }),
 		ctx:     ctx, cancel: cancel, done: make(chan struct{}),
 		st: api.Attachment{Name: name, URL: url, State: api.StateConnecting, Since: b.opts.Now().UTC()},
 	}

@@ -256,7 +256,7 @@ func (b *Broker) handle(ctx context.Context, s *attachment, r *bus.Request) (any
 	rec := b.record(s, r)
 	payload, err := b.pipeline(ctx, s, r, &rec)
 	p.stop()
-	return payload, b.finish(s, &rec, err)
+	return payload, b.finish(s, r, &rec, err)
 }
 
 // record starts the audit record of r. A shed chooses ns and op, so only
@@ -266,13 +266,21 @@ func (b *Broker) record(s *attachment, r *bus.Request) audit.Record {
 	return audit.Record{Shed: s.name, NS: printable(r.NS), Op: printable(r.Op), ID: printable(r.ID), Approval: approval.MethodNone}
 }
 
-// finish writes rec's line with err's outcome and returns the error to
-// answer with: err, or a denial when the line could not be written.
-func (b *Broker) finish(s *attachment, rec *audit.Record, err error) error {
+// finish writes the line of r with err's outcome, and returns the error to
+// answer with: err, or a denial when the line could not be written. A
+// refusal over the shed's rate may wait a moment to share a counted line
+// with others like it (floods).
+func (b *Broker) finish(s *attachment, r *bus.Request, rec *audit.Record, err error) error {
 	rec.TS = b.opts.Now().UTC()
 	rec.Result = resultOf(err)
 	rec.Code = bus.CodeOf(err)
-	if aerr := b.opts.Audit.Write(context.Background(), *rec); aerr != nil {
+	var aerr error
+	if rec.Code == bus.CodeRateLimited {
+		aerr = s.floods.audit(*rec, r.ID)
+	} else {
+		aerr = b.opts.Audit.Write(context.Background(), *rec)
+	}
+	if aerr != nil {
 		b.log.Error("audit write failed; denying request", "shed", s.name, "ns", rec.NS, "op", rec.Op, "err", aerr)
 		err = errAuditFailed
 	}
@@ -290,13 +298,21 @@ var errAuditFailed = bus.Errorf(bus.CodeDenied, "the host could not write its au
 func (b *Broker) refused(s *attachment, r *bus.Request, be *bus.Error) *bus.Error {
 	rec := b.record(s, r)
 	rec.Detail = "refused by the bus"
-	if err := b.finish(s, &rec, be); err != be {
+	if err := b.finish(s, r, &rec, be); err != be {
 		return errAuditFailed
 	}
 	return be
 }
 
 func (b *Broker) pipeline(ctx context.Context, s *attachment, r *bus.Request, rec *audit.Record) (any, error) {
+	// The rate limit runs first: every request a shed sends costs it, bad
+	// or not, so what a flood past it costs the broker is a refusal that
+	// shares its audit line with others (floods) and nothing in the replay
+	// memory.
+	if !s.limiter.Allow() {
+		rec.Detail = "rate limit"
+		return nil, bus.Errorf(bus.CodeRateLimited, "shed %q is over its request rate", s.name)
+	}
 	if err := checkNames(r); err != nil {
 		return nil, err
 	}
@@ -306,8 +322,6 @@ func (b *Broker) pipeline(ctx context.Context, s *attachment, r *bus.Request, re
 		rec.Detail = "replay guard"
 		return nil, err
 	}
-	// The rate limit runs before the id is remembered, so a flood past it
-	// costs the replay memory nothing.
 	if err := b.admit(s, r); err != nil {
 		return nil, err
 	}
@@ -350,7 +364,7 @@ func (b *Broker) pipeline(ctx context.Context, s *attachment, r *bus.Request, re
 	return out, err
 }
 
-// admit checks that the shed may use this namespace at all, then its rate.
+// admit checks that the shed may use this namespace at all.
 func (b *Broker) admit(s *attachment, r *bus.Request) error {
 	_, served := b.opts.Services[r.NS]
 	switch {
@@ -364,9 +378,6 @@ func (b *Broker) admit(s *attachment, r *bus.Request) error {
 		return bus.Errorf(bus.CodeNotAllowed, "namespace %s is not enabled for shed %q (sheds.%s.namespaces in the host config)", r.NS, s.name, s.name)
 	case !served:
 		return bus.Errorf(bus.CodeNotAllowed, "namespace %s is not served by this host", r.NS)
-	}
-	if !s.limiter.Allow() {
-		return bus.Errorf(bus.CodeRateLimited, "shed %q is over its request rate", s.name)
 	}
 	return nil
 }

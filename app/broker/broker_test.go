@@ -373,11 +373,126 @@ func TestRateLimit(t *testing.T) {
 	n := 0
 	for _, r := range f.audit.all() {
 		if r.Code == bus.CodeRateLimited && r.Result == "denied" {
-			n++
+			n += r.Requests()
 		}
 	}
 	if n != limited {
-		t.Fatalf("%d RATE_LIMITED audit lines for %d denials", n, limited)
+		t.Fatalf("RATE_LIMITED audit lines count %d requests for %d denials", n, limited)
+	}
+}
+
+// burst writes n pings in one write and returns their ids; collect reads
+// the answers to ids, by id.
+func (g *rawGuest) burst(n int) []string {
+	var buf []byte
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = bus.NewID()
+		b, _ := bus.EncodeEnvelope(ping(ids[i]))
+		buf = append(buf, b...)
+	}
+	g.writeRaw(buf)
+	return ids
+}
+
+func (g *rawGuest) collect(ids []string, d time.Duration) map[string]*bus.Envelope {
+	g.t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := map[string]*bus.Envelope{}
+	end := time.After(d)
+	for len(out) < len(ids) {
+		select {
+		case r := <-g.got:
+			if r.Type == bus.TypeResponse && want[r.ID] {
+				out[r.ID] = r
+			}
+		case <-end:
+			g.t.Fatalf("%d of %d answers", len(out), len(ids))
+		}
+	}
+	return out
+}
+
+// A flood far over the rate is answered in full, and its refusals share
+// a few counted lines: each refusal is in a line with its code, and the
+// lines count every request once.
+func TestFloodRefusalsShareCountedLines(t *testing.T) {
+	f := newFixture(t, func(c *config.Config) { c.Limits = config.Limits{RequestsPerSecond: 1, Burst: 5} })
+	g := newRawGuest(t)
+	f.attach(t, "noisy", g)
+	const n = 1000
+	answers := g.collect(g.burst(n), 10*time.Second)
+	recs := f.audit.all()
+	requests, limitedLines, limited := 0, 0, 0
+	for _, r := range recs {
+		requests += r.Requests()
+		if r.Code == bus.CodeRateLimited {
+			limitedLines++
+			if r.Count > 1 && (len(r.IDs) != min(r.Count, floodIDs) || !strings.Contains(r.Detail, "×")) {
+				t.Errorf("counted line %+v", r)
+			}
+		}
+	}
+	for id, a := range answers {
+		if code(a) == bus.CodeRateLimited {
+			limited++
+		}
+		found := false
+		for _, r := range recs {
+			if r.Code == code(a) && r.Answers(id) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("the answer %s (%s) has no line", id, code(a))
+		}
+	}
+	if requests != n {
+		t.Errorf("the lines count %d requests, want %d", requests, n)
+	}
+	if limited < n-10 || limitedLines*20 > limited {
+		t.Errorf("%d lines for %d refusals over the rate, want at least 20 a line", limitedLines, limited)
+	}
+	t.Logf("%d lines for %d requests, %d of them refused over the rate in %d lines", len(recs), n, limited, limitedLines)
+}
+
+// A held refusal is answered only after the line counting it is written,
+// and a line that cannot be written denies every request it counts.
+func TestCountedRefusalsWaitForTheirLine(t *testing.T) {
+	f := newFixture(t, func(c *config.Config) { c.Limits = config.Limits{RequestsPerSecond: 1, Burst: 1} })
+	g := newRawGuest(t)
+	f.attach(t, "noisy", g)
+	gate := make(chan struct{})
+	f.audit.mu.Lock()
+	f.audit.gate = gate
+	f.audit.mu.Unlock()
+	ids := g.burst(50)
+	select {
+	case r := <-g.got:
+		t.Fatalf("an answer left before its line was written: %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(gate)
+	g.collect(ids, 5*time.Second)
+	n := 0
+	for _, r := range f.audit.all() {
+		n += r.Requests()
+	}
+	if n != 50 {
+		t.Fatalf("lines count %d requests, want 50", n)
+	}
+
+	f.audit.mu.Lock()
+	f.audit.gate, f.audit.fail = nil, errors.New("disk full")
+	f.audit.mu.Unlock()
+	for id, a := range g.collect(g.burst(50), 5*time.Second) {
+		if code(a) != bus.CodeDenied {
+			t.Fatalf("%s with the audit log failing: %q (%v), want DENIED", id, code(a), a.Error)
+		}
 	}
 }
 
