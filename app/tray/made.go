@@ -39,7 +39,8 @@ func clip(s string, n int) string {
 // madeItems lists the sheds spuff made: ● ready, ◐ on its way (with the
 // step it is at), ○ stopped, ✕ failed (with why), each with what can be
 // done to it in its state.
-func madeItems(made []api.MadeShed, steps map[string]string, sheds []api.Attachment) []Item {
+// age is how long ago made was read.
+func madeItems(made []api.MadeShed, steps map[string]string, sheds []api.Attachment, age time.Duration) []Item {
 	att := map[string]api.Attachment{}
 	for _, a := range sheds {
 		att[a.Name] = a
@@ -64,7 +65,7 @@ func madeItems(made []api.MadeShed, steps map[string]string, sheds []api.Attachm
 		switch m.State {
 		case stateReady:
 			it.Title = "● " + name + " — ready"
-			it.Detail = idleDetail(m)
+			it.Detail = idleDetail(m, age)
 			it.Sub = append(it.Sub, Item{Title: "Open terminal", Tooltip: "spuff ssh " + name,
 				Action: func(ctx context.Context, _ Client) error { return openTerminal(ctx, name) }})
 			if m.StartStop {
@@ -105,19 +106,23 @@ func madeItems(made []api.MadeShed, steps map[string]string, sheds []api.Attachm
 	return items
 }
 
-// idleDetail is the idle countdown of a ready shed.
-//
-// Hook: the host's idle shutdown is to report the time left on
-// api.MadeShed (IdleLeftSeconds); until it does there is nothing to show.
-func idleDetail(m api.MadeShed) string {
+// idleDetail is the idle countdown of a ready shed, age after it was read.
+func idleDetail(m api.MadeShed, age time.Duration) string {
 	left, ok := idleLeft(m)
 	if !ok {
 		return ""
+	}
+	left -= age
+	if left < 0 {
+		left = 0
 	}
 	return "idle ends it in " + roundLeft(left)
 }
 
 // idleLeft is how long until the host ends m for idling, if it says.
+//
+// Hook: the host's idle shutdown is to report the time left on
+// api.MadeShed (IdleLeftSeconds); until it does there is nothing to show.
 func idleLeft(api.MadeShed) (time.Duration, bool) { return 0, false }
 
 // roundLeft shows a countdown to the minute (to the second in its last minute).

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spuff-dev/spuff/app/control/api"
 )
@@ -89,6 +90,9 @@ type View struct {
 	// Steps holds each busy made shed's latest provisioning step.
 	Steps map[string]string
 	Err   error
+	// Read is when Made was read and Now the time drawn at: an idle
+	// countdown is recounted from them between answers.
+	Read, Now time.Time
 }
 
 // Build lays out the menu for attachments and pending requests alone.
@@ -139,7 +143,7 @@ func build(v View) []Item {
 	for _, m := range v.Made {
 		made[m.Name] = true
 	}
-	items = append(items, madeItems(v.Made, v.Steps, sheds)...)
+	items = append(items, madeItems(v.Made, v.Steps, sheds, v.Now.Sub(v.Read))...)
 	var attached int
 	for _, s := range sheds {
 		if !made[s.Name] {

@@ -48,14 +48,22 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 		}()
 		go func() {
 			var m shown
+			// The idle countdown is recounted from the last answer every
+			// so often, in place and without asking the API again.
+			tick := time.NewTicker(countdownTick)
+			defer tick.Stop()
 			for {
 				select {
 				case <-ctx.Done():
 					systray.Quit()
 					return
 				case <-changed:
+					m.render(ctx, c, auto, steps.snapshot(), log, poke)
+				case <-tick.C:
+					if m.countdown {
+						m.show(ctx, c, auto, m.view, log, poke)
+					}
 				}
-				m.render(ctx, c, auto, steps.snapshot(), log, poke)
 			}
 		}()
 	}
@@ -70,7 +78,14 @@ type shown struct {
 	items    []*systray.MenuItem
 	tooltips []string
 	texts    []string
+	// view is the last answer; countdown says whether it has an idle
+	// countdown to recount.
+	view      View
+	countdown bool
 }
+
+// countdownTick is how often a shown idle countdown is recounted.
+const countdownTick = 15 * time.Second
 
 // render brings the menu up to date. A change in what the menu offers
 // rebuilds it; a change in tooltips alone (request counters) is applied in
@@ -87,10 +102,22 @@ func (m *shown) render(ctx context.Context, c Client, auto Autostart, steps map[
 	if err == nil {
 		err = merr
 	}
-	v := View{Sheds: sheds, Pending: pending, Steps: steps, Err: err}
+	v := View{Sheds: sheds, Pending: pending, Steps: steps, Err: err, Read: time.Now()}
 	if made != nil {
 		v.Made = made.Sheds
 	}
+	m.show(ctx, c, auto, v, log, poke)
+}
+
+// show draws v.
+func (m *shown) show(ctx context.Context, c Client, auto Autostart, v View, log *slog.Logger, poke func()) {
+	m.view, m.countdown = v, false
+	for _, s := range v.Made {
+		_, ok := idleLeft(s)
+		m.countdown = m.countdown || ok
+	}
+	v.Now = time.Now()
+	pending := v.Pending
 	items := BuildView(v)
 	if auto != nil {
 		items = append(items, AutostartItem(auto))
