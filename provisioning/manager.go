@@ -125,7 +125,9 @@ func NewManager(o ManagerOptions) (*Manager, error) {
 // UpRequest names the shed to make.
 type UpRequest struct {
 	Name, Provider, User string
-	IdleTimeout          time.Duration
+	// IdleTimeout is the shed's own (spuff up --idle-timeout); nil
+	// follows the config.
+	IdleTimeout *time.Duration
 }
 
 type run struct {

@@ -155,7 +155,7 @@ func newManager(t *testing.T, boot Bootstrapper) (*Manager, *fakeProvider, *stat
 func TestUpDown(t *testing.T) {
 	ctx := context.Background()
 	m, fp, db, events := newManager(t, fakeBoot{})
-	s, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev", IdleTimeout: time.Hour})
+	s, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev", IdleTimeout: new(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,8 +38,11 @@ type Shed struct {
 	HostKeyAlias string
 	// HostKey is the public host key pinned before boot ("" when the
 	// provider has no private seed and the key is accepted on first use).
-	HostKey     string
-	IdleTimeout time.Duration
+	HostKey string
+	// IdleTimeout is the shed's own idle timeout (spuff up --idle-timeout;
+	// 0 = never); nil: the config's (sheds.NAME.idle_timeout,
+	// provision.idle_timeout) applies.
+	IdleTimeout *time.Duration
 	Created     time.Time
 	Updated     time.Time
 }
@@ -47,7 +50,7 @@ type Shed struct {
 // ErrExists means a shed of that name already has a row.
 var ErrExists = errors.New("state: a shed of that name exists")
 
-const shedCols = `name, provider, provider_id, state, reason, ssh_addr, ssh_user, arch, host_key_alias, host_key, idle_timeout, created_at, updated_at`
+const shedCols = `name, provider, provider_id, state, reason, ssh_addr, ssh_user, arch, host_key_alias, host_key, idle_timeout, idle_timeout_set, created_at, updated_at`
 
 // CreateShed writes a new row; it fails with ErrExists if the name is taken.
 func (d *DB) CreateShed(ctx context.Context, s Shed) error {
@@ -55,9 +58,9 @@ func (d *DB) CreateShed(ctx context.Context, s Shed) error {
 	if s.Created.IsZero() {
 		s.Created = now
 	}
-	_, err := d.db.ExecContext(ctx, `INSERT INTO sheds(`+shedCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := d.db.ExecContext(ctx, `INSERT INTO sheds(`+shedCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		s.Name, s.Provider, s.ProviderID, s.State, s.Reason, s.SSHAddr, s.User, s.Arch, s.HostKeyAlias, s.HostKey,
-		int64(s.IdleTimeout/time.Second), s.Created.UnixMilli(), now.UnixMilli())
+		idleSeconds(s.IdleTimeout), s.IdleTimeout != nil, s.Created.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			return fmt.Errorf("state: shed %q: %w", s.Name, ErrExists)
@@ -70,9 +73,9 @@ func (d *DB) CreateShed(ctx context.Context, s Shed) error {
 // UpdateShed rewrites the row of s.Name.
 func (d *DB) UpdateShed(ctx context.Context, s Shed) error {
 	res, err := d.db.ExecContext(ctx, `UPDATE sheds SET provider=?, provider_id=?, state=?, reason=?, ssh_addr=?, ssh_user=?, arch=?,
-		host_key_alias=?, host_key=?, idle_timeout=?, updated_at=? WHERE name=?`,
+		host_key_alias=?, host_key=?, idle_timeout=?, idle_timeout_set=?, updated_at=? WHERE name=?`,
 		s.Provider, s.ProviderID, s.State, s.Reason, s.SSHAddr, s.User, s.Arch, s.HostKeyAlias, s.HostKey,
-		int64(s.IdleTimeout/time.Second), time.Now().UnixMilli(), s.Name)
+		idleSeconds(s.IdleTimeout), s.IdleTimeout != nil, time.Now().UnixMilli(), s.Name)
 	if err != nil {
 		return fmt.Errorf("state: updating shed %q: %w", s.Name, err)
 	}
@@ -127,15 +130,28 @@ type scanner interface{ Scan(...any) error }
 func scanShed(r scanner) (Shed, error) {
 	var s Shed
 	var idle, created, updated int64
+	var idleSet bool
 	err := r.Scan(&s.Name, &s.Provider, &s.ProviderID, &s.State, &s.Reason, &s.SSHAddr, &s.User, &s.Arch,
-		&s.HostKeyAlias, &s.HostKey, &idle, &created, &updated)
+		&s.HostKeyAlias, &s.HostKey, &idle, &idleSet, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Shed{}, err
 	}
 	if err != nil {
 		return Shed{}, fmt.Errorf("state: reading sheds: %w", err)
 	}
-	s.IdleTimeout = time.Duration(idle) * time.Second
+	if idleSet {
+		d := time.Duration(idle) * time.Second
+		s.IdleTimeout = &d
+	}
 	s.Created, s.Updated = time.UnixMilli(created), time.UnixMilli(updated)
 	return s, nil
+}
+
+// idleSeconds is the idle_timeout column's value: whole seconds, 0 when
+// the shed has none of its own.
+func idleSeconds(d *time.Duration) int64 {
+	if d == nil {
+		return 0
+	}
+	return int64(*d / time.Second)
 }

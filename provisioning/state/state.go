@@ -57,6 +57,11 @@ var migrations = []string{
 		created_at     INTEGER NOT NULL,
 		updated_at     INTEGER NOT NULL
 	);`,
+	// 3: idle_timeout is the shed's own (spuff up --idle-timeout) only when
+	// idle_timeout_set; otherwise the config's applies, read when it is
+	// needed. Rows before this step copied the config at up time and follow
+	// the config from now on.
+	`ALTER TABLE sheds ADD COLUMN idle_timeout_set INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // Version is the schema version this build writes.

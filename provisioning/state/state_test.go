@@ -141,7 +141,7 @@ func TestShedRows(t *testing.T) {
 	}
 	defer db.Close()
 	s := Shed{Name: "demo", Provider: "qemu", State: Creating, User: "dev", HostKeyAlias: "spuff-demo",
-		HostKey: "ssh-ed25519 AAAA", IdleTimeout: 2 * time.Hour}
+		HostKey: "ssh-ed25519 AAAA", IdleTimeout: new(2 * time.Hour)}
 	if err := db.CreateShed(ctx, s); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestShedRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ProviderID != "qemu-1" || got.State != Ready || got.SSHAddr != "127.0.0.1:2222" || got.IdleTimeout != 2*time.Hour ||
+	if got.ProviderID != "qemu-1" || got.State != Ready || got.SSHAddr != "127.0.0.1:2222" || got.IdleTimeout == nil || *got.IdleTimeout != 2*time.Hour ||
 		got.HostKeyAlias != "spuff-demo" || got.Created.IsZero() || got.Arch != "x86_64" {
 		t.Fatalf("row: %+v", got)
 	}
@@ -168,5 +168,41 @@ func TestShedRows(t *testing.T) {
 	}
 	if _, err := db.GetShed(ctx, "demo"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+// TestMigratesAVersion2Row: a row written before the shed's own idle
+// timeout existed (version 2 copied the config's) follows the config after
+// step 3; a row's own timeout, 0 (never) included, survives a reopen.
+func TestMigratesAVersion2Row(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	raw := rawDB(t, path)
+	if _, err := raw.Exec(migrations[0] + migrations[1] + `INSERT INTO sheds(name, provider, state, ssh_user, host_key_alias, idle_timeout, created_at, updated_at)
+		VALUES ('v2', 'qemu', 'ready', 'dev', 'spuff-v2', 7200, 1700000000000, 1700000000000); PRAGMA user_version = 2;`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.GetShed(ctx, "v2")
+	if err != nil || got.IdleTimeout != nil || got.State != Ready {
+		t.Fatalf("the version 2 row: %+v %v, want no idle timeout of its own", got, err)
+	}
+	for _, d := range []*time.Duration{new(time.Duration(0)), new(time.Minute), nil} {
+		s := Shed{Name: "own", Provider: "qemu", State: Ready, User: "dev", HostKeyAlias: "spuff-own", IdleTimeout: d}
+		if err := db.CreateShed(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.GetShed(ctx, "own")
+		if err != nil || (d == nil) != (got.IdleTimeout == nil) || (d != nil && *got.IdleTimeout != *d) {
+			t.Fatalf("idle timeout %v read back as %v (%v)", d, got.IdleTimeout, err)
+		}
+		if err := db.DeleteShed(ctx, "own"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
