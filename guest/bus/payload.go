@@ -15,6 +15,7 @@ const (
 	OpStatus  = "status"  // agent, host→guest
 	OpMetrics = "metrics" // agent, host→guest
 	OpIdle    = "idle"    // agent, host→guest
+	OpNotice  = "notice"  // agent, host→guest: a message for the shed's logged-in users
 
 	OpList      = "list"      // ssh-agent, docker-credentials
 	OpSign      = "sign"      // ssh-agent
@@ -81,6 +82,22 @@ type PingResponse struct {
 type IdleResponse struct {
 	Seconds int64     `json:"seconds"`
 	Since   time.Time `json:"since"`
+}
+
+// MaxNoticeText bounds a NoticeRequest's text, in bytes.
+const MaxNoticeText = 512
+
+// NoticeRequest is a message the host wants the shed's logged-in users to
+// see (agent/notice), such as the idle notice before the host ends the
+// shed. The guest shows it on each of its user's terminals as printable
+// text only.
+type NoticeRequest struct {
+	Text string `json:"text"`
+}
+
+// NoticeResponse says on how many terminals the notice was shown.
+type NoticeResponse struct {
+	Terminals int `json:"terminals"`
 }
 
 // SSHKey is a public key as the agent protocol carries it.

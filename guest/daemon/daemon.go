@@ -34,8 +34,11 @@ type Options struct {
 	// Frontends are the namespaces' faces in the shed.
 	Frontends []Frontend
 	// Logins reports the newest login-session activity for the idle clock;
-	// nil watches the terminals of /dev/pts.
+	// nil watches the terminals under Terminals.
 	Logins func() time.Time
+	// Terminals is the directory of login-session terminals (/dev/pts):
+	// the idle clock watches them and agent/notice writes to them.
+	Terminals string
 }
 
 // Frontend is one namespace's face inside the shed (the ssh-agent socket,
@@ -94,8 +97,11 @@ func New(opts Options) *Daemon {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Terminals == "" {
+		opts.Terminals = "/dev/pts"
+	}
 	if opts.Logins == nil {
-		opts.Logins = func() time.Time { return ttyActivity("/dev/pts") }
+		opts.Logins = func() time.Time { return ttyActivity(opts.Terminals) }
 	}
 	now := time.Now()
 	return &Daemon{opts: opts, log: opts.Log, start: now, idle: NewIdleClock(now, opts.Logins)}
@@ -216,6 +222,18 @@ func (d *Daemon) serveHost(ctx context.Context, r *bus.Request) (any, error) {
 		return d.MetricsJSON(), nil
 	case bus.OpIdle:
 		return d.idle.Idle(time.Now()), nil
+	case bus.OpNotice:
+		var n bus.NoticeRequest
+		if err := bus.DecodePayload(bus.NSAgent, r.Payload, &n); err != nil {
+			return nil, err
+		}
+		if len(n.Text) > bus.MaxNoticeText {
+			return nil, bus.Errorf(bus.CodeBadRequest, "a notice is at most %d bytes", bus.MaxNoticeText)
+		}
+		text := noticeText(n.Text)
+		shown := tellTerminals(d.opts.Terminals, text)
+		d.log.Info("host notice", "text", text, "terminals", shown)
+		return bus.NoticeResponse{Terminals: shown}, nil
 	}
 	return nil, bus.Errorf(bus.CodeBadRequest, "unknown agent operation %.40q", r.Op)
 }
