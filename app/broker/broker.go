@@ -183,8 +183,9 @@ func (b *Broker) Sheds() []api.Attachment {
 	return out
 }
 
-// CallGuest sends a host→guest agent request (status, metrics, idle) to shed name.
-func (b *Broker) CallGuest(ctx context.Context, name, op string, out any) error {
+// CallGuest sends a host→guest agent request (status, metrics, idle,
+// notice) to shed name; payload may be nil.
+func (b *Broker) CallGuest(ctx context.Context, name, op string, payload, out any) error {
 	b.mu.Lock()
 	s, ok := b.attachments[name]
 	b.mu.Unlock()
@@ -195,7 +196,7 @@ func (b *Broker) CallGuest(ctx context.Context, name, op string, out any) error 
 	if c == nil {
 		return fmt.Errorf("broker: shed %q is not connected", name)
 	}
-	return c.Call(ctx, bus.NSAgent, op, nil, out)
+	return c.Call(ctx, bus.NSAgent, op, payload, out)
 }
 
 // Subscribe returns a channel of attachment and request events

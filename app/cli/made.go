@@ -52,6 +52,7 @@ func follow(ctx context.Context, g *globals, w io.Writer, shed string, call func
 func upCmd(g *globals) *cobra.Command {
 	var provider string
 	var noConnect bool
+	var idle time.Duration
 	cmd := &cobra.Command{
 		Use:   "up [NAME]",
 		Short: "Make a shed (or start a stopped one), bootstrap it and attach it",
@@ -62,9 +63,16 @@ func upCmd(g *globals) *cobra.Command {
 				name = args[0]
 			}
 			w := cmd.OutOrStdout()
+			req := api.UpRequest{Name: name, Provider: provider, NoConnect: noConnect}
+			if cmd.Flags().Changed("idle-timeout") {
+				if idle < 0 {
+					return fmt.Errorf("spuff: --idle-timeout %s: 0 (never) or positive", idle)
+				}
+				req.IdleTimeoutSeconds = new(int64(idle / time.Second))
+			}
 			var m *api.MadeShed
 			err := follow(cmd.Context(), g, w, name, func() (err error) {
-				m, err = g.client.Up(cmd.Context(), api.UpRequest{Name: name, Provider: provider, NoConnect: noConnect})
+				m, err = g.client.Up(cmd.Context(), req)
 				return err
 			})
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
@@ -77,6 +85,7 @@ func upCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&provider, "provider", "", "qemu, digitalocean or hetzner (default: provision.provider)")
 	cmd.Flags().BoolVar(&noConnect, "no-connect", false, "do not attach the shed's bus")
+	cmd.Flags().DurationVar(&idle, "idle-timeout", 0, "end this shed when idle this long, 0 = never (default: sheds.NAME.idle_timeout, provision.idle_timeout)")
 	return cmd
 }
 
@@ -192,7 +201,7 @@ func printMade(ctx context.Context, g *globals, w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MADE\tPROVIDER\tSTATE\tADDRESS\tAGE\tNOTE")
+	fmt.Fprintln(tw, "MADE\tPROVIDER\tSTATE\tADDRESS\tAGE\tIDLE LEFT\tNOTE")
 	for _, s := range l.Sheds {
 		p := api.Printable
 		// A failed row is an orphan too once its machine is gone; the
@@ -201,7 +210,20 @@ func printMade(ctx context.Context, g *globals, w io.Writer) error {
 		if s.Orphan != "" {
 			note = strings.TrimSuffix("orphan: "+s.Orphan+"; "+s.Reason, "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p(s.Name), p(s.Provider), p(s.State), p(s.Addr), ago(s.Created), p(note))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p(s.Name), p(s.Provider), p(s.State), p(s.Addr), ago(s.Created), idleLeft(s), p(note))
 	}
 	return tw.Flush()
+}
+
+// idleLeft is the IDLE LEFT column: how long until the host ends the shed
+// if it stays idle, "never" when it has no idle timeout, "-" when the host
+// has not asked it (not ready yet, or stopped).
+func idleLeft(s api.MadeShed) string {
+	switch {
+	case s.IdleTimeoutSeconds != nil && *s.IdleTimeoutSeconds == 0:
+		return "never"
+	case s.IdleLeftSeconds == nil:
+		return "-"
+	}
+	return (time.Duration(*s.IdleLeftSeconds) * time.Second).String()
 }

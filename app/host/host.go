@@ -111,6 +111,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	sheds.restore(ctx)
+	if md.idle, err = newIdler(md, b, idleAudit{aw}, log); err != nil {
+		return err
+	}
 
 	l, err := control.Listen(config.SocketPath(), log)
 	if err != nil {
@@ -137,6 +140,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
+	go md.idle.Run(ctx)
 	if !opts.Headless {
 		client := control.NewClient(config.SocketPath())
 		if n, err := notify.New(notify.Options{AppName: "spuff"}); err != nil {

@@ -42,6 +42,7 @@ type made struct {
 	provMu  sync.Mutex
 	provs   map[string]provisioning.Provider
 	provEnv provisioning.Env
+	idle    *provisioning.Idler // nil until Run starts it
 }
 
 var (
@@ -143,6 +144,11 @@ func (md *made) provider(name string) (provisioning.Provider, error) {
 func (md *made) publish(e provisioning.Event) {
 	ev := api.Event{Kind: api.EventProvision, Shed: e.Shed, Time: time.Now().UTC(), State: e.State,
 		Provision: &api.ProvisionStep{Step: e.Step, Elapsed: e.Elapsed, Error: e.Error}}
+	md.fanOut(ev)
+}
+
+// fanOut sends ev to every subscriber.
+func (md *made) fanOut(ev api.Event) {
 	md.mu.Lock()
 	defer md.mu.Unlock()
 	for ch := range md.subs {
@@ -181,9 +187,16 @@ func (md *made) Up(ctx context.Context, req api.UpRequest) (api.MadeShed, error)
 	if old, err := md.db.GetShed(ctx, req.Name); err == nil && old.State == state.Stopped {
 		return md.Start(ctx, req.Name) // `spuff up` of a stopped shed starts it
 	}
+	up := provisioning.UpRequest{Name: req.Name, Provider: req.Provider, User: md.cfg.Provision.User}
+	if sec := req.IdleTimeoutSeconds; sec != nil {
+		if *sec < 0 {
+			return api.MadeShed{}, errors.New("host: an idle timeout is 0 (never) or positive")
+		}
+		up.IdleTimeout = new(time.Duration(*sec) * time.Second)
+	}
 	// The Manager's work outlives a client that gave up: the row must end
 	// ready or failed, never stuck half-way.
-	s, err := md.m.Up(context.WithoutCancel(ctx), provisioning.UpRequest{Name: req.Name, Provider: req.Provider, User: md.cfg.Provision.User, IdleTimeout: md.cfg.Provision.IdleTimeout})
+	s, err := md.m.Up(context.WithoutCancel(ctx), up)
 	if err != nil {
 		return madeShed(s), err
 	}
@@ -243,6 +256,7 @@ func (md *made) List(ctx context.Context) (api.MadeList, error) {
 		if p, err := md.provider(l.Provider); err == nil {
 			m.StartStop = p.Capabilities().StartStop
 		}
+		md.idleFields(&m)
 		out.Sheds = append(out.Sheds, m)
 	}
 	return out, nil

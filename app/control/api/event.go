@@ -18,6 +18,9 @@ const (
 	// EventProvision is a step of a made shed's up/down/start/stop: State
 	// is the row's lifecycle state, Provision the step.
 	EventProvision = "provision"
+	// EventIdle is the host's idle shutdown acting on a made shed: Idle
+	// says what (a notice, its lifting, the stop or destroy).
+	EventIdle = "idle"
 )
 
 // Event is one change.
@@ -35,6 +38,26 @@ type Event struct {
 	Approval *ApprovalChange `json:"approval,omitempty"` // EventApproval
 
 	Provision *ProvisionStep `json:"provision,omitempty"` // EventProvision
+
+	Idle *IdleChange `json:"idle,omitempty"` // EventIdle
+}
+
+// Idle changes.
+const (
+	IdleNotice  = "notice"  // the shed ends in LeftSeconds unless it is used
+	IdleCancel  = "cancel"  // activity lifted the notice
+	IdleStop    = "stop"    // the host stopped the (local) shed
+	IdleDestroy = "destroy" // the host destroyed the (cloud) shed
+)
+
+// IdleChange is an EventIdle's action. Action is what the end does ("stop"
+// or "destroy"); Error says why an end failed.
+type IdleChange struct {
+	Change      string `json:"change"`
+	IdleSeconds int64  `json:"idle_seconds"`
+	LeftSeconds int64  `json:"left_seconds,omitempty"`
+	Action      string `json:"action,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Approval changes.

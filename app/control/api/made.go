@@ -7,6 +7,9 @@ type UpRequest struct {
 	Name      string `json:"name"`
 	Provider  string `json:"provider,omitempty"`
 	NoConnect bool   `json:"no_connect,omitempty"`
+	// IdleTimeoutSeconds is this shed's own idle timeout (0 = never); nil
+	// follows sheds.NAME.idle_timeout and provision.idle_timeout.
+	IdleTimeoutSeconds *int64 `json:"idle_timeout_seconds,omitempty"`
 }
 
 // ShedRequest is the body of POST /v1/down, /v1/start and /v1/stop.
@@ -33,6 +36,11 @@ type MadeShed struct {
 	// Orphan is "no machine" (a row the provider does not know) or "no row"
 	// (a labelled machine state.db does not know).
 	Orphan string `json:"orphan,omitempty"`
+	// IdleTimeoutSeconds is the idle timeout in force (0 = never) and
+	// IdleLeftSeconds how long until the host ends the shed, for a ready
+	// shed the host has asked; both are absent otherwise.
+	IdleTimeoutSeconds *int64 `json:"idle_timeout_seconds,omitempty"`
+	IdleLeftSeconds    *int64 `json:"idle_left_seconds,omitempty"`
 }
 
 // MadeList is GET /v1/made: the sheds and what could not be asked.
