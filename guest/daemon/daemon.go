@@ -34,7 +34,7 @@ type Options struct {
 	// Frontends are the namespaces' faces in the shed.
 	Frontends []Frontend
 	// Logins reports the newest login-session activity for the idle clock;
-	// nil watches the terminals under Terminals.
+	// nil watches the terminals under Terminals and commands run over ssh.
 	Logins func() time.Time
 	// Terminals is the directory of login-session terminals (/dev/pts):
 	// the idle clock watches them and agent/notice writes to them.
@@ -101,7 +101,7 @@ func New(opts Options) *Daemon {
 		opts.Terminals = "/dev/pts"
 	}
 	if opts.Logins == nil {
-		opts.Logins = func() time.Time { return ttyActivity(opts.Terminals) }
+		opts.Logins = func() time.Time { return sessionActivity("/proc", opts.Terminals) }
 	}
 	now := time.Now()
 	return &Daemon{opts: opts, log: opts.Log, start: now, idle: NewIdleClock(now, opts.Logins)}

@@ -10,3 +10,6 @@ func ttyActivity(string) time.Time { return time.Time{} }
 
 // tellTerminals has no terminals to write to off Linux.
 func tellTerminals(string, string) int { return 0 }
+
+// sessionActivity watches only terminals off Linux (none).
+func sessionActivity(_, dir string) time.Time { return ttyActivity(dir) }
