@@ -76,6 +76,15 @@ func (p *localProvider) Stop(_ context.Context, id string) error {
 	return nil
 }
 
+func (p *localProvider) Start(_ context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.ms[id]
+	m.State = provisioning.Running
+	p.ms[id] = m
+	return nil
+}
+
 type noBoot struct{}
 
 func (noBoot) Bootstrap(context.Context, state.Shed, func(string)) (string, error) {
@@ -110,15 +119,10 @@ func startGuest(t *testing.T) *guestShed {
 	return g
 }
 
-// TestIdleShutdownThroughTheBus: spuff-app's idle shutdown, wired as Run
-// wires it (the broker's bus, the audit log, /v1/events), over guests
-// attached on unix sockets. With a 4s timeout and a 2s notice, an
-// untouched shed is warned and then stopped; a shed with an active login
-// session, and one whose credential requests keep arriving, are neither;
-// a shed used after its notice has the notice lifted. Each action has its
-// audit line; the credential requests have theirs.
-func TestIdleShutdownThroughTheBus(t *testing.T) {
-	t.Setenv(idleEveryEnv, "200ms")
+// testMade is spuff-app's made sheds as Run builds them, on a provider of
+// in-memory local machines, with a real broker, audit log and state.db.
+func testMade(t *testing.T, cfg *config.Config) (*made, *broker.Broker, *audit.Writer) {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	aw, err := audit.Open(filepath.Join(dir, "audit.log"), log)
@@ -131,8 +135,6 @@ func TestIdleShutdownThroughTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	cfg := config.Default()
-	cfg.Provision.IdleTimeout, cfg.Provision.IdleNotice = 4*time.Second, 2*time.Second
 	b, err := broker.New(broker.Options{Config: cfg, Audit: aw, Log: log,
 		Dial: func(ctx context.Context, url string) (io.ReadWriteCloser, error) { return bus.Dial(ctx, url, nil) }})
 	if err != nil {
@@ -157,6 +159,24 @@ func TestIdleShutdownThroughTheBus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return md, b, aw
+}
+
+// TestIdleShutdownThroughTheBus: spuff-app's idle shutdown, wired as Run
+// wires it (the broker's bus, the audit log, /v1/events), over guests
+// attached on unix sockets. With a 4s timeout and a 2s notice, an
+// untouched shed is warned and then stopped; a shed with an active login
+// session, and one whose credential requests keep arriving, are neither;
+// a shed used after its notice has the notice lifted. Each action has its
+// audit line; the credential requests have theirs.
+func TestIdleShutdownThroughTheBus(t *testing.T) {
+	t.Setenv(idleEveryEnv, "200ms")
+	cfg := config.Default()
+	cfg.Provision.IdleTimeout, cfg.Provision.IdleNotice = 4*time.Second, 2*time.Second
+	md, b, aw := testMade(t, cfg)
+	log := md.log
+	db := md.db
+	var err error
 	events, unsub := md.Subscribe()
 	defer unsub()
 
@@ -311,4 +331,39 @@ func waitAttached(t *testing.T, b *broker.Broker, n int) {
 		}
 	}
 	t.Fatal(errors.New("the guests did not attach"))
+}
+
+// TestUpIdleTimeoutOfAStoppedShed: spuff up --idle-timeout of a stopped
+// shed starts it with that timeout as its own; without the flag its own
+// stays.
+func TestUpIdleTimeoutOfAStoppedShed(t *testing.T) {
+	md, _, _ := testMade(t, config.Default())
+	ctx := context.Background()
+	if _, err := md.Up(ctx, api.UpRequest{Name: "demo", Provider: "local-test", NoConnect: true, IdleTimeoutSeconds: new(int64(600))}); err != nil {
+		t.Fatal(err)
+	}
+	own := func() *time.Duration {
+		s, err := md.db.GetShed(ctx, "demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.IdleTimeout
+	}
+	if d := own(); d == nil || *d != 10*time.Minute {
+		t.Fatalf("own idle timeout %v after up, want 10m", d)
+	}
+	for _, c := range []struct {
+		flag *int64
+		want time.Duration
+	}{{new(int64(0)), 0}, {nil, 0}, {new(int64(90)), 90 * time.Second}} {
+		if err := md.Stop(ctx, "demo"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := md.Up(ctx, api.UpRequest{Name: "demo", IdleTimeoutSeconds: c.flag}); err != nil {
+			t.Fatal(err)
+		}
+		if d := own(); d == nil || *d != c.want {
+			t.Errorf("own idle timeout %v after up of the stopped shed (flag %v), want %s", d, c.flag, c.want)
+		}
+	}
 }

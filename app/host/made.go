@@ -184,15 +184,22 @@ func (md *made) Up(ctx context.Context, req api.UpRequest) (api.MadeShed, error)
 	if !config.ValidShedName(req.Name) {
 		return api.MadeShed{}, errors.New("host: " + api.Printable(req.Name) + " is not a shed name")
 	}
-	if old, err := md.db.GetShed(ctx, req.Name); err == nil && old.State == state.Stopped {
-		return md.Start(ctx, req.Name) // `spuff up` of a stopped shed starts it
-	}
 	up := provisioning.UpRequest{Name: req.Name, Provider: req.Provider, User: md.cfg.Provision.User}
 	if sec := req.IdleTimeoutSeconds; sec != nil {
 		if *sec < 0 {
 			return api.MadeShed{}, errors.New("host: an idle timeout is 0 (never) or positive")
 		}
 		up.IdleTimeout = new(time.Duration(*sec) * time.Second)
+	}
+	if old, err := md.db.GetShed(ctx, req.Name); err == nil && old.State == state.Stopped {
+		if up.IdleTimeout != nil {
+			// `spuff up --idle-timeout` of a stopped shed sets its own anew.
+			old.IdleTimeout = up.IdleTimeout
+			if err := md.db.UpdateShed(ctx, old); err != nil {
+				return api.MadeShed{}, err
+			}
+		}
+		return md.Start(ctx, req.Name) // `spuff up` of a stopped shed starts it
 	}
 	// The Manager's work outlives a client that gave up: the row must end
 	// ready or failed, never stuck half-way.
