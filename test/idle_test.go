@@ -69,16 +69,22 @@ func TestIdleStopsAQEMUShed(t *testing.T) {
 			"XDG_CACHE_HOME": filepath.Dir(testenv.CacheDir()), "SPUFF_TEST_IDLE_EVERY": "2s"},
 	})
 	cli := testenv.GoBinary(t, "./app/cmd/spuff")
-	spuff := func(timeout time.Duration, args ...string) (string, error) {
+	// run gives stdout, and stderr too unless onlyStdout (JSON is on stdout;
+	// provider notes go to stderr).
+	run := func(timeout time.Duration, onlyStdout bool, args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, cli, append([]string{"--socket", h.Socket}, args...)...)
 		cmd.Env = h.Env()
-		var out bytes.Buffer
+		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
+		if onlyStdout {
+			cmd.Stderr = &errOut
+		}
 		err := cmd.Run()
 		return out.String(), err
 	}
+	spuff := func(timeout time.Duration, args ...string) (string, error) { return run(timeout, false, args...) }
 	t.Cleanup(func() { _, _ = spuff(3*time.Minute, "down", "--force", "idler") })
 
 	// The event stream is open before up: the notice may come soon after
@@ -116,18 +122,27 @@ func TestIdleStopsAQEMUShed(t *testing.T) {
 	h.WaitState(t, "idler", "connected")
 
 	// spuff list: the shed's own timeout and the time left, exact in JSON.
-	var listed api.MadeShed
-	for deadline := time.Now().Add(30 * time.Second); listed.IdleLeftSeconds == nil && time.Now().Before(deadline); time.Sleep(time.Second) {
-		out, err := spuff(time.Minute, "list", "--made", "--json")
-		var l api.MadeList
-		if err != nil || json.Unmarshal([]byte(out), &l) != nil {
-			t.Fatalf("spuff list --made --json: %v\n%s", err, out)
+	made := func() api.MadeShed {
+		t.Helper()
+		out, err := run(time.Minute, true, "list", "--json")
+		var l []struct {
+			Name string
+			Made *api.MadeShed
 		}
-		for _, s := range l.Sheds {
-			if s.Name == "idler" {
-				listed = s
+		if err != nil || json.Unmarshal([]byte(out), &l) != nil {
+			t.Fatalf("spuff list --json: %v\n%s", err, out)
+		}
+		for _, e := range l {
+			if e.Name == "idler" && e.Made != nil {
+				return *e.Made
 			}
 		}
+		t.Fatalf("spuff list --json has no made shed idler:\n%s", out)
+		return api.MadeShed{}
+	}
+	var listed api.MadeShed
+	for deadline := time.Now().Add(30 * time.Second); listed.IdleLeftSeconds == nil && time.Now().Before(deadline); time.Sleep(time.Second) {
+		listed = made()
 	}
 	if listed.IdleTimeoutSeconds == nil || *listed.IdleTimeoutSeconds != 60 || listed.IdleLeftSeconds == nil || *listed.IdleLeftSeconds > 60 {
 		t.Errorf("listed %+v, want a 60s timeout and at most 60s left", listed)
@@ -166,10 +181,8 @@ func TestIdleStopsAQEMUShed(t *testing.T) {
 		t.Errorf("idle events %q, want a notice then the stop", got)
 	}
 
-	var l api.MadeList
-	out, err = spuff(time.Minute, "list", "--made", "--json")
-	if err != nil || json.Unmarshal([]byte(out), &l) != nil || len(l.Sheds) != 1 || l.Sheds[0].State != "stopped" {
-		t.Errorf("after the idle stop: %v\n%s", err, out)
+	if m := made(); m.State != "stopped" || m.IdleLeftSeconds != nil {
+		t.Errorf("after the idle stop: %+v", m)
 	}
 	if out, _ := exec.Command("pgrep", "-f", filepath.Join(h.Home, "sheds")).Output(); len(out) > 0 {
 		t.Errorf("a QEMU process outlived the idle stop: %s", out)

@@ -49,22 +49,12 @@ func statusCmd(g *globals) *cobra.Command {
 }
 
 func listCmd(g *globals) *cobra.Command {
-	var asJSON, made bool
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List attached sheds, then the sheds spuff made (provider, state, address, age)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if made && asJSON {
-				l, err := g.client.Made(cmd.Context())
-				if err != nil {
-					return err
-				}
-				return printJSON(cmd.OutOrStdout(), l)
-			}
-			if made {
-				return printMade(cmd.Context(), g, cmd.OutOrStdout())
-			}
 			sheds, err := g.client.Sheds(cmd.Context())
 			if err != nil {
 				return err
@@ -95,8 +85,7 @@ func listCmd(g *globals) *cobra.Command {
 			return printMade(cmd.Context(), g, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (the attachments; with --made, the made sheds with their idle seconds left)")
-	cmd.Flags().BoolVar(&made, "made", false, "list only the sheds spuff made")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
