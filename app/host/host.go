@@ -111,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	sheds.restore(ctx)
-	if md.idle, err = newIdler(md, b, idleAudit{aw}, log); err != nil {
+	if md.idle, err = newIdler(md, b, provisionAudit{aw}, log); err != nil {
 		return err
 	}
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/provisioning"
@@ -21,14 +20,6 @@ const idleEveryEnv = "SPUFF_TEST_IDLE_EVERY"
 // requests over a shed's attached bus.
 type guestCaller interface {
 	CallGuest(ctx context.Context, name, op string, payload, out any) error
-}
-
-// idleAudit writes the idle shutdown's lines (ns provision) into the
-// audit log.
-type idleAudit struct{ w *audit.Writer }
-
-func (a idleAudit) Audit(ctx context.Context, l provisioning.AuditLine) error {
-	return a.w.Write(ctx, audit.Record{Shed: l.Shed, NS: "provision", Op: l.Op, Result: l.Result, Detail: l.Detail})
 }
 
 // newIdler builds the host's idle shutdown over the Manager: each ready

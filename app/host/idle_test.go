@@ -153,6 +153,7 @@ func testMade(t *testing.T, cfg *config.Config) (*made, *broker.Broker, *audit.W
 		},
 		UserData:   func(context.Context, string, string) ([]byte, error) { return []byte("#cloud-config\n"), nil },
 		Bootstrap:  noBoot{},
+		Audit:      provisionAudit{aw},
 		KnownHosts: filepath.Join(dir, "known_hosts"),
 		Log:        log,
 	})
@@ -191,7 +192,7 @@ func TestIdleShutdownThroughTheBus(t *testing.T) {
 		}
 	}
 	waitAttached(t, b, len(guests))
-	if md.idle, err = newIdler(md, b, idleAudit{aw}, log); err != nil {
+	if md.idle, err = newIdler(md, b, provisionAudit{aw}, log); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
