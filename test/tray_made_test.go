@@ -162,3 +162,39 @@ func TestTrayMakesStopsStartsAndDestroysAShed(t *testing.T) {
 		t.Fatalf("spuff list after Destroy:\n%s", out)
 	}
 }
+
+func (n *noteServer) waitPrefix(t *testing.T, prefix string) posted {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	var others []posted
+	for {
+		select {
+		case p := <-n.posted:
+			if strings.HasPrefix(p.Summary, prefix) {
+				return p
+			}
+			others = append(others, p)
+		case <-deadline:
+			t.Fatalf("no notification %q… (others: %+v)", prefix, others)
+		}
+	}
+}
+
+// TestTrayCountsDownAndNotifiesBeforeIdleEnds: a shed made from the menu
+// and left alone shows the idle countdown beside ● ready, the desktop is
+// warned before the host stops it, the menu shows it ○ stopped, and the
+// desktop is told it was stopped.
+func TestTrayCountsDownAndNotifiesBeforeIdleEnds(t *testing.T) {
+	env := processSheds(t, "0s")
+	env["SPUFF_TEST_IDLE_EVERY"] = "1s"
+	_, tray := startTrayEnv(t, "provision: {provider: process, idle_timeout: 12s, idle_notice: 8s}\n", env)
+	tray.click(tray.waitFor("New shed", labelled("New shed")))
+	tray.notes.waitFor(t, "shed-1 is ready")
+	counting := tray.waitFor("the idle countdown", labelled("● shed-1 — ready · idle ends it in "))
+	t.Logf("the menu shows %q", counting.Label)
+	if n := tray.notes.waitPrefix(t, "shed-1 will be stopped in "); !strings.Contains(n.Body, "idle for") {
+		t.Errorf("idle notice %+v", n)
+	}
+	tray.waitFor("shed-1 stopped by the host", labelled("○ shed-1 — stopped"))
+	tray.notes.waitFor(t, "shed-1 was stopped")
+}

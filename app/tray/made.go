@@ -119,11 +119,14 @@ func idleDetail(m api.MadeShed, age time.Duration) string {
 	return "idle ends it in " + roundLeft(left)
 }
 
-// idleLeft is how long until the host ends m for idling, if it says.
-//
-// Hook: the host's idle shutdown is to report the time left on
-// api.MadeShed (IdleLeftSeconds); until it does there is nothing to show.
-func idleLeft(api.MadeShed) (time.Duration, bool) { return 0, false }
+// idleLeft is how long until the host ends m for idling, as GET /v1/made
+// said: only for a ready shed with a timeout that the host has asked.
+func idleLeft(m api.MadeShed) (time.Duration, bool) {
+	if m.IdleLeftSeconds == nil || (m.IdleTimeoutSeconds != nil && *m.IdleTimeoutSeconds == 0) {
+		return 0, false
+	}
+	return time.Duration(*m.IdleLeftSeconds) * time.Second, true
+}
 
 // roundLeft shows a countdown to the minute (to the second in its last minute).
 func roundLeft(d time.Duration) string {

@@ -200,3 +200,58 @@ func TestShedNotifications(t *testing.T) {
 		t.Fatalf("failed notification %+v: want the step and error escaped, spuff's one line break", f)
 	}
 }
+
+// A ready shed the host counts down shows the time left, recounted from
+// when it was read; a shed whose timeout is 0 shows none.
+func TestIdleCountdown(t *testing.T) {
+	left, never, timeout := int64(12*60+20), int64(0), int64(3600)
+	read := time.Now()
+	v := View{Made: []api.MadeShed{
+		{Name: "web", State: "ready", IdleLeftSeconds: &left, IdleTimeoutSeconds: &timeout},
+		{Name: "db", State: "ready", IdleLeftSeconds: &left, IdleTimeoutSeconds: &never},
+	}, Read: read, Now: read}
+	if it := find(BuildView(v), "● web"); it == nil || it.Text() != "● web — ready · idle ends it in 12m" {
+		t.Fatalf("web: %+v", it)
+	}
+	if it := find(BuildView(v), "● db"); it == nil || it.Detail != "" {
+		t.Fatalf("a shed that never idles out shows a countdown: %+v", it)
+	}
+	v.Now = read.Add(5 * time.Minute)
+	if it := find(BuildView(v), "● web"); it.Detail != "idle ends it in 7m" {
+		t.Fatalf("five minutes on: %q", it.Detail)
+	}
+	v.Now = read.Add(time.Hour)
+	if it := find(BuildView(v), "● web"); it.Detail != "idle ends it in 0s" {
+		t.Fatalf("past the end: %q", it.Detail)
+	}
+}
+
+// The host's idle notice is posted, taken down when the shed is used, and
+// the end itself is told (or its failure, escaped).
+func TestIdleNotifications(t *testing.T) {
+	c := &streamClient{events: make(chan api.Event, 8), decided: make(chan string, 1)}
+	n := &notes{events: make(chan notify.Event, 4)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Notices(ctx, c, n, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	idle := func(shed, change, action string, left int64, errText string) api.Event {
+		return api.Event{Kind: api.EventIdle, Shed: shed, Idle: &api.IdleChange{Change: change, IdleSeconds: 6600, LeftSeconds: left, Action: action, Error: errText}}
+	}
+	c.events <- idle("web", api.IdleNotice, api.IdleStop, 600, "")
+	n.until(t, "the idle notice", func(shown []notify.Notification, _ []uint32) bool { return len(shown) == 1 })
+	c.events <- idle("web", api.IdleCancel, "", 0, "")
+	n.until(t, "the notice taken down", func(_ []notify.Notification, closed []uint32) bool { return len(closed) == 1 && closed[0] == 1 })
+	c.events <- idle("ci", api.IdleNotice, api.IdleDestroy, 60, "")
+	c.events <- idle("ci", api.IdleDestroy, "", 0, "api down\x1b[2J")
+	n.until(t, "the failed end", func(shown []notify.Notification, closed []uint32) bool { return len(shown) == 3 && len(closed) == 2 })
+	shown, _ := n.state()
+	if shown[0].Title != "web will be stopped in 10m" || !strings.Contains(shown[0].Body, "idle for 1h50m") {
+		t.Errorf("notice %+v", shown[0])
+	}
+	if shown[1].Title != "ci will be destroyed in 1m" {
+		t.Errorf("notice %+v", shown[1])
+	}
+	if shown[2].Title != "ci could not be destroyed" || shown[2].Body != `api down\x1b[2J` {
+		t.Errorf("failed end %+v", shown[2])
+	}
+}

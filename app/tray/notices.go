@@ -29,7 +29,7 @@ const (
 // does; a question answered, expired or withdrawn elsewhere takes its
 // notification down. It runs until ctx ends.
 func Notices(ctx context.Context, c NoticeClient, n notify.Notifier, log *slog.Logger) {
-	b := &notices{c: c, n: n, log: log, byPending: map[string]uint32{}, byNote: map[uint32]string{}}
+	b := &notices{c: c, n: n, log: log, byPending: map[string]uint32{}, byNote: map[uint32]string{}, byIdle: map[string]uint32{}}
 	go b.answer(ctx)
 	for ctx.Err() == nil {
 		err := c.Events(ctx, b.on)
@@ -52,6 +52,7 @@ type notices struct {
 	mu        sync.Mutex
 	byPending map[string]uint32 // question id -> notification id
 	byNote    map[uint32]string // notification id -> question id (0 = the desktop gives none)
+	byIdle    map[string]uint32 // shed -> its idle notice's notification
 }
 
 func (b *notices) on(e api.Event) error {
@@ -92,6 +93,8 @@ func (b *notices) on(e api.Event) error {
 		}
 	case e.Kind == api.EventProvision && e.Provision != nil:
 		b.lifecycle(ctx, e)
+	case e.Kind == api.EventIdle && e.Idle != nil:
+		b.idle(ctx, e)
 	}
 	return nil
 }
@@ -116,6 +119,52 @@ func (b *notices) lifecycle(ctx context.Context, e api.Event) {
 	}
 	if _, err := b.n.Notify(ctx, n); err != nil {
 		b.log.Warn("tray: posting a shed notification", "shed", name, "err", err)
+	}
+}
+
+// idle warns before the host ends an idle shed, takes the warning down
+// when the shed is used again, and tells what the end did.
+func (b *notices) idle(ctx context.Context, e api.Event) {
+	name, ch := api.Printable(e.Shed), e.Idle
+	b.mu.Lock()
+	old, shown := b.byIdle[e.Shed]
+	delete(b.byIdle, e.Shed)
+	b.mu.Unlock()
+	if shown && old != 0 {
+		if err := b.n.Dismiss(ctx, old); err != nil {
+			b.log.Debug("tray: dismissing an idle notice", "err", err)
+		}
+	}
+	idle := roundLeft(time.Duration(ch.IdleSeconds) * time.Second)
+	var n notify.Notification
+	switch ch.Change {
+	case api.IdleNotice:
+		what := "stopped"
+		if ch.Action == api.IdleDestroy {
+			what = "destroyed"
+		}
+		n = notify.Notification{
+			Title: fmt.Sprintf("%s will be %s in %s", name, what, roundLeft(time.Duration(ch.LeftSeconds)*time.Second)),
+			Body:  fmt.Sprintf("It has been idle for %s. Use it (log in, or spuff ssh %s) to keep it.", idle, name),
+		}
+	case api.IdleStop, api.IdleDestroy:
+		what := map[string]string{api.IdleStop: "stopped", api.IdleDestroy: "destroyed"}[ch.Change]
+		n = notify.Notification{Title: fmt.Sprintf("%s was %s", name, what), Body: fmt.Sprintf("It was idle for %s.", idle)}
+		if ch.Error != "" {
+			n = notify.Notification{Title: fmt.Sprintf("%s could not be %s", name, what), Body: clip(api.Printable(ch.Error), maxTooltip), Urgent: true}
+		}
+	default: // IdleCancel: the notice is down, nothing more to say
+		return
+	}
+	id, err := b.n.Notify(ctx, n)
+	if err != nil {
+		b.log.Warn("tray: posting an idle notification", "shed", name, "err", err)
+		return
+	}
+	if ch.Change == api.IdleNotice {
+		b.mu.Lock()
+		b.byIdle[e.Shed] = id
+		b.mu.Unlock()
 	}
 }
 
