@@ -81,14 +81,15 @@ for _ in $(seq 1 100); do dbus-send --session --print-reply --dest=org.freedeskt
 
 export SPUFF_HOME=$HOME/.spuff
 mkdir -p "$SPUFF_HOME" && chmod 700 "$SPUFF_HOME"
-printf 'provision:\n  provider: process\n' > "$SPUFF_HOME/config.yaml"
+printf 'provision:\n  provider: process\n  idle_timeout: 2h\n' > "$SPUFF_HOME/config.yaml"
 chmod 600 "$SPUFF_HOME/config.yaml"
 # spuff-app signs for sheds with the scratch home's own key, never yours.
 mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh"
 ssh-keygen -q -t ed25519 -N '' -C spuff-screenshot -f "$HOME/.ssh/id_ed25519"
 # Each process shed holds its boot this long, so the last one is caught on
-# its way up.
-env -u SSH_AUTH_SOCK SPUFF_GUEST_BIN_DIR="$bin" SPUFF_PROCESS_BOOT_DELAY=8s "$work/spuff-app" >"$work/app.log" 2>&1 & pids+=($!)
+# its way up; the idle clocks are read every second, not every minute, so
+# the ready shed's countdown is already known.
+env -u SSH_AUTH_SOCK SPUFF_GUEST_BIN_DIR="$bin" SPUFF_PROCESS_BOOT_DELAY=8s SPUFF_TEST_IDLE_EVERY=1s "$work/spuff-app" >"$work/app.log" 2>&1 & pids+=($!)
 wait_for "$SPUFF_HOME/run/spuff.sock"
 "$bin/spuff" up web >/dev/null
 "$bin/spuff" up db >/dev/null
