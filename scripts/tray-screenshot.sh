@@ -20,7 +20,10 @@ guestbin=$bin/linux-$(go env GOARCH)
 work=$(mktemp -d /tmp/spuff-tray.XXXXXX)
 go build -tags spuff_testprovider -o "$work/spuff-app" ./app/cmd/spuff-app
 pids=()
+made=()
 cleanup() {
+  # The made sheds' guests are spuff-app's children and would outlive it.
+  for name in "${made[@]}"; do "$bin/spuff" down --force "$name" >/dev/null 2>&1 || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [[ -n ${KEEP:-} ]] || rm -rf "$work"
@@ -91,6 +94,7 @@ ssh-keygen -q -t ed25519 -N '' -C spuff-screenshot -f "$HOME/.ssh/id_ed25519"
 # the ready shed's countdown is already known.
 env -u SSH_AUTH_SOCK SPUFF_GUEST_BIN_DIR="$bin" SPUFF_PROCESS_BOOT_DELAY=8s SPUFF_TEST_IDLE_EVERY=1s "$work/spuff-app" >"$work/app.log" 2>&1 & pids+=($!)
 wait_for "$SPUFF_HOME/run/spuff.sock"
+made=(web db api)
 "$bin/spuff" up web >/dev/null
 "$bin/spuff" up db >/dev/null
 "$bin/spuff" stop db >/dev/null
