@@ -94,8 +94,9 @@ type Conn struct {
 	// queues, which must never block it) a goroutine started for them.
 	wmu     sync.Mutex
 	out     [][]byte
-	queued  int  // bytes in out
-	writing bool // a goroutine is writing out
+	queued  int    // bytes in out
+	writing bool   // a goroutine is writing out
+	joined  []byte // the writer's: small frames joined for one write
 	// writeSince is when the write in progress began (unix ns), 0 if none;
 	// the monitor closes the connection when it has lasted WriteTimeout.
 	writeSince atomic.Int64
@@ -140,7 +141,7 @@ func NewConn(rwc io.ReadWriteCloser, h Handler, opts Options) *Conn {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
-		rwc: rwc, h: h, opts: opts, log: log,
+		rwc: rawStreamOf(rwc), h: h, opts: opts, log: log,
 		pending: make(map[string]*call),
 		sem:     make(chan struct{}, opts.MaxInFlight),
 		ctx:     ctx, cancel: cancel,
@@ -235,16 +236,38 @@ func (c *Conn) flush() error {
 		clear(c.out)
 		c.out, c.queued = c.out[:0], 0
 		c.wmu.Unlock()
-		// One writev where the stream has it (unix, vsock).
-		bufs := net.Buffers(batch)
 		c.writeSince.Store(time.Now().UnixNano())
-		_, err := bufs.WriteTo(c.rwc)
+		err := c.writeBatch(batch)
 		c.writeSince.Store(0)
 		clear(batch)
 		if err != nil {
 			c.fail(fmt.Errorf("bus: writing frame: %w", err))
 		}
 	}
+}
+
+// writeBatch writes frames in one write: small ones joined, big ones by
+// one writev where the stream has it (vsock).
+func (c *Conn) writeBatch(batch [][]byte) error {
+	if len(batch) == 1 {
+		_, err := c.rwc.Write(batch[0])
+		return err
+	}
+	total := 0
+	for _, b := range batch {
+		total += len(b)
+	}
+	if total > 64<<10 {
+		bufs := net.Buffers(batch)
+		_, err := bufs.WriteTo(c.rwc)
+		return err
+	}
+	c.joined = c.joined[:0]
+	for _, b := range batch {
+		c.joined = append(c.joined, b...)
+	}
+	_, err := c.rwc.Write(c.joined)
+	return err
 }
 
 func (c *Conn) readLoop() {

@@ -1,6 +1,7 @@
 package sshagent
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -66,7 +67,7 @@ func Serve(ctx context.Context, l net.Listener, c Caller, log *slog.Logger) erro
 		go func() {
 			defer wg.Done()
 			// ServeAgent returns at the client's EOF, or on a malformed message.
-			_ = agent.ServeAgent(a, &oneWrite{Conn: nc})
+			_ = agent.ServeAgent(a, newOneWrite(nc))
 			nc.Close()
 			mu.Lock()
 			delete(conns, nc)
@@ -76,11 +77,21 @@ func Serve(ctx context.Context, l net.Listener, c Caller, log *slog.Logger) erro
 }
 
 // oneWrite joins the 4-byte length ServeAgent writes to the reply that
-// follows, so each reply is one write(2) and wakes the client once.
+// follows, so each reply is one write(2) and wakes the client once, and
+// reads through a buffer, so a request's length and body take one read(2)
+// rather than two. The socket is read and written quietly (bus.QuietConn).
 type oneWrite struct {
 	net.Conn
+	r   *bufio.Reader
 	buf []byte
 }
+
+func newOneWrite(nc net.Conn) *oneWrite {
+	qc := bus.QuietConn(nc)
+	return &oneWrite{Conn: qc, r: bufio.NewReaderSize(qc, 4<<10)}
+}
+
+func (w *oneWrite) Read(p []byte) (int, error) { return w.r.Read(p) }
 
 func (w *oneWrite) Write(p []byte) (int, error) {
 	if len(w.buf) == 0 && len(p) == 4 {
