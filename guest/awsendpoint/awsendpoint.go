@@ -107,7 +107,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Token:           out.SessionToken,
 		Expiration:      out.Expiration.UTC().Format(time.RFC3339),
 	})
-	h.log.Debug("awsendpoint: credentials served", "expires", out.Expiration.UTC().Format(time.RFC3339))
 }
 
 // failure maps a host error to a status: refusals are 403 (an SDK does not

@@ -258,3 +258,38 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 }
+
+// A relay (caller → relay → upstream) passes the upstream's payload through as
+// raw JSON; a raw payload that is not JSON is answered with INTERNAL, not
+// left unanswered.
+func TestRawPayloadRelay(t *testing.T) {
+	upstream, _ := pipe(t, nil, HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+		if r.Op == "bad" {
+			return json.RawMessage(`{"unterminated`), nil
+		}
+		return map[string]any{"keys": []int{1, 2}, "note": "é<&>"}, nil
+	}), Options{})
+	relayH := HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+		var out json.RawMessage
+		if err := upstream.CallEnvelope(ctx, &Envelope{V: Version, ID: NewID(), Type: TypeRequest, NS: r.NS, Op: r.Op}, &out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	})
+	caller, _ := pipe(t, nil, relayH, Options{})
+	var got struct {
+		Keys []int
+		Note string
+	}
+	if err := caller.Call(context.Background(), NSAgent, "good", nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Keys) != 2 || got.Note != "é<&>" {
+		t.Fatalf("relayed payload: %+v", got)
+	}
+	err := caller.Call(context.Background(), NSAgent, "bad", nil, nil)
+	var be *Error
+	if !errors.As(err, &be) || be.Code != CodeInternal {
+		t.Fatalf("a bad raw payload: %v, want an INTERNAL answer", err)
+	}
+}

@@ -374,6 +374,10 @@ func (c *Conn) reply(req *Envelope, payload any, err error, spawn bool) {
 			be = &Error{Code: CodeInternal, Message: err.Error()}
 		}
 		out.Error = be
+	} else if raw, ok := payload.(json.RawMessage); ok {
+		// A relayed answer, decoded from a frame and so valid JSON: sent as
+		// it came, not decoded and encoded again.
+		out.Payload = raw
 	} else if payload != nil {
 		raw, merr := json.Marshal(payload)
 		if merr != nil {
@@ -382,7 +386,13 @@ func (c *Conn) reply(req *Envelope, payload any, err error, spawn bool) {
 			out.Payload = raw
 		}
 	}
-	if werr := c.send(out, spawn); werr != nil {
+	werr := c.send(out, spawn)
+	if errors.Is(werr, errEncoding) && out.Payload != nil {
+		// A handler's raw payload that is not JSON: the caller still gets an answer.
+		out.Payload, out.Error = nil, Errorf(CodeInternal, "encoding reply: %v", werr)
+		werr = c.send(out, spawn)
+	}
+	if werr != nil {
 		c.log.Debug("bus: reply not sent", "id", req.ID, "err", werr)
 	}
 }
@@ -419,6 +429,11 @@ func (c *Conn) CallProgress(ctx context.Context, req *Envelope, out any, onProgr
 		return resp.Error
 	}
 	if out == nil || len(resp.Payload) == 0 {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		// Decoding made the payload its own copy, checked as JSON.
+		*raw = resp.Payload
 		return nil
 	}
 	if err := json.Unmarshal(resp.Payload, out); err != nil {

@@ -14,6 +14,9 @@ const MaxFrame = 1 << 20
 // ErrFrameTooLarge is returned for a frame whose declared length exceeds MaxFrame.
 var ErrFrameTooLarge = errors.New("bus: frame larger than 1 MiB")
 
+// errEncoding is an envelope that could not be encoded.
+var errEncoding = errors.New("bus: encoding envelope")
+
 // ReadFrame reads one length-prefixed frame body. buf is reused when large enough.
 func ReadFrame(r io.Reader, buf []byte) ([]byte, error) {
 	var hdr [4]byte
@@ -62,7 +65,7 @@ func DecodeEnvelope(body []byte) (*Envelope, error) {
 func EncodeEnvelope(e *Envelope) ([]byte, error) {
 	body, err := json.Marshal(e)
 	if err != nil {
-		return nil, fmt.Errorf("bus: encoding envelope: %w", err)
+		return nil, fmt.Errorf("%w: %w", errEncoding, err)
 	}
 	return AppendFrame(make([]byte, 0, 4+len(body)), body)
 }
