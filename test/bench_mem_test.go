@@ -12,23 +12,12 @@ import (
 	"github.com/spuff-dev/spuff/test/testenv"
 )
 
-// BenchmarkMemory: spuff-app's RSS with 1, 10 and 50 attached idle sheds
-// (the test build, not stripped), an idle spuff-guest's RSS, and the sizes
-// of the release binaries (-s -w, as make build makes them).
+// BenchmarkMemory: spuff-app's RSS with 1, 10 and 50 attached idle sheds,
+// run from the release build (-s -w, as make build makes it), an idle
+// spuff-guest's RSS, and the sizes of the release binaries.
 func BenchmarkMemory(b *testing.B) {
-	for range b.N {
-		h := harness.Start(b, harness.Options{})
-		var guests []*harness.Guest
-		for _, n := range []int{1, 10, 50} {
-			for len(guests) < n {
-				guests = append(guests, h.Guest(b, fmt.Sprintf("mem-%d", len(guests)), harness.GuestOptions{Args: []string{"--aws-listen", "off"}}))
-			}
-			time.Sleep(time.Second) // let the hellos' garbage be collected
-			b.ReportMetric(float64(h.RSS())/(1<<20), fmt.Sprintf("app-rss-%d-sheds-MB", n))
-		}
-		b.ReportMetric(float64(guests[0].RSS())/(1<<20), "idle-guest-rss-MB")
-	}
 	dir := harness.ShortTempDir(b)
+	release := map[string]string{}
 	for _, bin := range []struct{ pkg, name, goarch string }{
 		{"./app/cmd/spuff-app", "spuff-app", ""},
 		{"./app/cmd/spuff", "spuff", ""},
@@ -50,5 +39,26 @@ func BenchmarkMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(fi.Size())/(1<<20), bin.name+"-MB")
+		release[bin.name] = out
+	}
+	for range b.N {
+		for _, build := range []struct{ name, app string }{{"release", release["spuff-app"]}} {
+			h := harness.Start(b, harness.Options{AppBinary: build.app})
+			var guests []*harness.Guest
+			for _, n := range []int{1, 10, 50} {
+				for len(guests) < n {
+					guests = append(guests, h.Guest(b, fmt.Sprintf("mem-%d", len(guests)), harness.GuestOptions{Args: []string{"--aws-listen", "off"}}))
+				}
+				time.Sleep(time.Second) // let the hellos' garbage be collected
+				b.ReportMetric(float64(h.RSS())/(1<<20), fmt.Sprintf("app-%s-rss-%d-sheds-MB", build.name, n))
+			}
+			if build.app != "" {
+				b.ReportMetric(float64(guests[0].RSS())/(1<<20), "idle-guest-rss-MB")
+			}
+			for _, g := range guests {
+				g.Stop(b)
+			}
+			h.Stop(b)
+		}
 	}
 }

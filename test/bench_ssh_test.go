@@ -100,7 +100,7 @@ func forwardedSigns(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.Key, n 
 // broker (unix transport, audited), beside the same sign straight to the
 // host's OpenSSH ssh-agent (the floor) and through OpenSSH agent
 // forwarding, all in one run; then the local-keys backend through the
-// broker; then 10 sheds × 10 clients at once.
+// broker; then 10 sheds × 10 clients at once, agent-forward and local keys.
 func BenchmarkSign(b *testing.B) {
 	const n = 1000
 	keys := harness.ShortTempDir(b)
@@ -122,9 +122,10 @@ func BenchmarkSign(b *testing.B) {
 	hl := harness.Start(b, harness.Options{Config: "ssh:\n  mode: local-keys\n" + limits, Env: map[string]string{"HOME": home}})
 	gl := hl.Guest(b, "bench-local")
 
-	var sheds []*harness.Guest
+	var sheds, localSheds []*harness.Guest
 	for i := range 10 {
 		sheds = append(sheds, h.Guest(b, fmt.Sprintf("fleet-%d", i)))
+		localSheds = append(localSheds, hl.Guest(b, fmt.Sprintf("fleet-local-%d", i)))
 	}
 
 	must := func(d []time.Duration, err error) []time.Duration {
@@ -143,27 +144,37 @@ func BenchmarkSign(b *testing.B) {
 		b.ReportMetric(br50-floor50, "spuff-overhead-µs")
 		b.ReportMetric((br50-floor50)/(fwd50-floor50), "overhead-ratio")
 
-		var ok, failed atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for _, s := range sheds {
-			for range 10 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					d, err := signLoop(s.RunDir+"/ssh-agent.sock", 50)
-					if err != nil {
-						failed.Add(1)
-						return
-					}
-					ok.Add(int64(len(d)))
-				}()
-			}
-		}
-		wg.Wait()
-		b.ReportMetric(float64(ok.Load())/time.Since(start).Seconds(), "fleet-signs/s")
-		b.ReportMetric(float64(failed.Load()), "fleet-errors")
+		rate, errs := fleetSigns(sheds, 50)
+		b.ReportMetric(rate, "fleet-signs/s")
+		b.ReportMetric(errs, "fleet-errors")
+		rate, errs = fleetSigns(localSheds, 100)
+		b.ReportMetric(rate, "fleet-localkeys-signs/s")
+		b.ReportMetric(errs, "fleet-localkeys-errors")
 	}
+}
+
+// fleetSigns signs from 10 clients per shed at once, n signs each, and
+// returns the signatures per second and the clients that failed.
+func fleetSigns(sheds []*harness.Guest, n int) (perSecond, failures float64) {
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, s := range sheds {
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, err := signLoop(s.RunDir+"/ssh-agent.sock", n)
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				ok.Add(int64(len(d)))
+			}()
+		}
+	}
+	wg.Wait()
+	return float64(ok.Load()) / time.Since(start).Seconds(), float64(failed.Load())
 }
 
 // BenchmarkSignUnderFlood: a healthy shed's local-keys signs while another

@@ -33,6 +33,9 @@ type Options struct {
 	// Tray runs spuff-app with its menu-bar tray instead of --headless; it
 	// needs DBUS_SESSION_BUS_ADDRESS in Env.
 	Tray bool
+	// AppBinary runs this spuff-app instead of the test build (a release
+	// build, for the memory figures).
+	AppBinary string
 }
 
 // Host is a running spuff-app.
@@ -84,6 +87,9 @@ func Start(t testing.TB, opts Options) *Host {
 		Home:      filepath.Join(dir, ".spuff"),
 		AuditPath: filepath.Join(dir, "data", "shed", "extensions-audit.log"),
 		bins:      binaries(t),
+	}
+	if opts.AppBinary != "" {
+		h.bins.app = opts.AppBinary
 	}
 	h.Socket = filepath.Join(h.Home, "run", "spuff.sock")
 	if err := os.MkdirAll(h.Home, 0o700); err != nil {
