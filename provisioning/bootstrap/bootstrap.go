@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -97,24 +98,24 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, s state.Shed, progress fun
 		return "", err
 	}
 	defer c.Close()
-	progress("waiting for cloud-init")
-	if err := cloudInit(c, progress); err != nil {
-		return "", err
+	// The upload runs while cloud-init finishes (a slow final stage under
+	// TCG): it needs only the login, and lands in a fresh /tmp directory.
+	// Install waits for both; cloud-init's failure is reported first.
+	var mu sync.Mutex
+	say := func(s string) { mu.Lock(); defer mu.Unlock(); progress(s) }
+	say("waiting for cloud-init")
+	ci := make(chan error, 1)
+	go func() { ci <- cloudInit(c, say) }()
+	arch, dir, uerr := b.archAndUpload(c, say)
+	if dir != "" {
+		defer run(c, "rm -rf "+dir, nil) //nolint:errcheck // a tmp dir left is harmless
 	}
-	out, err := run(c, "uname -m", nil)
-	if err != nil {
-		return "", err
+	if err := <-ci; err != nil {
+		return "", b.withOutputLog(c, err)
 	}
-	arch := strings.TrimSpace(out)
-	goarch, ok := map[string]string{"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[arch]
-	if !ok {
-		return "", fmt.Errorf("bootstrap: the shed's arch %q has no guest binaries", api.Printable(arch))
+	if uerr != nil {
+		return "", uerr
 	}
-	dir, err := b.upload(c, filepath.Join(b.o.BinDir, "linux-"+goarch), progress)
-	if err != nil {
-		return "", err
-	}
-	defer run(c, "rm -rf "+dir, nil) //nolint:errcheck // a tmp dir left is harmless
 	progress("installing spuff-guest")
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
@@ -128,7 +129,9 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, s state.Shed, progress fun
 		cmd = b.o.Sudo + " " + cmd
 	}
 	// The token goes on stdin only: never argv, user-data or a log.
-	if _, err := run(c, cmd, strings.NewReader(hex.EncodeToString(tok)+"\n")); err != nil {
+	_, err = run(c, cmd, strings.NewReader(hex.EncodeToString(tok)+"\n"))
+	clear(tok) // the shed keeps the token; the host keeps nothing of it
+	if err != nil {
 		return "", err
 	}
 	progress("spuff-guest installed")
@@ -180,6 +183,10 @@ func (b *Bootstrapper) dial(ctx context.Context, s state.Shed, progress func(str
 	}
 }
 
+// cloudInitCmd waits for cloud-init; --long (cloud-init ≥ 22) says why it
+// failed, the plain form is for older ones.
+var cloudInitCmd = "cloud-init status --wait --long 2>&1 || cloud-init status --wait"
+
 // cloudInit waits for cloud-init, passing its output lines on as progress.
 // A machine without cloud-init (exit 127) has nothing to wait for.
 func cloudInit(c *ssh.Client, progress func(string)) error {
@@ -188,10 +195,12 @@ func cloudInit(c *ssh.Client, progress func(string)) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	defer sess.Close()
-	var all bytes.Buffer
-	sess.Stdout = io.MultiWriter(&all, lineWriter(progress))
-	sess.Stderr = &all
-	err = sess.Run("cloud-init status --wait --long 2>&1 || cloud-init status --wait")
+	// Two buffers: a bytes.Buffer as Stderr is filled by ReadFrom, which
+	// would cut back whatever Stdout wrote to the same buffer meanwhile.
+	var stdout, stderr bytes.Buffer
+	sess.Stdout = io.MultiWriter(&stdout, lineWriter(progress))
+	sess.Stderr = &stderr
+	err = sess.Run(cloudInitCmd)
 	var exit *ssh.ExitError
 	switch {
 	case err == nil:
@@ -203,7 +212,39 @@ func cloudInit(c *ssh.Client, progress func(string)) error {
 		// cloud-init ≥ 23.4: done, with recoverable errors (deprecations).
 		return nil
 	}
-	return fmt.Errorf("bootstrap: cloud-init: %w: %s", err, api.Printable(tail(all.String())))
+	return fmt.Errorf("bootstrap: cloud-init: %w: %s", err, api.Printable(tail(stdout.String()+stderr.String())))
+}
+
+// archAndUpload uploads the guest binaries of the shed's `uname -m` and
+// returns that arch and the shed's directory holding them.
+func (b *Bootstrapper) archAndUpload(c *ssh.Client, progress func(string)) (arch, dir string, err error) {
+	out, err := run(c, "uname -m", nil)
+	if err != nil {
+		return "", "", err
+	}
+	arch = strings.TrimSpace(out)
+	goarch, ok := map[string]string{"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[arch]
+	if !ok {
+		return "", "", fmt.Errorf("bootstrap: the shed's arch %q has no guest binaries", api.Printable(arch))
+	}
+	dir, err = b.upload(c, filepath.Join(b.o.BinDir, "linux-"+goarch), progress)
+	return arch, dir, err
+}
+
+// withOutputLog adds the last words of what cloud-init ran to its failure:
+// `cloud-init status` names the failed module, its output log holds the
+// command's own stderr (a provision.run command's), followed by
+// cloud-init's timestamped warnings, which are left out.
+func (b *Bootstrapper) withOutputLog(c *ssh.Client, err error) error {
+	cmd := "grep -avE '^(Cloud-init v[.] |[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:,]+ - )' /var/log/cloud-init-output.log | tail -n 3"
+	if b.o.Sudo != "-" {
+		cmd = b.o.Sudo + " -n sh -c \"" + cmd + "\""
+	}
+	out, lerr := run(c, cmd, nil)
+	if lerr != nil || strings.TrimSpace(out) == "" {
+		return err
+	}
+	return fmt.Errorf("%w; the output ends: %s", err, api.Printable(tail(out)))
 }
 
 // upload sends the binaries of dir to a fresh directory in the shed and

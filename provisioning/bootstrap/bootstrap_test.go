@@ -134,3 +134,26 @@ func TestBootstrapRefusesAnotherHostKey(t *testing.T) {
 		t.Error("installed through a refused host key")
 	}
 }
+
+// A cloud-init that ends in error fails the bootstrap with cloud-init's
+// own words (seen failing: the reason was empty while the same lines
+// reached progress, as Stdout and Stderr shared one bytes.Buffer).
+func TestCloudInitErrorReason(t *testing.T) {
+	f := setup(t)
+	c, err := f.b.dial(context.Background(), f.shed, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	old := cloudInitCmd
+	t.Cleanup(func() { cloudInitCmd = old })
+	cloudInitCmd = "printf '....\\nstatus: error\\ndetail:\\n(scripts-user, Runparts: 1 failures)\\n'; exit 1"
+	var steps []string
+	err = cloudInit(c, func(s string) { steps = append(steps, s) })
+	if err == nil || !strings.Contains(err.Error(), `status: error\ndetail:\n(scripts-user, Runparts: 1 failures)`) {
+		t.Fatalf("cloud-init error: %v", err)
+	}
+	if !strings.Contains(strings.Join(steps, "|"), "cloud-init: status: error") {
+		t.Errorf("progress: %q", steps)
+	}
+}
