@@ -17,6 +17,11 @@ type Provision struct {
 	User        string        `mapstructure:"user" yaml:"user" json:"user"`             // the shed's login user
 	IdleTimeout time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout" json:"idle_timeout"`
 	IdleNotice  time.Duration `mapstructure:"idle_notice" yaml:"idle_notice" json:"idle_notice"`
+	// Run are shell commands run as root, in order, at a shed's first boot
+	// (cloud-init runcmd, after spuff's own setup). One that fails makes
+	// `spuff up` fail with cloud-init's reason. They travel in user-data,
+	// which any process in a cloud VM can read: never put a secret here.
+	Run []string `mapstructure:"run" yaml:"run" json:"run,omitempty"`
 }
 
 // QEMU configures local VM sheds.
@@ -84,6 +89,11 @@ func (v *validator) provision(c *Config) {
 		v.addf("provision.user", "%q is not a user name a shed can log in as (lowercase letters, digits, _ and -, at most 32, not a system user)", p.User)
 	}
 	v.idle("provision", p.IdleTimeout, p.IdleNotice)
+	for i, c := range p.Run {
+		if strings.TrimSpace(c) == "" || strings.ContainsRune(c, 0) {
+			v.addf(fmt.Sprintf("provision.run[%d]", i), "must be a non-empty shell command")
+		}
+	}
 
 	q := c.QEMU
 	v.slug("qemu.image", q.Image)

@@ -54,6 +54,7 @@ provision:
   user: dev                  # the shed's login user (sudo, key-only)
   idle_timeout: 2h           # the host stops (local) or destroys (cloud) a shed idle this long; 0 = never
   idle_notice: 10m           # warn this long before
+  run: []                    # shell commands run as root at a shed's first boot, e.g. ["apt-get update -q && apt-get install -y ripgrep"]; no secrets: cloud VMs expose them
 
 qemu:                        # local VM sheds
   image: debian-12           # base image, built or downloaded once into ~/.cache/spuff/images

@@ -89,7 +89,7 @@ func newMade(cfg *config.Config, db *state.DB, identity sshconn.Identity, key bu
 			if err != nil {
 				return nil, err
 			}
-			return cloudinit.Render(cloudinit.Params{Hostname: name, User: user, LoginKeys: keys, BusKey: key.Public()})
+			return cloudinit.Render(cloudinit.Params{Hostname: name, User: user, LoginKeys: keys, BusKey: key.Public(), Run: cfg.Provision.Run})
 		},
 		LoginKey: func() (string, error) {
 			keys, err := logins()

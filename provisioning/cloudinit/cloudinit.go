@@ -46,6 +46,9 @@ type Params struct {
 	LoginKeys []string
 	// BusKey is the bus key's public half, authorized_keys form.
 	BusKey string
+	// Run are the developer's first-boot commands (provision.run), run by
+	// sh as root after spuff's own.
+	Run []string
 }
 
 var (
@@ -76,12 +79,18 @@ func Render(p Params) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloudinit: bus key: %w", err)
 	}
+	for i, c := range p.Run {
+		if strings.TrimSpace(c) == "" || strings.ContainsRune(c, 0) {
+			return nil, fmt.Errorf("cloudinit: run command %d is empty", i+1)
+		}
+	}
 	var buf bytes.Buffer
 	err = tmpl.Execute(&buf, struct {
 		Hostname, User string
 		LoginKeys      []string
 		BusLine        string
-	}{p.Hostname, p.User, login, BusLine(bus)})
+		Run            string
+	}{p.Hostname, p.User, login, BusLine(bus), strings.Join(p.Run, "\n")})
 	if err != nil {
 		return nil, fmt.Errorf("cloudinit: %w", err)
 	}

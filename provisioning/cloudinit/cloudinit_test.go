@@ -199,3 +199,31 @@ func TestSizeCap(t *testing.T) {
 		t.Fatalf("100 RSA-4096 keys: %v, want a size error", err)
 	}
 }
+
+// provision.run lands last in runcmd as one `sh -ec` of the commands, so
+// the first that fails is the script's status; a value cannot add YAML.
+func TestRunCommands(t *testing.T) {
+	p := params(t)
+	p.Run = []string{"apt-get install -y ripgrep", "echo 'x: [y]' > /etc/motd\nfalse"}
+	b, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cc struct {
+		Runcmd []any `yaml:"runcmd"`
+	}
+	if err := yaml.Unmarshal(b, &cc); err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.Runcmd) != 2 {
+		t.Fatalf("runcmd %v", cc.Runcmd)
+	}
+	last, ok := cc.Runcmd[1].([]any)
+	if !ok || len(last) != 3 || last[0] != "sh" || last[1] != "-ec" || last[2] != "apt-get install -y ripgrep\necho 'x: [y]' > /etc/motd\nfalse" {
+		t.Fatalf("the run item: %#v", cc.Runcmd[1])
+	}
+	p.Run = []string{" "}
+	if _, err := Render(p); err == nil {
+		t.Error("an empty run command rendered")
+	}
+}
