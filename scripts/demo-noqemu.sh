@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# make demo: a key that exists only on "your computer" clones a repository
-# from inside a shed. The broker runs headless with your ssh-agent; the shed
-# (spuff-guest serve) is attached over unix; a local sshd serves a bare git
-# repository; git clone runs in the shed through its SSH_AUTH_SOCK; then the
-# audit log shows what was signed. Everything lives in a scratch directory
+# The fallback of make demo where QEMU is missing (scripts/demo.sh runs
+# it): the shed is a spuff-guest process on this machine, not a VM. A key
+# that exists only on "your computer" clones a repository from inside it.
+# The broker runs headless with your ssh-agent; the shed (spuff-guest
+# serve) is attached over unix; a local sshd serves a bare git repository;
+# git clone runs in the shed through its SSH_AUTH_SOCK; then the audit log
+# shows what was signed. Everything lives in a scratch directory
 # and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
