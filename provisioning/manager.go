@@ -449,8 +449,8 @@ type Listed struct {
 }
 
 // List reconciles state.db with each provider's labelled machines. A row
-// whose machine the provider no longer has is marked failed; a row whose
-// machine is powered off is marked stopped. Providers that cannot be
+// whose machine the provider no longer has, or reports failed, is marked
+// failed; a row whose machine is powered off is marked stopped. Providers that cannot be
 // asked (no token) are named in notes, not fatal.
 func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err error) {
 	rows, err := m.o.DB.Sheds(ctx)
@@ -508,6 +508,9 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 			}
 		case l.Machine != nil && l.Machine.State == Stopped && s.State == state.Ready:
 			l.State = state.Stopped
+			_ = m.o.DB.UpdateShed(ctx, l.Shed)
+		case l.Machine != nil && l.Machine.State == Failed && (s.State == state.Ready || s.State == state.Stopped):
+			l.State, l.Reason = state.Failed, "the machine failed: "+l.Machine.Status
 			_ = m.o.DB.UpdateShed(ctx, l.Shed)
 		}
 		out = append(out, l)

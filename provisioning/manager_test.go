@@ -516,3 +516,34 @@ func TestAuditFailureIsReported(t *testing.T) {
 		t.Fatalf("up with a failing audit log: %v", err)
 	}
 }
+
+// A machine its provider reports failed (QEMU killed by hand) makes a
+// ready row failed with the provider's words, not left ready or stopped.
+func TestListMarksAFailedMachineFailed(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	fp.startOK = true
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	mc := fp.ms["m-1"]
+	mc.State, mc.Status = Failed, "QEMU ended without a clean shutdown"
+	fp.ms["m-1"] = mc
+	out, _, err := m.List(ctx)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("List = %+v, %v", out, err)
+	}
+	if l := out[0]; l.State != state.Failed || !strings.Contains(l.Reason, "without a clean shutdown") || l.Orphan != "" {
+		t.Fatalf("demo after its machine failed: %+v", l)
+	}
+	if s, _ := db.GetShed(ctx, "demo"); s.State != state.Failed {
+		t.Fatalf("the row after List: %+v", s)
+	}
+	// Booted again, it is bootstrapped again and ready.
+	if err := m.Start(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := db.GetShed(ctx, "demo"); s.State != state.Ready || s.Reason != "" {
+		t.Fatalf("after start: %+v", s)
+	}
+}

@@ -197,7 +197,10 @@ func readMeta(dir string) (meta, error) {
 }
 
 // Get reports the shed from its folder and its QEMU process: Running only
-// while the process named in the pidfile lives and is this shed's QEMU.
+// while the process named in the pidfile lives and is this shed's QEMU;
+// Failed when the pidfile outlived its process. QEMU removes its pidfile
+// when it exits (a powerdown, a poweroff in the shed), so a pidfile left
+// behind means QEMU was killed or crashed: the shed did not stop, it died.
 func (p *Provider) Get(_ context.Context, id string) (provisioning.Machine, error) {
 	dir := p.Dir(id)
 	md, err := readMeta(dir)
@@ -211,6 +214,8 @@ func (p *Provider) Get(_ context.Context, id string) (provisioning.Machine, erro
 	if pid := p.pid(id); pid > 0 {
 		m.State, m.Status = provisioning.Running, "running ("+md.Accel+")"
 		m.SSHAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(md.Port))
+	} else if _, err := os.Stat(filepath.Join(dir, pidFile)); err == nil {
+		m.State, m.Status = provisioning.Failed, "QEMU ended without a clean shutdown (killed or crashed); `spuff start "+id+"` boots it again"
 	}
 	return m, nil
 }

@@ -156,6 +156,8 @@ func (p *Provider) start(ctx context.Context, name string, progress func(string)
 // one it got was taken meanwhile.
 func (p *Provider) launch(ctx context.Context, s *spec) error {
 	_ = os.Remove(filepath.Join(s.Dir, consoleFile))
+	// A pidfile a killed QEMU left says Failed until this QEMU writes its own.
+	_ = os.Remove(filepath.Join(s.Dir, pidFile))
 	var out []byte
 	for range portAttempts {
 		port, err := p.ports()
