@@ -230,7 +230,10 @@ func (h *Host) FindAudit(t testing.TB, pred func(audit.Record) bool) []audit.Rec
 // WaitState waits until shed name reports state (connected, disconnected…).
 func (h *Host) WaitState(t testing.TB, name, state string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	// An ssh:// attempt may take its whole dial timeout (15s) under load
+	// and then be retried, so the wait allows several attempts.
+	const wait = 90 * time.Second
+	deadline := time.Now().Add(wait)
 	var last string
 	for time.Now().Before(deadline) {
 		out, err := h.Spuff(t, "list", "--json")
@@ -247,9 +250,9 @@ func (h *Host) WaitState(t testing.TB, name, state string) {
 				}
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("shed %s did not become %s within 20s (last: %s)\nspuff-app log:\n%s", name, state, last, h.Log())
+	t.Fatalf("shed %s did not become %s within %s (last: %s)\nspuff-app log:\n%s", name, state, wait, last, h.Log())
 }
 
 func mergeEnv(base []string, set map[string]string) []string {
