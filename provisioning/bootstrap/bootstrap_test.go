@@ -107,6 +107,18 @@ func TestBootstrapInstalls(t *testing.T) {
 	if strings.Contains(all, tok) || strings.Contains(f.sshd.Log(), tok) {
 		t.Error("the agent token appears in progress or sshd's log")
 	}
+	// The host keeps nothing of it: no file on the host side (known_hosts,
+	// the binaries, anything written beside them) holds it; only the
+	// shed's guest.env (under root) does.
+	_ = filepath.WalkDir(filepath.Dir(f.kh), func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == f.root {
+			return filepath.SkipDir
+		}
+		if b, rerr := os.ReadFile(p); !d.IsDir() && rerr == nil && strings.Contains(string(b), tok) {
+			t.Errorf("the agent token is kept on the host in %s", p)
+		}
+		return nil
+	})
 	if out, _ := exec.Command("sh", "-c", "ls -d /tmp/spuff-guest.* 2>/dev/null").Output(); len(out) > 0 {
 		t.Logf("left in /tmp (maybe another test's): %s", out)
 	}
