@@ -451,7 +451,8 @@ type Listed struct {
 // List reconciles state.db with each provider's labelled machines. A row
 // whose machine the provider no longer has, or reports failed, is marked
 // failed; a row whose machine is powered off is marked stopped. Providers that cannot be
-// asked (no token) are named in notes, not fatal.
+// asked are named in notes, not fatal; one that lacks credentials only
+// when a shed of it exists.
 func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err error) {
 	rows, err := m.o.DB.Sheds(ctx)
 	if err != nil {
@@ -460,7 +461,9 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 	byProvider := map[string][]Machine{}
 	unasked := map[string]bool{} // providers that could not be listed
 	names := Names()
+	used := map[string]bool{}
 	for _, s := range rows {
+		used[s.Provider] = true
 		if !slices.Contains(names, s.Provider) {
 			names = append(names, s.Provider)
 		}
@@ -471,8 +474,12 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 			byProvider[name], err = p.List(ctx)
 		}
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
 			unasked[name] = true
+			// A provider with no token and no shed is one the developer
+			// does not use: saying so at every list is noise.
+			if used[name] || !errors.Is(err, ErrNoCredentials) {
+				notes = append(notes, fmt.Sprintf("%s: %v", name, err))
+			}
 		}
 	}
 	seen := map[string]bool{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -545,5 +546,30 @@ func TestListMarksAFailedMachineFailed(t *testing.T) {
 	}
 	if s, _ := db.GetShed(ctx, "demo"); s.State != state.Ready || s.Reason != "" {
 		t.Fatalf("after start: %+v", s)
+	}
+}
+
+// A provider spuff cannot ask for want of credentials is named in list's
+// notes only when a shed of it exists: a developer who uses only local
+// sheds is not told about cloud tokens at every `spuff list`.
+func TestListIsQuietAboutAnUnusedProviderWithoutCredentials(t *testing.T) {
+	ctx := context.Background()
+	Register("nocreds-test", func(Env) (Provider, error) { return nil, errors.New("unused") })
+	m, _, db, _ := newManager(t, fakeBoot{})
+	inner := m.o.Provider
+	m.o.Provider = func(name string) (Provider, error) {
+		if name == "nocreds-test" {
+			return nil, fmt.Errorf("nocreds: no API token: set NOCREDS_TOKEN: %w", ErrNoCredentials)
+		}
+		return inner(name)
+	}
+	if _, notes, err := m.List(ctx); err != nil || slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "NOCREDS_TOKEN") }) {
+		t.Fatalf("List with no shed on the provider: notes %q, %v", notes, err)
+	}
+	if err := db.CreateShed(ctx, state.Shed{Name: "far", Provider: "nocreds-test", State: state.Ready, User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, notes, err := m.List(ctx); err != nil || !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "NOCREDS_TOKEN") }) {
+		t.Fatalf("List with a shed on the provider does not say why it was not asked: notes %q, %v", notes, err)
 	}
 }

@@ -146,6 +146,9 @@ type Provider interface {
 var (
 	ErrNotFound    = errors.New("provisioning: no such machine")
 	ErrUnsupported = errors.New("provisioning: not supported by this provider")
+	// ErrNoCredentials: the provider needs a token the host environment
+	// does not hold.
+	ErrNoCredentials = errors.New("provisioning: no credentials")
 )
 
 // NoStartStop is embedded by providers without Capabilities.StartStop.

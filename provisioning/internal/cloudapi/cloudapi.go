@@ -37,7 +37,7 @@ func Token(getenv func(string) string, provider string, names ...string) (token,
 		}
 		return t, n, nil
 	}
-	return "", "", fmt.Errorf("cloudapi: no %s API token: set %s in the environment spuff-app runs in (tokens are never read from config)", provider, strings.Join(names, " or "))
+	return "", "", fmt.Errorf("cloudapi: no %s API token: set %s in the environment spuff-app runs in (tokens are never read from config): %w", provider, strings.Join(names, " or "), provisioning.ErrNoCredentials)
 }
 
 // BaseURL returns the API base URL: def, unless the test-only variable
