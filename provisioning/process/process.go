@@ -22,13 +22,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/provisioning"
 	"github.com/spuff-dev/spuff/provisioning/bootstrap"
+	"github.com/spuff-dev/spuff/provisioning/internal/shedfs"
 )
 
 // Name is the provider's registered name.
@@ -101,7 +101,7 @@ type meta struct {
 }
 
 // Dir is the folder of a shed's files.
-func (p *Provider) Dir(name string) string { return filepath.Join(p.home, "sheds", name) }
+func (p *Provider) Dir(name string) string { return shedfs.Dir(p.home, name) }
 
 // Create writes the shed's folder and starts its spuff-guest. The
 // user-data is not applied: there is no machine to apply it to, and the
@@ -115,12 +115,9 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 			req.Progress(s)
 		}
 	}
-	dir := p.Dir(req.Name)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+	dir, err := shedfs.Make(p.home, req.Name)
+	if err != nil {
 		return provisioning.Machine{}, fmt.Errorf("process: %w", err)
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return provisioning.Machine{}, fmt.Errorf("process: shed %s: %w", req.Name, err)
 	}
 	m := provisioning.Machine{ID: req.Name, Name: req.Name, State: provisioning.Pending, Labels: req.Labels}
 	progress("writing the shed's folder")
@@ -239,60 +236,14 @@ func lastLine(path string) string {
 	return string(b)
 }
 
-// pid is the shed's live spuff-guest, or 0. A pid whose command line does
-// not name the shed's folder is someone else's.
-func (p *Provider) pid(name string) int {
-	dir := p.Dir(name)
-	b, err := os.ReadFile(filepath.Join(dir, pidFile))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || !isShed(pid, dir) {
-		return 0
-	}
-	return pid
-}
-
-// isShed reports whether pid lives (not a zombie) and names dir on its
-// command line.
-func isShed(pid int, dir string) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := bytes.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
-			return false
-		}
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return true // no /proc (macOS): trust the pidfile
-	}
-	return bytes.Contains(cmdline, []byte(dir+"/"))
-}
+// pid is the shed's live spuff-guest, or 0.
+func (p *Provider) pid(name string) int { return shedfs.PID(p.Dir(name), pidFile) }
 
 // List finds sheds by their folders' process.json.
 func (p *Provider) List(ctx context.Context) ([]provisioning.Machine, error) {
-	ents, err := os.ReadDir(filepath.Join(p.home, "sheds"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	ms, err := shedfs.List(ctx, p.home, p.Get)
 	if err != nil {
 		return nil, fmt.Errorf("process: %w", err)
-	}
-	var ms []provisioning.Machine
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		m, err := p.Get(ctx, e.Name())
-		if err != nil {
-			continue // another provider's shed, or not a shed
-		}
-		if _, ok := m.Labels[provisioning.Label]; ok {
-			ms = append(ms, m)
-		}
 	}
 	return ms, nil
 }
@@ -334,17 +285,7 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 }
 
 func waitGone(ctx context.Context, pid int, dir string, d time.Duration) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
-		if !isShed(pid, dir) {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return !isShed(pid, dir)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return !isShed(pid, dir)
+	return shedfs.WaitGone(ctx, pid, dir, d, 50*time.Millisecond)
 }
 
 // Delete stops the shed and removes its folder. A shed already gone is no error.

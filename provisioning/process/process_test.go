@@ -12,6 +12,7 @@ import (
 
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/provisioning"
+	"github.com/spuff-dev/spuff/provisioning/internal/shedfs"
 	"github.com/spuff-dev/spuff/provisioning/state"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
@@ -116,7 +117,7 @@ func TestAShedIsALocalGuestTheManagerAttachesWithoutSSH(t *testing.T) {
 	if mc, err := p.Get(ctx, "box"); err != nil || mc.State != provisioning.Stopped {
 		t.Fatalf("after stop: %+v %v", mc, err)
 	}
-	if isShed(pid, p.Dir("box")) {
+	if shedfs.Alive(pid, p.Dir("box")) {
 		t.Fatalf("spuff-guest %d still runs after stop", pid)
 	}
 	if ls, _, err := m.List(ctx); err != nil || len(ls) != 1 || ls[0].State != state.Stopped || ls[0].Orphan != "" {

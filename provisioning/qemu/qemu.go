@@ -28,6 +28,7 @@ import (
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/provisioning"
 	"github.com/spuff-dev/spuff/provisioning/image"
+	"github.com/spuff-dev/spuff/provisioning/internal/shedfs"
 )
 
 // Files in a shed's folder.
@@ -106,7 +107,7 @@ type meta struct {
 }
 
 // Dir is the folder of a shed's files.
-func (p *Provider) Dir(name string) string { return filepath.Join(p.home, "sheds", name) }
+func (p *Provider) Dir(name string) string { return shedfs.Dir(p.home, name) }
 
 // ConsoleLog is the path of a shed's serial console log, which the
 // Manager may tail while cloud-init runs.
@@ -126,12 +127,9 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 	if !config.ValidShedName(req.Name) {
 		return provisioning.Machine{}, fmt.Errorf("qemu: %q is not a shed name", req.Name)
 	}
-	dir := p.Dir(req.Name)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+	dir, err := shedfs.Make(p.home, req.Name)
+	if err != nil {
 		return provisioning.Machine{}, fmt.Errorf("qemu: %w", err)
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return provisioning.Machine{}, fmt.Errorf("qemu: shed %s: %w", req.Name, err)
 	}
 	m := provisioning.Machine{ID: req.Name, Name: req.Name, State: provisioning.Pending, Labels: req.Labels}
 	fail := func(err error) (provisioning.Machine, error) {
@@ -220,64 +218,15 @@ func (p *Provider) Get(_ context.Context, id string) (provisioning.Machine, erro
 	return m, nil
 }
 
-// pid is the live QEMU process of a shed, or 0. A pid whose command line
-// does not name the shed's folder is someone else's (a reused pid).
-func (p *Provider) pid(name string) int {
-	dir := p.Dir(name)
-	b, err := os.ReadFile(filepath.Join(dir, pidFile))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	if !processIsShed(pid, dir) {
-		return 0
-	}
-	return pid
-}
+// pid is the live QEMU process of a shed, or 0. QEMU removes its pidfile
+// on exit, which is what lets macOS (no /proc) trust it.
+func (p *Provider) pid(name string) int { return shedfs.PID(p.Dir(name), pidFile) }
 
-// processIsShed reports whether pid lives (not a zombie) and names dir on
-// its command line.
-func processIsShed(pid int, dir string) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := bytes.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
-			return false
-		}
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		// No /proc (macOS): trust the pidfile, which QEMU removes on exit.
-		return true
-	}
-	return bytes.Contains(cmdline, []byte(dir+"/"))
-}
-
-// List finds sheds by their folders.
+// List finds sheds by their folders' machine.json.
 func (p *Provider) List(ctx context.Context) ([]provisioning.Machine, error) {
-	ents, err := os.ReadDir(filepath.Join(p.home, "sheds"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	ms, err := shedfs.List(ctx, p.home, p.Get)
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
-	}
-	var ms []provisioning.Machine
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		m, err := p.Get(ctx, e.Name())
-		if err != nil {
-			continue // a folder without machine.json is not a shed of ours
-		}
-		if _, ok := m.Labels[provisioning.Label]; ok {
-			ms = append(ms, m)
-		}
 	}
 	return ms, nil
 }
@@ -341,18 +290,7 @@ func (p *Provider) kill(ctx context.Context, id string) error {
 }
 
 func waitGone(ctx context.Context, pid int, dir string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if !processIsShed(pid, dir) {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return !processIsShed(pid, dir)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return !processIsShed(pid, dir)
+	return shedfs.WaitGone(ctx, pid, dir, d, 100*time.Millisecond)
 }
 
 // Delete kills the shed's QEMU and removes its folder. A shed already

@@ -1,0 +1,114 @@
+// Package shedfs keeps the on-disk side that the local providers (qemu,
+// process) share: a shed is a 0700 folder Env.Home/sheds/NAME, and its
+// process is the pid in a pidfile there, trusted only while that process
+// lives and names the folder on its command line. Errors carry no provider
+// prefix; each provider wraps them with its own.
+package shedfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spuff-dev/spuff/provisioning"
+)
+
+// Dir is the folder of a shed's files under home.
+func Dir(home, name string) string { return filepath.Join(home, "sheds", name) }
+
+// Make creates the shed's folder (and home/sheds), both 0700. A folder
+// already there is an error naming the shed: two sheds must not share one.
+func Make(home, name string) (string, error) {
+	dir := Dir(home, name)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("shed %s: %w", name, err)
+	}
+	return dir, nil
+}
+
+// PID is the live process named in dir's pidfile, or 0. A pid whose
+// command line does not name dir is someone else's (a reused pid).
+func PID(dir, pidFile string) int {
+	b, err := os.ReadFile(filepath.Join(dir, pidFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || !Alive(pid, dir) {
+		return 0
+	}
+	return pid
+}
+
+// Alive reports whether pid lives (not a zombie) and names dir on its
+// command line.
+func Alive(pid int, dir string) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if i := bytes.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
+			return false
+		}
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		// No /proc (macOS): trust the pidfile, which each provider
+		// removes (or has its process remove) when the process ends.
+		return true
+	}
+	return bytes.Contains(cmdline, []byte(dir+"/"))
+}
+
+// WaitGone polls every `every` until pid is no longer dir's process, for
+// at most d or until ctx ends, and reports whether it went.
+func WaitGone(ctx context.Context, pid int, dir string, d, every time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		if !Alive(pid, dir) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return !Alive(pid, dir)
+		case <-time.After(every):
+		}
+	}
+	return !Alive(pid, dir)
+}
+
+// List asks get about each folder under home/sheds and keeps the spuff
+// sheds among them. A folder get fails on is another provider's shed, or
+// no shed; no home/sheds is no sheds.
+func List(ctx context.Context, home string, get func(ctx context.Context, name string) (provisioning.Machine, error)) ([]provisioning.Machine, error) {
+	ents, err := os.ReadDir(filepath.Join(home, "sheds"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ms []provisioning.Machine
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		m, err := get(ctx, e.Name())
+		if err != nil {
+			continue
+		}
+		if _, ok := m.Labels[provisioning.Label]; ok {
+			ms = append(ms, m)
+		}
+	}
+	return ms, nil
+}

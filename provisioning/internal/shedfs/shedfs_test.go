@@ -1,0 +1,95 @@
+package shedfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/spuff-dev/spuff/provisioning"
+)
+
+// A pidfile is trusted only while its process names the shed's folder:
+// a reused pid (here the test's own) is someone else's.
+func TestPIDTrustsOnlyTheShedsOwnLiveProcess(t *testing.T) {
+	home := t.TempDir()
+	dir, err := Make(home, "box")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Make(home, "box"); err == nil {
+		t.Fatal("made a shed folder twice")
+	}
+	if got := PID(dir, "x.pid"); got != 0 {
+		t.Fatalf("PID without a pidfile = %d", got)
+	}
+	write := func(pid int) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "x.pid"), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat("/proc/self/cmdline"); err == nil {
+		write(os.Getpid())
+		if got := PID(dir, "x.pid"); got != 0 {
+			t.Fatalf("PID took a process not naming the folder: %d", got)
+		}
+	}
+	// "; :" keeps sh from exec-ing sleep, so the folder stays on the command line.
+	cmd := exec.Command("sh", "-c", "sleep 30; :", filepath.Join(dir, "guest"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	write(cmd.Process.Pid)
+	if got := PID(dir, "x.pid"); got != cmd.Process.Pid {
+		t.Fatalf("PID = %d, want the shed's process %d", got, cmd.Process.Pid)
+	}
+	if WaitGone(context.Background(), cmd.Process.Pid, dir, 200*time.Millisecond, 20*time.Millisecond) {
+		t.Fatal("WaitGone said a live process went")
+	}
+	_ = cmd.Process.Kill()
+	<-done
+	if !WaitGone(context.Background(), cmd.Process.Pid, dir, 5*time.Second, 20*time.Millisecond) {
+		t.Fatal("WaitGone missed a killed process")
+	}
+	if got := PID(dir, "x.pid"); got != 0 {
+		t.Fatalf("PID of a dead process = %d", got)
+	}
+}
+
+// List keeps the spuff sheds get knows and passes over the rest.
+func TestListKeepsLabelledShedsGetKnows(t *testing.T) {
+	home := t.TempDir()
+	if ms, err := List(context.Background(), home, nil); err != nil || ms != nil {
+		t.Fatalf("List without home/sheds = %v, %v", ms, err)
+	}
+	for _, n := range []string{"ours", "theirs", "unlabelled"} {
+		if _, err := Make(home, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(home, "sheds", "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := List(context.Background(), home, func(_ context.Context, name string) (provisioning.Machine, error) {
+		switch name {
+		case "ours":
+			return provisioning.Machine{Name: name, Labels: map[string]string{provisioning.Label: "1"}}, nil
+		case "unlabelled":
+			return provisioning.Machine{Name: name}, nil
+		case "file":
+			t.Error("List asked about a file")
+		}
+		return provisioning.Machine{}, errors.New("not ours")
+	})
+	if err != nil || len(ms) != 1 || ms[0].Name != "ours" {
+		t.Fatalf("List = %v, %v; want only ours", ms, err)
+	}
+}
