@@ -15,17 +15,14 @@ fi
 bin=$PWD/bin
 real_cache=${XDG_CACHE_HOME:-$HOME/.cache}
 work=$(mktemp -d /tmp/spuff-demo.XXXXXX)
-pids=() upped=0 timings=()
+upped=0 timings=()
+source scripts/demo-lib.sh
 export SPUFF_HOME=$work/laptop/.spuff XDG_DATA_HOME=$work/laptop/.local/share
 cleanup() {
   if [[ $upped == 1 ]]; then "$bin/spuff" down --force demo >/dev/null 2>&1 || true; fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [[ -n "${SSH_AGENT_PID:-}" ]] && kill "$SSH_AGENT_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
+  demo_stop
 }
 trap cleanup EXIT
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 now() { date +%s.%N; }
 # timed NAME CMD...: runs CMD and records how long it took.
 timed() {
@@ -35,52 +32,7 @@ timed() {
   timings+=("$(printf '%-44s %6ss' "$name" "$d")")
   echo "-- $name: ${d}s"
 }
-wait_for() { for _ in $(seq 1 200); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 1; }
-sshd=$(command -v sshd || echo /usr/sbin/sshd)
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$(shuf -i 20000-60000 -n 1)
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  echo "no free port" >&2; exit 1
-}
-port=$(free_port)
-user=$(id -un)
-
-say "your computer: a key in an ssh-agent, and a git server that trusts it"
-mkdir -p "$work/laptop/.ssh" "$work/server" && chmod 700 "$work/laptop" "$work/laptop/.ssh"
-ssh-keygen -q -t ed25519 -N '' -C demo-laptop -f "$work/laptop/id_ed25519"
-eval "$(ssh-agent -a "$work/laptop/agent.sock")" >/dev/null
-ssh-add -q "$work/laptop/id_ed25519"
-rm "$work/laptop/id_ed25519"   # from now on the key lives only in the agent
-ssh-add -l
-ssh-keygen -q -t ed25519 -N '' -f "$work/server/host_key"
-cp "$work/laptop/id_ed25519.pub" "$work/server/authorized_keys"
-mkdir -p /run/sshd 2>/dev/null || true
-cat > "$work/server/sshd_config" <<CONF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $work/server/host_key
-PidFile $work/server/sshd.pid
-AuthorizedKeysFile $work/server/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-CONF
-"$sshd" -D -f "$work/server/sshd_config" -E "$work/server/sshd.log" & pids+=($!)
-git init -q --bare -b main "$work/server/repo.git"
-seed=$work/server/seed && git init -q -b main "$seed"
-echo "hello from a repository only your key can read" > "$seed/README"
-git -C "$seed" add README
-git -C "$seed" -c user.name=Demo -c user.email=demo@example.com commit -q -m "first commit"
-git -C "$seed" push -q "$work/server/repo.git" main
-hostkey=$(cut -d' ' -f1,2 "$work/server/host_key.pub")
-# Your computer has been to that server before: its known_hosts names it,
-# which is how the audit log can say where the shed signed in.
-echo "[127.0.0.1]:$port $hostkey" > "$work/laptop/.ssh/known_hosts"
+demo_laptop_and_server
 
 say "start the broker: spuff-app --headless, signing with that agent"
 mkdir -p "$SPUFF_HOME" && chmod 700 "$SPUFF_HOME"
