@@ -3,11 +3,9 @@ package test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -89,39 +87,11 @@ func startCloudHost(t *testing.T, o cloudOptions) *cloudHost {
 	return c
 }
 
-// startAgent runs ssh-agent with the key at keyPath and returns its socket.
-func startAgent(t *testing.T, dir, keyPath string) string {
-	t.Helper()
-	sock := filepath.Join(dir, "agent.sock")
-	agent := exec.Command(testenv.Tool(t, "ssh-agent"), "-D", "-a", sock)
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
-	for i := 0; i < 50; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	add := exec.Command(testenv.Tool(t, "ssh-add"), keyPath)
-	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("ssh-add: %v: %s", err, out)
-	}
-	return sock
-}
-
 // spuff runs the CLI (with --debug where the command takes it) and keeps
 // its stdout and stderr.
 func (c *cloudHost) spuff(timeout time.Duration, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.cli, append([]string{"--socket", c.h.Socket}, args...)...)
-	cmd.Env = c.h.Env()
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err := runSpuff(c.h, c.cli, timeout, nil, &out, &out, args...)
 	c.mu.Lock()
 	c.printed = append(c.printed, "spuff "+strings.Join(args, " ")+":\n"+out.String())
 	c.mu.Unlock()

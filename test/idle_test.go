@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,32 +37,8 @@ func TestIdleStopsAQEMUShed(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyPath, _ := testenv.KeyPair(t, sshDir, "id_ed25519", "ed25519")
-	agentSock := filepath.Join(home, "agent.sock")
-	agent := exec.Command(testenv.Tool(t, "ssh-agent"), "-D", "-a", agentSock)
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
-	for i := 0; i < 50; i++ {
-		if _, err := os.Stat(agentSock); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	add := exec.Command(testenv.Tool(t, "ssh-add"), keyPath)
-	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+agentSock)
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("ssh-add: %v: %s", err, out)
-	}
-	bin := filepath.Join(home, "bin", "linux-amd64")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", bin+"/", "./guest/cmd/spuff-guest", "./guest/cmd/docker-credential-spuff")
-	build.Dir, build.Env = testenv.RepoRoot(), append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the guest: %v: %s", err, out)
-	}
+	agentSock := startAgent(t, home, keyPath)
+	buildGuestBins(t, filepath.Join(home, "bin"))
 	h := harness.Start(t, harness.Options{
 		// The config's 2h timeout is what --idle-timeout overrides.
 		Config: "provision: {provider: qemu, user: dev, idle_timeout: 2h, idle_notice: 20s}\nqemu: {cpus: 2, memory: 1GiB}\n",
@@ -72,16 +49,12 @@ func TestIdleStopsAQEMUShed(t *testing.T) {
 	// run gives stdout, and stderr too unless onlyStdout (JSON is on stdout;
 	// provider notes go to stderr).
 	run := func(timeout time.Duration, onlyStdout bool, args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, cli, append([]string{"--socket", h.Socket}, args...)...)
-		cmd.Env = h.Env()
 		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		stderr := io.Writer(&out)
 		if onlyStdout {
-			cmd.Stderr = &errOut
+			stderr = &errOut
 		}
-		err := cmd.Run()
+		err := runSpuff(h, cli, timeout, nil, &out, stderr, args...)
 		return out.String(), err
 	}
 	spuff := func(timeout time.Duration, args ...string) (string, error) { return run(timeout, false, args...) }

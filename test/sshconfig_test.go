@@ -29,23 +29,7 @@ import (
 func TestSSHConfigReachesAShed(t *testing.T) {
 	scratch := harness.ShortTempDir(t)
 	keyPath, pub := testenv.KeyPair(t, scratch, "id_ed25519", "ed25519")
-	agentSock := filepath.Join(scratch, "agent.sock")
-	agent := exec.Command(testenv.Tool(t, "ssh-agent"), "-D", "-a", agentSock)
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
-	for i := 0; i < 50; i++ {
-		if _, err := os.Stat(agentSock); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	add := exec.Command(testenv.Tool(t, "ssh-add"), keyPath)
-	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+agentSock)
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("ssh-add: %v: %s", err, out)
-	}
+	agentSock := startAgent(t, scratch, keyPath)
 	if err := os.Remove(keyPath); err != nil { // the key lives only in the agent now
 		t.Fatal(err)
 	}

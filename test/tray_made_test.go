@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -67,17 +68,24 @@ func (c *trayClient) under(prefix, child string) menuEntry {
 
 func (n *noteServer) waitFor(t *testing.T, summary string) posted {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
+	return n.waitMatch(t, 30*time.Second, fmt.Sprintf("%q", summary), func(s string) bool { return s == summary })
+}
+
+// waitMatch returns the first notification whose summary matches, failing t
+// (naming what it waited for and the others posted) after within.
+func (n *noteServer) waitMatch(t *testing.T, within time.Duration, what string, match func(summary string) bool) posted {
+	t.Helper()
+	deadline := time.After(within)
 	var others []posted
 	for {
 		select {
 		case p := <-n.posted:
-			if p.Summary == summary {
+			if match(p.Summary) {
 				return p
 			}
 			others = append(others, p)
 		case <-deadline:
-			t.Fatalf("no notification %q (others: %+v)", summary, others)
+			t.Fatalf("no notification %s (others: %+v)", what, others)
 		}
 	}
 }
@@ -165,19 +173,7 @@ func TestTrayMakesStopsStartsAndDestroysAShed(t *testing.T) {
 
 func (n *noteServer) waitPrefix(t *testing.T, prefix string) posted {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
-	var others []posted
-	for {
-		select {
-		case p := <-n.posted:
-			if strings.HasPrefix(p.Summary, prefix) {
-				return p
-			}
-			others = append(others, p)
-		case <-deadline:
-			t.Fatalf("no notification %q… (others: %+v)", prefix, others)
-		}
-	}
+	return n.waitMatch(t, 60*time.Second, fmt.Sprintf("%q…", prefix), func(s string) bool { return strings.HasPrefix(s, prefix) })
 }
 
 // TestTrayCountsDownAndNotifiesBeforeIdleEnds: a shed made from the menu

@@ -2,7 +2,6 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -67,13 +66,8 @@ func TestUpFailures(t *testing.T) {
 			cli := testenv.GoBinary(t, "./app/cmd/spuff")
 			// run gives stdout and stderr apart; spuff both together.
 			run := func(timeout time.Duration, args ...string) (string, string, error) {
-				ctx, cancel := context.WithTimeout(context.Background(), timeout)
-				defer cancel()
-				cmd := exec.CommandContext(ctx, cli, append([]string{"--socket", h.Socket}, args...)...)
-				cmd.Env = h.Env()
 				var out, errb bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &errb
-				err := cmd.Run()
+				err := runSpuff(h, cli, timeout, nil, &out, &errb, args...)
 				return out.String(), errb.String(), err
 			}
 			spuff := func(timeout time.Duration, args ...string) (string, error) {

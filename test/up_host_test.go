@@ -98,15 +98,7 @@ func startUpHost(t *testing.T) *upHost {
 	u.doToken = testenv.RandomSecret("dop_v1_") + testenv.RandomSecret("")
 	do := dofake.New(t, u.doToken)
 
-	bin := filepath.Join(home, "bin", "linux-amd64")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", bin+"/", "./guest/cmd/spuff-guest", "./guest/cmd/docker-credential-spuff")
-	build.Dir, build.Env = testenv.RepoRoot(), append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the guest: %v: %s", err, out)
-	}
+	buildGuestBins(t, filepath.Join(home, "bin"))
 	cfg := fmt.Sprintf(`provision: {provider: qemu, user: dev}
 qemu: {cpus: 2, memory: 1GiB}
 aws:
@@ -138,14 +130,8 @@ docker:
 
 // spuff runs the spuff CLI with stdin and returns what it printed.
 func (u *upHost) spuff(timeout time.Duration, stdin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, u.cli, append([]string{"--socket", u.h.Socket}, args...)...)
-	cmd.Env = u.h.Env()
-	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err := runSpuff(u.h, u.cli, timeout, strings.NewReader(stdin), &out, &out, args...)
 	return out.String(), err
 }
 
