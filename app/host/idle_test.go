@@ -68,19 +68,18 @@ func (p *localProvider) List(context.Context) ([]provisioning.Machine, error) {
 	return out, nil
 }
 func (p *localProvider) Stop(_ context.Context, id string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m := p.ms[id]
-	m.State = provisioning.Stopped
-	p.ms[id] = m
-	return nil
+	return p.set(id, provisioning.Stopped)
 }
 
 func (p *localProvider) Start(_ context.Context, id string) error {
+	return p.set(id, provisioning.Running)
+}
+
+func (p *localProvider) set(id string, st provisioning.State) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m := p.ms[id]
-	m.State = provisioning.Running
+	m.State = st
 	p.ms[id] = m
 	return nil
 }
