@@ -636,3 +636,57 @@ func TestOpenRefusesFIFO(t *testing.T) {
 		t.Fatal("Open blocked on a FIFO")
 	}
 }
+
+// countingFile counts fsyncs and the lines each one covered.
+type countingFile struct {
+	*os.File
+	writes  atomic.Int32
+	syncs   atomic.Int32
+	covered atomic.Int32 // lines written before the latest fsync began
+}
+
+func (c *countingFile) Write(b []byte) (int, error) {
+	defer c.writes.Add(1)
+	return c.File.Write(b)
+}
+
+func (c *countingFile) Sync() error {
+	c.syncs.Add(1)
+	c.covered.Store(c.writes.Load())
+	return c.File.Sync()
+}
+
+// TestBatchFlushesOncePerInterval: in Batch mode a steady stream of lines
+// shares one fsync per FlushEvery rather than paying one each, and the last
+// line is still flushed within an interval of being written.
+func TestBatchFlushesOncePerInterval(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.log")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &countingFile{File: f}
+	const every = 50 * time.Millisecond
+	w := newWriter(p, c, Options{Durability: Batch, FlushEvery: every})
+	defer w.Close()
+	start := time.Now()
+	n := int32(0)
+	for time.Since(start) < 6*every {
+		if err := w.Write(context.Background(), Record{TS: ts, Shed: "s"}); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		time.Sleep(200 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	deadline := time.Now().Add(10 * every)
+	for c.covered.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := c.covered.Load(); got < n {
+		t.Fatalf("%d of %d lines flushed %s after the last write", got, n, 10*every)
+	}
+	if max := int32(elapsed/every) + 2; c.syncs.Load() > max {
+		t.Fatalf("%d fsyncs for %d lines over %s, want at most %d (one per %s)", c.syncs.Load(), n, elapsed.Round(time.Millisecond), max, every)
+	}
+}
