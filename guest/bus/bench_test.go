@@ -26,6 +26,43 @@ func BenchmarkConnRoundTrip(b *testing.B) {
 	}
 }
 
+// BenchmarkConnRoundTripDeepHandler is BenchmarkConnRoundTrip with a
+// handler that needs a grown stack, as the broker's pipeline does (decode,
+// audit encode, reply encode): what serving a request costs on a goroutine
+// whose stack must grow first.
+func BenchmarkConnRoundTripDeepHandler(b *testing.B) {
+	path, conns := serveUnix(b, HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+		return nil, deep(64)
+	}), Options{})
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := NewConn(nc, nil, Options{})
+	defer c.Close()
+	defer func() { (<-conns).Close() }()
+	for b.Loop() {
+		if err := c.Call(context.Background(), NSAgent, "deep", nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// deep uses about n × 256 bytes of stack.
+//
+//go:noinline
+func deep(n int) error {
+	var pad [256]byte
+	if n == 0 {
+		return nil
+	}
+	pad[n%256] = byte(n)
+	if err := deep(n - 1); err != nil || pad[0] == 1 {
+		return err
+	}
+	return nil
+}
+
 func BenchmarkUnixEchoFloor(b *testing.B) {
 	path := shortSock(b)
 	l, err := net.Listen("unix", path)

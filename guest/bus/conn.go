@@ -106,6 +106,8 @@ type Conn struct {
 	err     error
 
 	sem    chan struct{}
+	work   chan *Envelope // hands a request to a parked worker
+	idle   atomic.Int32   // workers parked on work (about: it is a bound)
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -144,6 +146,7 @@ func NewConn(rwc io.ReadWriteCloser, h Handler, opts Options) *Conn {
 		rwc: rawStreamOf(rwc), h: h, opts: opts, log: log,
 		pending: make(map[string]*call),
 		sem:     make(chan struct{}, opts.MaxInFlight),
+		work:    make(chan *Envelope),
 		ctx:     ctx, cancel: cancel,
 		done: make(chan struct{}),
 	}
@@ -344,10 +347,37 @@ func (c *Conn) dispatch(e *Envelope) {
 			c.refuse(e, Errorf(CodeRateLimited, "too many requests in flight on this connection"))
 			return
 		}
-		go func() {
-			defer func() { <-c.sem }()
-			c.serve(e)
-		}()
+		select {
+		case c.work <- e:
+		default:
+			go c.worker(e)
+		}
+	}
+}
+
+// maxIdleWorkers is how many serving goroutines a Conn keeps parked
+// between requests.
+const maxIdleWorkers = 4
+
+// worker serves e, then waits for the next request rather than ending: a
+// fresh goroutine's stack is small, and growing it to what a handler needs
+// (decoding, the audit line, the reply) is copied again on every request.
+// Beyond maxIdleWorkers parked ones, a worker ends, so a burst leaves no
+// crowd behind.
+func (c *Conn) worker(e *Envelope) {
+	for {
+		c.serve(e)
+		<-c.sem
+		if c.idle.Add(1) > maxIdleWorkers {
+			c.idle.Add(-1)
+			return
+		}
+		select {
+		case e = <-c.work:
+			c.idle.Add(-1)
+		case <-c.ctx.Done():
+			return
+		}
 	}
 }
 
