@@ -275,3 +275,6 @@ func mergeEnv(base []string, set map[string]string) []string {
 
 // RSS is spuff-app's resident set size in bytes.
 func (h *Host) RSS() int64 { return h.proc.RSS() }
+
+// RSSParts is spuff-app's RSS split into anonymous and file-backed bytes.
+func (h *Host) RSSParts() (anon, file int64) { return h.proc.RSSParts() }

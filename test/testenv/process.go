@@ -124,18 +124,34 @@ func (p *Process) Log() string {
 // when it cannot be read.
 func (p *Process) RSS() int64 { return RSSOf(p.cmd.Process.Pid) }
 
+// RSSParts splits RSS into anonymous pages (Go heap, stacks, runtime
+// metadata) and file-backed ones (the executable's text, rodata and pclntab
+// it has touched, and any shared library).
+func (p *Process) RSSParts() (anon, file int64) {
+	st := procStatus(p.cmd.Process.Pid)
+	return st["RssAnon"], st["RssFile"]
+}
+
 // RSSOf returns pid's resident set size in bytes (Linux /proc), or 0.
-func RSSOf(pid int) int64 {
+func RSSOf(pid int) int64 { return procStatus(pid)["VmRSS"] }
+
+// procStatus reads the kB figures of /proc/PID/status, in bytes.
+func procStatus(pid int) map[string]int64 {
+	out := map[string]int64{}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return out
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb << 10
+		k, rest, ok := strings.Cut(line, ":")
+		rest = strings.TrimSpace(rest)
+		if !ok || !strings.HasSuffix(rest, " kB") {
+			continue
+		}
+		var kb int64
+		if _, err := fmt.Sscanf(rest, "%d kB", &kb); err == nil {
+			out[k] = kb << 10
 		}
 	}
-	return 0
+	return out
 }
