@@ -286,6 +286,16 @@ func TestValidateRules(t *testing.T) {
 		{"sheds: {a0-b: {}, '9': {}, api-token: {}, secret: {}}", ""}, // names, not keys
 		{"sheds: {'-dev': {}}", `shed name "-dev"`},
 		{"sheds: {" + strings.Repeat("a", 64) + ": {}}", "shed name"},
+		// Each name's length bound, at it and one past it.
+		{"sheds: {" + strings.Repeat("a", 63) + ": {}}", ""},
+		{"aws: {region: " + strings.Repeat("a", 63) + "}", ""},
+		{"aws: {region: " + strings.Repeat("a", 64) + "}", "config: aws.region:"},
+		{"provision: {user: " + strings.Repeat("u", 32) + "}", ""},
+		{"provision: {user: " + strings.Repeat("u", 33) + "}", "config: provision.user:"},
+		{"hetzner: {location: " + strings.Repeat("l", 64) + "}", ""},
+		{"hetzner: {location: " + strings.Repeat("l", 65) + "}", "config: hetzner.location:"},
+		{"docker: {registries: [" + strings.Repeat("r", 63) + ".io]}", ""},
+		{"docker: {registries: [" + strings.Repeat("r", 64) + ".io]}", "config: docker.registries[0]:"},
 
 		{"audit: {path: /var/log/spuff.log}", ""},
 		{"audit: {path: ~/audit.log}", ""},

@@ -58,9 +58,11 @@ var Providers = []string{"qemu", "digitalocean", "hetzner"}
 // QEMUAccels are the accelerators qemu.accel may name.
 var QEMUAccels = []string{"auto", "kvm", "hvf", "tcg"}
 
+// A bounded repetition compiles to one copy per repeat, held for the
+// process's life, so lengths are checked beside the patterns.
 var (
-	userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	slug     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)    // at most 32
+	slug     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`) // at most 64
 )
 
 // Reserved user names a shed's login user may not take.
@@ -85,7 +87,7 @@ func Bytes(s string) (int64, error) {
 func (v *validator) provision(c *Config) {
 	p := c.Provision
 	v.oneOf("provision.provider", p.Provider, Providers)
-	if !userName.MatchString(p.User) || slices.Contains(reservedUsers, p.User) {
+	if len(p.User) > 32 || !userName.MatchString(p.User) || slices.Contains(reservedUsers, p.User) {
 		v.addf("provision.user", "%q is not a user name a shed can log in as (lowercase letters, digits, _ and -, at most 32, not a system user)", p.User)
 	}
 	v.idle("provision", p.IdleTimeout, p.IdleNotice)
@@ -130,7 +132,7 @@ func (v *validator) idle(key string, timeout, notice time.Duration) {
 }
 
 func (v *validator) slug(key, s string) {
-	if !slug.MatchString(s) {
+	if len(s) > 64 || !slug.MatchString(s) {
 		v.addf(key, "%q is not a name like the provider lists (lowercase letters, digits, '.', '_' and '-')", s)
 	}
 }

@@ -38,8 +38,10 @@ var (
 	// STS-compatible servers other than AWS (MinIO: arn:minio:iam:::role/x) take.
 	anyARN     = regexp.MustCompile(`^arn:[a-z][a-z0-9-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9a-z-]*:\S+$`)
 	externalID = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
-	region     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	hostLabel  = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
+	// region and hostLabel are at most 63 characters, checked apart: a
+	// bounded repetition compiles to one copy per repeat.
+	region    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	hostLabel = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$`)
 )
 
 // Validate checks every value and reports every problem at once, each as
@@ -206,7 +208,7 @@ func (v *validator) externalID(key, id string) {
 }
 
 func (v *validator) region(key, r string) {
-	if r != "" && !region.MatchString(r) {
+	if r != "" && (len(r) > 63 || !region.MatchString(r)) {
 		v.addf(key, "%q is not a region name like us-east-1", r)
 	}
 }
@@ -294,7 +296,7 @@ func checkRegistry(r string) error {
 		return errors.New("host name too long")
 	}
 	for _, l := range strings.Split(host, ".") {
-		if !hostLabel.MatchString(l) {
+		if len(l) > 63 || !hostLabel.MatchString(l) {
 			return errors.New("not a host name")
 		}
 	}

@@ -51,17 +51,19 @@ type Params struct {
 	Run []string
 }
 
+// A bounded repetition compiles to one copy per repeat, held for the
+// process's life, so lengths are checked beside the patterns.
 var (
-	hostname = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	hostname = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`) // at most 63
+	userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)             // at most 32
 )
 
 // Render returns the user-data for p.
 func Render(p Params) ([]byte, error) {
-	if !hostname.MatchString(p.Hostname) {
+	if len(p.Hostname) > 63 || !hostname.MatchString(p.Hostname) {
 		return nil, fmt.Errorf("cloudinit: %q is not a hostname", p.Hostname)
 	}
-	if !userName.MatchString(p.User) || p.User == "root" {
+	if len(p.User) > 32 || !userName.MatchString(p.User) || p.User == "root" {
 		return nil, fmt.Errorf("cloudinit: %q is not a user a shed can log in as", p.User)
 	}
 	if len(p.LoginKeys) == 0 {

@@ -162,9 +162,15 @@ func TestKeysCannotAddStructure(t *testing.T) {
 	if _, ok := top["injected"]; ok || len(c.Users[0].Keys) != 2 {
 		t.Fatalf("a key comment reached the YAML structure:\n%s", b)
 	}
+	// A hostname label and a user name at their length bounds render.
+	if _, err := Render(Params{Hostname: strings.Repeat("h", 63), User: strings.Repeat("u", 32), LoginKeys: p.LoginKeys, BusKey: p.BusKey}); err != nil {
+		t.Errorf("refused names at their bounds: %v", err)
+	}
 	for _, bad := range []Params{
 		{Hostname: "Demo!", User: "dev", LoginKeys: p.LoginKeys, BusKey: p.BusKey},
 		{Hostname: "demo", User: "root", LoginKeys: p.LoginKeys, BusKey: p.BusKey},
+		{Hostname: strings.Repeat("h", 64), User: "dev", LoginKeys: p.LoginKeys, BusKey: p.BusKey},
+		{Hostname: "demo", User: strings.Repeat("u", 33), LoginKeys: p.LoginKeys, BusKey: p.BusKey},
 		{Hostname: "demo", User: "dev", BusKey: p.BusKey},
 		{Hostname: "demo", User: "dev", LoginKeys: []string{`command="sh" ` + params(t).LoginKeys[0]}, BusKey: p.BusKey},
 	} {

@@ -497,3 +497,14 @@ func TestDeleteRemovesTheKeyOfACreateThatNeverReturned(t *testing.T) {
 		t.Errorf("keys after Delete = %+v, want only spuff-lost-2", ks)
 	}
 }
+
+// A label becomes the tag "key:value", which DigitalOcean takes up to 255
+// characters long.
+func TestTagLengthBound(t *testing.T) {
+	if _, err := Tags(map[string]string{"k": strings.Repeat("v", 253)}); err != nil {
+		t.Errorf("refused a 255-character tag: %v", err)
+	}
+	if _, err := Tags(map[string]string{"k": strings.Repeat("v", 254)}); err == nil {
+		t.Error("accepted a 256-character tag")
+	}
+}
