@@ -1,6 +1,7 @@
 package sshkeys
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -36,14 +37,19 @@ func newForwardAgent(path string) *forwardAgent {
 
 // agentConn is one connection to the host agent. The client is built in
 // its serialised mode (the conn is hidden behind a plain ReadWriter):
-// requests on it never overlap, so it needs no reader goroutine.
+// requests on it never overlap, so it needs no reader goroutine. Its reads
+// are buffered, so the client's two reads of a reply (the length, then the
+// body) take one read(2); 1 KiB holds any sign reply but RSA-4096's. The
+// agent sends nothing but replies, so the buffer is empty between
+// operations.
 type agentConn struct {
 	nc       net.Conn
+	r        *bufio.Reader
 	c        agent.ExtendedAgent
 	writeErr bool // a write failed: the request never reached the agent
 }
 
-func (c *agentConn) Read(p []byte) (int, error) { return c.nc.Read(p) }
+func (c *agentConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (c *agentConn) Write(p []byte) (int, error) {
 	n, err := c.nc.Write(p)
@@ -58,9 +64,13 @@ func (f *forwardAgent) dial() (*agentConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshkeys: reaching your ssh agent at %s: %w", f.path, err)
 	}
-	c := &agentConn{nc: nc}
+	return newAgentConn(nc), nil
+}
+
+func newAgentConn(nc net.Conn) *agentConn {
+	c := &agentConn{nc: nc, r: bufio.NewReaderSize(nc, 1<<10)}
 	c.c = agent.NewClient(struct{ io.ReadWriter }{c})
-	return c, nil
+	return c
 }
 
 func (f *forwardAgent) get() (c *agentConn, pooled bool, err error) {

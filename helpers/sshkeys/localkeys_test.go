@@ -2,6 +2,7 @@ package sshkeys
 
 import (
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,6 +132,45 @@ func TestForwardSurvivesAgentRestart(t *testing.T) {
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("after a restart: %d keys, %v", len(keys), err)
 	}
+}
+
+// TestForwardReadsAReplyInOneRead: the host agent's reply (length, then
+// body) reaches the agent client through one read of the socket, not two.
+func TestForwardReadsAReplyInOneRead(t *testing.T) {
+	fx := newFixture(t)
+	a := sshkeystest.StartAgent(t, fx.ed.Path)
+	nc, err := net.Dial("unix", a.Sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &countingConn{Conn: nc}
+	c := newAgentConn(cc)
+	defer c.nc.Close()
+	const n = 20
+	for i := range n {
+		data := []byte{byte(i)}
+		sig, err := c.c.SignWithFlags(fx.ed.Pub, data, 0)
+		if err == nil {
+			err = fx.ed.Pub.Verify(data, sig)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One read a reply; a little slack for an agent that splits a write.
+	if cc.reads > n+n/4 {
+		t.Fatalf("%d reads of the socket for %d replies", cc.reads, n)
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	reads int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads++
+	return c.Conn.Read(p)
 }
 
 func TestForwardConcurrent(t *testing.T) {
