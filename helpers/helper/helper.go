@@ -38,6 +38,7 @@ type Service interface {
 	Describe(ctx context.Context, r *Request) (*Action, error)
 	// Serve acts on the request and returns the reply payload. It may refine
 	// a.Detail (e.g. "expires:16:04"). Errors carry wire codes as *bus.Error.
+	// The broker passes the Action that Describe returned for r.
 	Serve(ctx context.Context, r *Request, a *Action) (any, error)
 }
 
@@ -65,6 +66,12 @@ type Action struct {
 	Subject string // key fingerprint, role ARN, registry
 	Prompt  string // human text for an approval prompt
 	Detail  string // audit detail; never secret
+
+	// Parsed is the service's own reading of the request, which Describe
+	// may leave here so that Serve does not decode the payload again. Only
+	// the service reads it; Serve decodes afresh when it is nil (an Action
+	// built elsewhere, as in tests).
+	Parsed any
 }
 
 // Approval classes: what kind of thing a request asks for, as config's

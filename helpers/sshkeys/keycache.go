@@ -9,15 +9,36 @@ import (
 )
 
 // keyCache remembers the keys the backend last listed, so that a sign
-// needs no list round trip of its own.
+// needs no list round trip of its own, and their fingerprints, so that a
+// sign with a key the backend holds computes none.
 type keyCache struct {
 	backend agent.ExtendedAgent
 	log     *slog.Logger
 
 	refreshMu sync.Mutex
 	mu        sync.Mutex
-	keys      map[string]*agent.Key // wire blob → key, as the backend last listed them
+	keys      map[string]*cachedKey // wire blob → key, as the backend last listed them
 	at        time.Time
+}
+
+type cachedKey struct {
+	*agent.Key
+	fp   string // fingerprint(Blob)
+	desc string // keyDesc(Blob)
+}
+
+// describe returns the fingerprint and description of a wire blob:
+// remembered for a key the backend listed, computed for any other (a blob
+// from the guest is remembered only once the backend lists it, so a shed
+// cannot grow the cache).
+func (c *keyCache) describe(blob []byte) (fp, desc string) {
+	c.mu.Lock()
+	k := c.keys[string(blob)]
+	c.mu.Unlock()
+	if k != nil {
+		return k.fp, k.desc
+	}
+	return fingerprint(blob), keyDesc(blob)
 }
 
 const (
@@ -30,8 +51,12 @@ const (
 // host agent shows up on the next sign without a list round trip per sign.
 func (c *keyCache) lookup(blob []byte) *agent.Key {
 	c.mu.Lock()
-	k, at := c.keys[string(blob)], c.at
+	ck, at := c.keys[string(blob)], c.at
 	c.mu.Unlock()
+	var k *agent.Key
+	if ck != nil {
+		k = ck.Key
+	}
 	age := time.Since(at)
 	if k != nil && age < keysStaleOnFound {
 		return k
@@ -53,22 +78,37 @@ func (c *keyCache) lookup(blob []byte) *agent.Key {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.keys[string(blob)]
+	if ck := c.keys[string(blob)]; ck != nil {
+		return ck.Key
+	}
+	return nil
 }
 
-func (c *keyCache) refresh() ([]*agent.Key, error) {
+// refresh lists the backend's keys, in its order.
+func (c *keyCache) refresh() ([]*cachedKey, error) {
 	keys, err := c.backend.List()
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[string]*agent.Key, len(keys))
-	for _, k := range keys {
-		m[string(k.Blob)] = k
+	c.mu.Lock()
+	old := c.keys
+	c.mu.Unlock()
+	out := make([]*cachedKey, len(keys))
+	m := make(map[string]*cachedKey, len(keys))
+	for i, k := range keys {
+		ck := &cachedKey{Key: k}
+		if prev := old[string(k.Blob)]; prev != nil {
+			ck.fp, ck.desc = prev.fp, prev.desc
+		} else {
+			ck.fp, ck.desc = fingerprint(k.Blob), keyDesc(k.Blob)
+		}
+		out[i] = ck
+		m[string(k.Blob)] = ck
 	}
 	c.mu.Lock()
 	c.keys, c.at = m, time.Now()
 	c.mu.Unlock()
-	return keys, nil
+	return out, nil
 }
 
 func (c *keyCache) invalidate() {

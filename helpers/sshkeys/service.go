@@ -56,24 +56,28 @@ func (s *Service) Describe(_ context.Context, r *helper.Request) (*helper.Action
 	case bus.OpList:
 		return &helper.Action{Detail: "list"}, nil
 	case bus.OpSign:
-		req, err := decodeSign(r.Payload)
+		sr, err := s.readSign(r.Payload)
 		if err != nil {
 			return nil, err
 		}
-		return s.describeSign(r, req), nil
+		a := s.describeSign(r, sr)
+		a.Parsed = sr
+		return a, nil
 	case bus.OpExtension:
-		req, err := decodeExtension(r.Payload)
+		er, err := readExtension(r.Payload)
 		if err != nil {
 			return nil, err
 		}
-		if req.Type != bus.ExtSessionBind {
-			return &helper.Action{Detail: "extension " + clean(req.Type) + " refused"}, nil
+		a := &helper.Action{Parsed: er}
+		switch {
+		case er.Type != bus.ExtSessionBind:
+			a.Detail = "extension " + clean(er.Type) + " refused"
+		case er.bindErr != nil:
+			a.Detail = "session-bind invalid"
+		default:
+			a.Detail = "session-bind " + keyDesc(er.bind.HostKey) + s.hostNames(er.bind.HostKey)
 		}
-		b, err := ParseSessionBind(req.Contents)
-		if err != nil {
-			return &helper.Action{Detail: "session-bind invalid"}, nil
-		}
-		return &helper.Action{Detail: "session-bind " + keyDesc(b.HostKey) + s.hostNames(b.HostKey)}, nil
+		return a, nil
 	case bus.OpAdd, bus.OpRemove:
 		a := &helper.Action{Detail: r.Op + " refused: read-only"}
 		if k, err := decodeKey(r.Payload); err == nil {
@@ -87,42 +91,82 @@ func (s *Service) Describe(_ context.Context, r *helper.Request) (*helper.Action
 	return nil, bus.Errorf(bus.CodeBadRequest, "ssh-agent has no operation %.40q", r.Op)
 }
 
-func (s *Service) describeSign(r *helper.Request, req *bus.SSHSignRequest) *helper.Action {
-	fp := fingerprint(req.Key)
-	sd := ParseSignData(req.Data)
-	a := &helper.Action{Subject: fp}
+// signRequest is a sign request as Describe read it, left in the Action
+// for Serve: the payload, its key's fingerprint and description, and what
+// the data is.
+type signRequest struct {
+	*bus.SSHSignRequest
+	fp   string // fingerprint(Key)
+	desc string // keyDesc(Key)
+	sd   SignData
+}
+
+func (s *Service) readSign(p json.RawMessage) (*signRequest, error) {
+	req, err := decodeSign(p)
+	if err != nil {
+		return nil, err
+	}
+	sr := &signRequest{SSHSignRequest: req, sd: ParseSignData(req.Data)}
+	sr.fp, sr.desc = s.cache.describe(req.Key)
+	return sr, nil
+}
+
+// extensionRequest is an extension request as Describe read it: the
+// payload and, for session-bind, the parsed and verified binding or why
+// it is not one.
+type extensionRequest struct {
+	*bus.SSHExtensionRequest
+	bind    *SessionBind
+	bindErr error
+}
+
+func readExtension(p json.RawMessage) (*extensionRequest, error) {
+	req, err := decodeExtension(p)
+	if err != nil {
+		return nil, err
+	}
+	er := &extensionRequest{SSHExtensionRequest: req}
+	if req.Type == bus.ExtSessionBind {
+		er.bind, er.bindErr = ParseSessionBind(req.Contents)
+	}
+	return er, nil
+}
+
+func (s *Service) describeSign(r *helper.Request, sr *signRequest) *helper.Action {
+	sd := sr.sd
+	a := &helper.Action{Subject: sr.fp}
 	var what, class, scope string
 	switch sd.Kind {
 	case KindUserAuth:
-		dest := clean(sd.User) + "@" + s.destination(r.Shed, req.AgentConn, sd)
-		a.Detail = keyDesc(req.Key) + " " + dest
+		dest := clean(sd.User) + "@" + s.destination(r.Shed, sr.AgentConn, sd)
+		a.Detail = sr.desc + " " + dest
 		what, class = "sign in to "+dest, helper.ClassSSHLogin
 	case KindSSHSig:
 		ns := clean(sd.Namespace)
-		a.Detail = keyDesc(req.Key) + " sshsig:" + ns
+		a.Detail = sr.desc + " sshsig:" + ns
 		what, class, scope = "sign with sshsig namespace \""+ns+"\"", helper.ClassSSHSign, sd.Namespace
 		if sd.Namespace == "git" {
 			what = "sign a git commit or tag"
 		}
 	default:
-		a.Detail = keyDesc(req.Key) + " data"
+		a.Detail = sr.desc + " data"
 		what, class = "sign data that is neither a login nor an sshsig", helper.ClassSSHSign
 	}
-	if !allowed(r, fp) {
+	if !allowed(r, sr.fp) {
 		a.Detail += " not allowlisted"
 		return a
 	}
-	if d := s.refuseDestination(r, req.AgentConn, sd); d != nil {
+	if d := s.refuseDestination(r, sr.AgentConn, sd); d != nil {
 		a.Detail += d.detail()
 		return a // refused before anyone is asked
 	}
-	k := s.cache.lookup(req.Key)
+	k := s.cache.lookup(sr.Key)
 	if k == nil {
 		a.Detail += " not found"
 		return a
 	}
 	a.Class, a.Scope = class, scope
-	a.Prompt = fmt.Sprintf("%s wants to %s with %s (%s)", r.Shed, what, keyDesc(req.Key), clean(k.Comment))
+	a.Prompt = r.Shed + " wants to " + what + " with " + sr.desc + " (" + clean(k.Comment) + ")"
 	return a
 }
 
@@ -132,17 +176,23 @@ func (s *Service) Serve(ctx context.Context, r *helper.Request, a *helper.Action
 	case bus.OpList:
 		return s.list(r, a)
 	case bus.OpSign:
-		req, err := decodeSign(r.Payload)
-		if err != nil {
-			return nil, err
+		sr, ok := a.Parsed.(*signRequest)
+		if !ok {
+			var err error
+			if sr, err = s.readSign(r.Payload); err != nil {
+				return nil, err
+			}
 		}
-		return s.sign(r, a, req)
+		return s.sign(r, a, sr)
 	case bus.OpExtension:
-		req, err := decodeExtension(r.Payload)
-		if err != nil {
-			return nil, err
+		er, ok := a.Parsed.(*extensionRequest)
+		if !ok {
+			var err error
+			if er, err = readExtension(r.Payload); err != nil {
+				return nil, err
+			}
 		}
-		return s.extension(r, a, req)
+		return s.extension(r, a, er)
 	case bus.OpAdd, bus.OpRemove, bus.OpRemoveAll, bus.OpLock, bus.OpUnlock:
 		return nil, bus.Errorf(bus.CodeNotAllowed, "%s", bus.SSHReadOnly)
 	}
@@ -156,7 +206,7 @@ func (s *Service) list(r *helper.Request, a *helper.Action) (any, error) {
 	}
 	out := bus.SSHListResponse{Keys: []bus.SSHKey{}}
 	for _, k := range keys {
-		if allowed(r, fingerprint(k.Blob)) {
+		if allowed(r, k.fp) {
 			out.Keys = append(out.Keys, bus.SSHKey{Blob: k.Blob, Comment: k.Comment})
 		}
 	}
@@ -164,8 +214,8 @@ func (s *Service) list(r *helper.Request, a *helper.Action) (any, error) {
 	return out, nil
 }
 
-func (s *Service) sign(r *helper.Request, a *helper.Action, req *bus.SSHSignRequest) (any, error) {
-	fp := fingerprint(req.Key)
+func (s *Service) sign(r *helper.Request, a *helper.Action, req *signRequest) (any, error) {
+	fp := req.fp
 	if !allowed(r, fp) {
 		return nil, bus.Errorf(bus.CodeNotAllowed, "key %s is not allowed for shed %q; add it to sheds.%s.ssh.keys (or ssh.keys) in the spuff config on your computer", fp, r.Shed, r.Shed)
 	}
@@ -173,7 +223,7 @@ func (s *Service) sign(r *helper.Request, a *helper.Action, req *bus.SSHSignRequ
 	if k == nil {
 		return nil, bus.Errorf(bus.CodeKeyNotFound, "your computer has no key %s (%s); check `ssh-add -l` there", fp, s.where())
 	}
-	sd := ParseSignData(req.Data)
+	sd := req.sd
 	// Checked again: a bind may have arrived since Describe.
 	if d := s.refuseDestination(r, req.AgentConn, sd); d != nil {
 		if !strings.Contains(a.Detail, " refused: ") {
@@ -199,15 +249,14 @@ func (s *Service) sign(r *helper.Request, a *helper.Action, req *bus.SSHSignRequ
 	return bus.SSHSignResponse{Format: sig.Format, Blob: sig.Blob, Rest: sig.Rest}, nil
 }
 
-func (s *Service) extension(r *helper.Request, a *helper.Action, req *bus.SSHExtensionRequest) (any, error) {
+func (s *Service) extension(r *helper.Request, a *helper.Action, req *extensionRequest) (any, error) {
 	if req.Type != bus.ExtSessionBind {
 		return nil, bus.Errorf(bus.CodeBadRequest, "agent extension %q is not brokered", clean(req.Type))
 	}
-	b, err := ParseSessionBind(req.Contents)
-	if err != nil {
-		return nil, bus.Errorf(bus.CodeBadRequest, "%v", err)
+	if req.bindErr != nil {
+		return nil, bus.Errorf(bus.CodeBadRequest, "%v", req.bindErr)
 	}
-	st, err := s.binds.bind(r.Shed, req.AgentConn, b)
+	st, err := s.binds.bind(r.Shed, req.AgentConn, req.bind)
 	if err != nil {
 		a.Detail += " refused"
 		return nil, err

@@ -97,6 +97,34 @@ func TestNoConfigFailsClosed(t *testing.T) {
 	}
 }
 
+// TestServeActsOnWhatDescribeRead: Serve signs the request Describe read
+// (the broker hands it the Action Describe returned) without decoding the
+// payload again; given an Action of its own, it decodes the payload.
+func TestServeActsOnWhatDescribeRead(t *testing.T) {
+	fx := newFixture(t)
+	svc := NewService(keyringWith(t, fx.ed.Path), ServiceOptions{})
+	cfg := (&config.Config{}).ForShed("s")
+	data := []byte("challenge")
+	raw, _ := json.Marshal(bus.SSHSignRequest{Key: fx.ed.Pub.Marshal(), Data: data, AgentConn: 1})
+	r := &helper.Request{ID: bus.NewID(), Shed: "s", NS: bus.NSSSHAgent, Op: bus.OpSign, Payload: raw, Config: &cfg}
+	a, err := svc.Describe(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Payload = json.RawMessage(`{"key":"AAAA"}`) // a key nobody holds, were it decoded
+	out, err := svc.Serve(context.Background(), r, a)
+	if err != nil {
+		t.Fatalf("serve after describe: %v", err)
+	}
+	resp := out.(bus.SSHSignResponse)
+	if err := fx.ed.Pub.Verify(data, &ssh.Signature{Format: resp.Format, Blob: resp.Blob}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Serve(context.Background(), r, &helper.Action{}); bus.CodeOf(err) != bus.CodeKeyNotFound {
+		t.Fatalf("serve with an action of its own: %v", err)
+	}
+}
+
 // TestKeyCache: a key added to the host agent after the last list is found
 // on the next sign; a sign does not list when the key is known.
 func TestKeyCache(t *testing.T) {
