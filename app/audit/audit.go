@@ -252,6 +252,7 @@ type Options struct {
 // after a delete or a rotation it reopens the path and says so in a line.
 type Writer struct {
 	path  string
+	cpath []byte // path, NUL-terminated, for the quiet path check
 	mode  Durability
 	every time.Duration // Batch: the least time between flushes
 	log   *slog.Logger
@@ -307,7 +308,7 @@ func OpenWith(path string, opts Options) (*Writer, error) {
 		return nil, err
 	}
 	opts.Log.Debug("audit log open", "path", path, "durability", string(d))
-	return newWriter(path, f, opts), nil
+	return newWriter(path, quiet(f), opts), nil
 }
 
 func openFile(path string, log *slog.Logger) (*os.File, error) {
@@ -353,7 +354,7 @@ func newWriter(path string, f file, opts Options) *Writer {
 	if opts.FlushEvery <= 0 {
 		opts.FlushEvery = DefaultFlushEvery
 	}
-	w := &Writer{path: path, mode: opts.Durability, every: opts.FlushEvery, log: opts.Log, hook: opts.OnState, f: f,
+	w := &Writer{path: path, cpath: append([]byte(path), 0), mode: opts.Durability, every: opts.FlushEvery, log: opts.Log, hook: opts.OnState, f: f,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), flusher: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	w.fi, _ = f.Stat()
@@ -512,6 +513,9 @@ func (w *Writer) flushLoop() {
 // checkPath reopens the log when its path no longer names the open file
 // (deleted, or moved away as logrotate does), and writes a line saying so.
 func (w *Writer) checkPath() error {
+	if w.fi != nil && namesFile(w.cpath, w.fi) {
+		return nil
+	}
 	fi, err := os.Stat(w.path)
 	if err == nil && w.fi != nil && os.SameFile(fi, w.fi) {
 		return nil
@@ -541,7 +545,7 @@ func (w *Writer) checkPath() error {
 		w.log.Warn("audit: flushing the old log file before reopening", "path", w.path, "err", err)
 	}
 	old.Close()
-	w.f, w.fi, w.torn = nf, nfi, false
+	w.f, w.fi, w.torn = quiet(nf), nfi, false
 	w.log.Warn("audit log reopened", "path", w.path, "reason", why)
 	line, err := Record{TS: time.Now(), NS: NSAudit, Op: OpReopen, Result: ResultOK,
 		Detail: fmt.Sprintf("the audit log %s %s; reopened it, earlier lines are in the old file if it still exists", w.path, why)}.line()
