@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spuff-dev/spuff/guest/bus"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -64,7 +65,10 @@ func (f *forwardAgent) dial() (*agentConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshkeys: reaching your ssh agent at %s: %w", f.path, err)
 	}
-	return newAgentConn(nc), nil
+	// Read and written with raw system calls, as the bus is: spuff-app is
+	// idle while the agent thinks, and a plain read after that wakes the
+	// runtime's monitor thread on every sign.
+	return newAgentConn(bus.QuietConn(nc)), nil
 }
 
 func newAgentConn(nc net.Conn) *agentConn {
