@@ -112,6 +112,9 @@ type Conn struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	seen   atomic.Bool // a frame arrived since the monitor last looked
+	mon    *monitor
+	// workerIdle is how long a parked worker waits for another request.
+	workerIdle time.Duration
 }
 
 type call struct {
@@ -146,12 +149,12 @@ func NewConn(rwc io.ReadWriteCloser, h Handler, opts Options) *Conn {
 		rwc: rawStreamOf(rwc), h: h, opts: opts, log: log,
 		pending: make(map[string]*call),
 		sem:     make(chan struct{}, opts.MaxInFlight),
-		work:    make(chan *Envelope),
-		ctx:     ctx, cancel: cancel,
+		work:    make(chan *Envelope), workerIdle: workerIdle,
+		ctx: ctx, cancel: cancel,
 		done: make(chan struct{}),
 	}
+	c.startMonitor()
 	go c.readLoop()
-	go c.monitor()
 	return c
 }
 
@@ -274,7 +277,10 @@ func (c *Conn) writeBatch(batch [][]byte) error {
 }
 
 func (c *Conn) readLoop() {
-	defer close(c.done)
+	defer func() {
+		close(c.done)
+		c.mon.stop()
+	}()
 	var buf []byte
 	// Most frames are small: one read brings the header and the body.
 	br := bufio.NewReaderSize(c.rwc, 4<<10)
@@ -356,8 +362,11 @@ func (c *Conn) dispatch(e *Envelope) {
 }
 
 // maxIdleWorkers is how many serving goroutines a Conn keeps parked
-// between requests.
+// between requests, each for at most workerIdle: a stream of requests
+// keeps its workers, a quiet shed holds none.
 const maxIdleWorkers = 4
+
+var workerIdle = time.Second
 
 // worker serves e, then waits for the next request rather than ending: a
 // fresh goroutine's stack is small, and growing it to what a handler needs
@@ -365,6 +374,7 @@ const maxIdleWorkers = 4
 // Beyond maxIdleWorkers parked ones, a worker ends, so a burst leaves no
 // crowd behind.
 func (c *Conn) worker(e *Envelope) {
+	var idle *time.Timer
 	for {
 		c.serve(e)
 		<-c.sem
@@ -372,9 +382,17 @@ func (c *Conn) worker(e *Envelope) {
 			c.idle.Add(-1)
 			return
 		}
+		if idle == nil {
+			idle = time.NewTimer(c.workerIdle)
+		} else {
+			idle.Reset(c.workerIdle)
+		}
 		select {
 		case e = <-c.work:
 			c.idle.Add(-1)
+		case <-idle.C:
+			c.idle.Add(-1)
+			return
 		case <-c.ctx.Done():
 			return
 		}
@@ -533,43 +551,65 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 
 // monitor closes the connection when a write stays blocked WriteTimeout,
 // and, with KeepAlive, pings the peer and closes the connection when
-// nothing at all arrives for three intervals. It looks on a coarse tick, so
-// no frame pays for a timer or a wake-up.
-func (c *Conn) monitor() {
+// nothing at all arrives for three intervals. It looks on a coarse timer,
+// so no frame pays for a timer or a wake-up, and between looks it is no
+// goroutine at all: a host holds one Conn per shed.
+type monitor struct {
+	mu            sync.Mutex // the timer is set before any look uses it
+	c             *Conn
+	tick          time.Duration
+	t             *time.Timer
+	heard, pinged time.Time
+}
+
+func (c *Conn) startMonitor() {
 	tick := c.opts.WriteTimeout / 4
 	if ka := c.opts.KeepAlive; ka > 0 && ka < tick {
 		tick = ka
 	}
-	t := time.NewTicker(tick)
-	defer t.Stop()
 	now := time.Now()
-	heard, pinged := now, now
-	for {
-		select {
-		case <-c.done:
-			return
-		case now = <-t.C:
-		}
-		if s := c.writeSince.Load(); s != 0 && now.Sub(time.Unix(0, s)) >= c.opts.WriteTimeout {
-			c.log.Warn("bus: a write blocked too long; closing", "after", c.opts.WriteTimeout)
-			c.fail(fmt.Errorf("%w (one write blocked for %s)", ErrNotReading, c.opts.WriteTimeout))
-			return
-		}
-		ka := c.opts.KeepAlive
-		if ka <= 0 {
-			continue
-		}
+	m := &monitor{c: c, tick: tick, heard: now, pinged: now}
+	// Each look arms the next, so looks never overlap.
+	m.mu.Lock()
+	m.t = time.AfterFunc(tick, m.look)
+	m.mu.Unlock()
+	c.mon = m
+}
+
+func (m *monitor) stop() {
+	m.mu.Lock()
+	m.t.Stop() // a look already running sees done and ends
+	m.mu.Unlock()
+}
+
+func (m *monitor) look() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.c
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	now := time.Now()
+	if s := c.writeSince.Load(); s != 0 && now.Sub(time.Unix(0, s)) >= c.opts.WriteTimeout {
+		c.log.Warn("bus: a write blocked too long; closing", "after", c.opts.WriteTimeout)
+		c.fail(fmt.Errorf("%w (one write blocked for %s)", ErrNotReading, c.opts.WriteTimeout))
+		return
+	}
+	if ka := c.opts.KeepAlive; ka > 0 {
 		if c.seen.Swap(false) {
-			heard = now
+			m.heard = now
 		}
-		if now.Sub(heard) >= 3*ka {
+		if now.Sub(m.heard) >= 3*ka {
 			c.log.Warn("bus: peer silent, closing", "after", 3*ka)
 			c.fail(errors.New("bus: keepalive: peer stopped answering"))
 			return
 		}
-		if now.Sub(pinged) >= ka {
-			pinged = now
+		if now.Sub(m.pinged) >= ka {
+			m.pinged = now
 			go c.Ping(c.ctx) //nolint:errcheck // the pong, if any, marks seen
 		}
 	}
+	m.t.Reset(m.tick)
 }

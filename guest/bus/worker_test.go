@@ -82,3 +82,27 @@ func TestRequestsReuseServingGoroutines(t *testing.T) {
 		t.Fatalf("%d more goroutines once a burst of 64 was served, want at most %d parked workers", got, maxIdleWorkers)
 	}
 }
+
+// TestIdleConnHoldsNoGoroutines: once a connection is quiet for
+// workerIdle, its parked workers have ended, and between its monitor's
+// looks it holds only its read loop.
+func TestIdleConnHoldsNoGoroutines(t *testing.T) {
+	old := workerIdle
+	workerIdle = 50 * time.Millisecond
+	defer func() { workerIdle = old }()
+	base := runtime.NumGoroutine()
+	c1, _ := pipe(t, nil, HandlerFunc(func(ctx context.Context, r *Request) (any, error) { return nil, nil }), Options{KeepAlive: time.Hour})
+	for range 20 {
+		if err := c1.Call(context.Background(), NSAgent, "x", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Two Conns (both ends of the pipe), one read loop each.
+	if got := runtime.NumGoroutine() - base; got > 2 {
+		t.Fatalf("%d goroutines for two quiet Conns, want 2 (their read loops)", got)
+	}
+}
