@@ -11,7 +11,22 @@ import (
 // BenchmarkUnixEchoFloor is the same frames echoed by a bare loop: what one
 // round trip between two goroutines costs with nothing of the bus in it.
 func BenchmarkConnRoundTrip(b *testing.B) {
-	path, conns := serveUnix(b, echo(), Options{})
+	roundTrips(b, echo())
+}
+
+// BenchmarkConnRoundTripDeepHandler is BenchmarkConnRoundTrip with a
+// handler that needs a grown stack, as the broker's pipeline does (decode,
+// audit encode, reply encode): what serving a request costs on a goroutine
+// whose stack must grow first.
+func BenchmarkConnRoundTripDeepHandler(b *testing.B) {
+	roundTrips(b, HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+		return nil, deep(64)
+	}))
+}
+
+// roundTrips times Calls, one at a time, to a Conn served by h.
+func roundTrips(b *testing.B, h Handler) {
+	path, conns := serveUnix(b, h, Options{})
 	nc, err := net.Dial("unix", path)
 	if err != nil {
 		b.Fatal(err)
@@ -21,28 +36,6 @@ func BenchmarkConnRoundTrip(b *testing.B) {
 	defer func() { (<-conns).Close() }()
 	for b.Loop() {
 		if err := c.Call(context.Background(), NSAgent, "echo", nil, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkConnRoundTripDeepHandler is BenchmarkConnRoundTrip with a
-// handler that needs a grown stack, as the broker's pipeline does (decode,
-// audit encode, reply encode): what serving a request costs on a goroutine
-// whose stack must grow first.
-func BenchmarkConnRoundTripDeepHandler(b *testing.B) {
-	path, conns := serveUnix(b, HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
-		return nil, deep(64)
-	}), Options{})
-	nc, err := net.Dial("unix", path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := NewConn(nc, nil, Options{})
-	defer c.Close()
-	defer func() { (<-conns).Close() }()
-	for b.Loop() {
-		if err := c.Call(context.Background(), NSAgent, "deep", nil, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
