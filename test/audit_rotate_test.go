@@ -1,11 +1,13 @@
 package test
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/test/harness"
 )
 
@@ -49,11 +51,26 @@ func TestAuditSurvivesRotation(t *testing.T) {
 			t.Fatalf("ping with no way to write the audit log: %v, want DENIED", err)
 		}
 	}
+	// The failure is told where a developer looks: status, doctor (which
+	// fails) and the status API the tray reads.
+	if out := h.MustSpuff(t, "status"); !strings.Contains(out, "audit:     FAILING since") || !strings.Contains(out, "every request is denied") {
+		t.Fatalf("spuff status while the log fails:\n%s", out)
+	}
+	if out, err := h.Spuff(t, "doctor"); err == nil || !strings.Contains(out+err.Error(), "audit log failing since") {
+		t.Fatalf("spuff doctor while the log fails: %v\n%s", err, out)
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(h.MustSpuff(t, "status", "--json")), &st); err != nil || !st.Audit.Failing() {
+		t.Fatalf("status --json while the log fails: %+v, %v", st.Audit, err)
+	}
 	if err := os.Remove(h.AuditPath); err != nil {
 		t.Fatal(err)
 	}
 	if err := guestPing(t, g); err != nil {
 		t.Fatalf("ping once the log can be reopened: %v", err)
+	}
+	if out := h.MustSpuff(t, "status"); !strings.Contains(out, "audit:     healthy (durability batch)") {
+		t.Fatalf("spuff status once the log heals:\n%s", out)
 	}
 	if n := len(h.FindAudit(t, pings("rot"))); n != 1 {
 		t.Fatalf("%d ping lines after recovery, want 1", n)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
@@ -69,7 +70,10 @@ shed's connection.`,
 			} else {
 				add("warn", "spuff-app does not start at login", "run: spuff autostart on (or tick Start at login in the tray); a server can run spuff-app --headless as a service instead")
 			}
-			if fi, err := os.Stat(st.AuditLog); err != nil {
+			if a := st.Audit; a.Failing() {
+				add("fail", fmt.Sprintf("audit log failing since %s, so every request is denied: %s", a.Since.Local().Format(time.TimeOnly), api.Printable(a.Error)),
+					"free space or fix permissions where "+st.AuditLog+" lives; the next request that can be written and flushed heals it")
+			} else if fi, err := os.Stat(st.AuditLog); err != nil {
 				add("warn", "audit log "+st.AuditLog+" not written yet", "it appears with the first request")
 			} else if fi.Mode().Perm()&0o077 != 0 {
 				add("fail", fmt.Sprintf("audit log %s is mode %04o", st.AuditLog, fi.Mode().Perm()), "run: chmod 600 "+st.AuditLog)

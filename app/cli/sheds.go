@@ -27,6 +27,11 @@ func statusCmd(g *globals) *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "spuff-app %s running (pid %d, up %s)\n", api.Printable(st.Version), st.PID, time.Since(st.Started).Round(time.Second))
 			fmt.Fprintf(w, "config:    %s\naudit log: %s\n", st.Config, st.AuditLog)
+			if a := st.Audit; a.Failing() {
+				fmt.Fprintf(w, "audit:     FAILING since %s, so every request is denied: %s\n", a.Since.Local().Format(time.TimeOnly), api.Printable(a.Error))
+			} else if a != nil {
+				fmt.Fprintf(w, "audit:     healthy (durability %s)\n", a.Durability)
+			}
 			if st.Keychain != "" {
 				fmt.Fprintf(w, "keychain:  %s\n", st.Keychain)
 			}

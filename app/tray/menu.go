@@ -17,6 +17,7 @@ import (
 
 // Client is what the tray needs of the control API.
 type Client interface {
+	Status(ctx context.Context) (*api.Status, error)
 	Sheds(ctx context.Context) ([]api.Attachment, error)
 	Pending(ctx context.Context) ([]api.PendingItem, error)
 	Decide(ctx context.Context, id string, allow bool, via string) error
@@ -90,6 +91,9 @@ type View struct {
 	// Steps holds each busy made shed's latest provisioning step.
 	Steps map[string]string
 	Err   error
+	// Audit is the audit log's health; while it fails every request is
+	// denied, and the menu says so first.
+	Audit *api.AuditHealth
 	// Read is when Made was read and Now the time drawn at: an idle
 	// countdown is recounted from them between answers.
 	Read, Now time.Time
@@ -122,6 +126,12 @@ func build(v View) []Item {
 	var items []Item
 	if err != nil {
 		items = append(items, Item{Title: "spuff is not answering", Tooltip: err.Error()}, Item{Separator: true})
+	}
+	if a := v.Audit; a.Failing() {
+		items = append(items, Item{
+			Title:   "⚠ Audit log failing: every request is denied",
+			Tooltip: a.Error + " (since " + a.Since.Local().Format(time.TimeOnly) + "); free space or fix permissions where the log lives",
+		}, Item{Separator: true})
 	}
 	if len(pending) > 0 {
 		items = append(items, Item{Title: fmt.Sprintf("%d waiting for approval", len(pending))})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spuff-dev/spuff/app/control/api"
 )
@@ -147,5 +148,19 @@ func TestMenuTextFromAShedIsPrintable(t *testing.T) {
 	walk(items)
 	if it := find(items, "⚠ wants x"); it == nil || !strings.Contains(it.Title, `\x1b`) {
 		t.Fatalf("the prompt is not shown escaped: %+v", items)
+	}
+}
+
+// TestMenuSaysTheAuditLogIsFailing: while the audit log cannot be written
+// every request is denied, and the menu says so first, with the reason.
+func TestMenuSaysTheAuditLogIsFailing(t *testing.T) {
+	healthy := BuildView(View{Sheds: []api.Attachment{{Name: "a", State: api.StateConnected}}, Audit: &api.AuditHealth{Durability: "batch"}})
+	if find(healthy, "⚠ Audit") != nil {
+		t.Fatal("a healthy audit log is reported failing")
+	}
+	items := BuildView(View{Sheds: []api.Attachment{{Name: "a", State: api.StateConnected}},
+		Audit: &api.AuditHealth{Durability: "batch", Error: "audit: writing /x/audit.log: no space left on device", Since: time.Now()}})
+	if len(items) == 0 || !strings.HasPrefix(items[0].Title, "⚠ Audit log failing") || !strings.Contains(items[0].Tooltip, "no space left") {
+		t.Fatalf("first item %+v, want the audit failure with its reason", items[0])
 	}
 }

@@ -96,8 +96,12 @@ func (m *shown) render(ctx context.Context, c Client, auto Autostart, steps map[
 	sheds, err := c.Sheds(qctx)
 	pending, perr := c.Pending(qctx)
 	made, merr := c.Made(qctx)
+	st, serr := c.Status(qctx)
 	if err == nil {
 		err = perr
+	}
+	if err == nil {
+		err = serr
 	}
 	if err == nil {
 		err = merr
@@ -105,6 +109,9 @@ func (m *shown) render(ctx context.Context, c Client, auto Autostart, steps map[
 	v := View{Sheds: sheds, Pending: pending, Steps: steps, Err: err, Read: time.Now()}
 	if made != nil {
 		v.Made = made.Sheds
+	}
+	if st != nil {
+		v.Audit = st.Audit
 	}
 	m.show(ctx, c, auto, v, log, poke)
 }
@@ -139,7 +146,7 @@ func (m *shown) show(ctx context.Context, c Client, auto Autostart, v View, log 
 	}
 	m.sig = sig
 	systray.ResetMenu()
-	if len(pending) > 0 {
+	if len(pending) > 0 || v.Audit.Failing() {
 		systray.SetTitle("spuff ⚠")
 	} else {
 		systray.SetTitle("spuff")

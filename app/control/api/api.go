@@ -38,11 +38,23 @@ type Status struct {
 	Started   time.Time         `json:"started"`
 	Config    string            `json:"config"` // the config file spuff-app loaded
 	AuditLog  string            `json:"audit_log"`
+	Audit     *AuditHealth      `json:"audit,omitempty"`
 	Keychain  string            `json:"keychain,omitempty"`
 	Sheds     []Attachment      `json:"sheds"`
 	Helpers   Helpers           `json:"helpers"`
 	Approvals *ApprovalsSummary `json:"approvals,omitempty"`
 }
+
+// AuditHealth is the audit log's health. Error is empty while lines are
+// written; otherwise every request has been denied since Since.
+type AuditHealth struct {
+	Durability string    `json:"durability"`
+	Error      string    `json:"error,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
+}
+
+// Failing reports whether the log is failing (every request denied).
+func (a *AuditHealth) Failing() bool { return a != nil && a.Error != "" }
 
 // Helpers is what the credential helpers report of themselves, by namespace.
 type Helpers struct {
