@@ -36,6 +36,9 @@ func TestDoctor(t *testing.T) {
 			t.Fatalf("doctor output lacks %q:\n%s", want, out)
 		}
 	}
+	// autostart registers the spuff-app beside spuff: build it there, so
+	// this test does not lean on another having built it first.
+	testenv.GoBinary(t, "./app/cmd/spuff-app")
 	h.MustSpuff(t, "autostart", "on")
 	if out := h.MustSpuff(t, "doctor"); !strings.Contains(out, "✓ spuff-app starts at login") {
 		t.Fatalf("doctor after spuff autostart on:\n%s", out)
