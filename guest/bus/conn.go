@@ -107,7 +107,7 @@ type Conn struct {
 
 	sem    chan struct{}
 	work   chan *Envelope // hands a request to a parked worker
-	idle   atomic.Int32   // workers parked on work (about: it is a bound)
+	idle   atomic.Int32   // workers parked on work; approximate, used only as a bound
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -366,6 +366,7 @@ func (c *Conn) dispatch(e *Envelope) {
 // keeps its workers, a quiet shed holds none.
 const maxIdleWorkers = 4
 
+// workerIdle is each new Conn's workerIdle (a variable so tests can shorten it).
 var workerIdle = time.Second
 
 // worker serves e, then waits for the next request rather than ending: a
