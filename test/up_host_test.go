@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	diskfs "github.com/diskfs/go-diskfs"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/spuff-dev/spuff/helpers/awssts/awsststest"
@@ -287,27 +285,11 @@ func killQEMU(t *testing.T, dir string) {
 // seedUserData reads user-data from a NoCloud seed ISO.
 func seedUserData(t *testing.T, iso string) []byte {
 	t.Helper()
-	d, err := diskfs.Open(iso, diskfs.WithOpenMode(diskfs.ReadOnly), diskfs.WithSectorSize(2048))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	fsys, err := d.GetFilesystem(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := fsys.OpenFile("/user-data", os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) == 0 {
+	files, _ := testenv.ReadSeed(t, iso)
+	if files["user-data"] == "" {
 		t.Fatal("the seed's user-data is empty")
 	}
-	return b
+	return []byte(files["user-data"])
 }
 
 // qcow2Plain checks that the qcow2 at path stores its clusters as they

@@ -1,48 +1,16 @@
 package qemu
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	diskfs "github.com/diskfs/go-diskfs"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/spuff-dev/spuff/provisioning"
+	"github.com/spuff-dev/spuff/test/testenv"
 )
-
-func readSeed(t *testing.T, path string) (map[string]string, string) {
-	t.Helper()
-	d, err := diskfs.Open(path, diskfs.WithOpenMode(diskfs.ReadOnly), diskfs.WithSectorSize(2048))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	fsys, err := d.GetFilesystem(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ents, err := fsys.ReadDir(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{}
-	for _, e := range ents {
-		f, err := fsys.OpenFile(e.Name(), os.O_RDONLY)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = string(b)
-	}
-	// go-diskfs hands the 32-byte volume identifier back with its padding.
-	return files, strings.TrimRight(fsys.Label(), "\x00 ")
-}
 
 func TestSeedHoldsUserDataAsIsAndTheHostKeyInVendorData(t *testing.T) {
 	userData := []byte("#cloud-config\nusers:\n  - name: dev\n")
@@ -57,7 +25,7 @@ func TestSeedHoldsUserDataAsIsAndTheHostKeyInVendorData(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("seed mode: %v %v", fi.Mode(), err)
 	}
-	files, label := readSeed(t, path)
+	files, label := testenv.ReadSeed(t, path)
 	if label != "cidata" {
 		t.Fatalf("label %q", label)
 	}
@@ -88,7 +56,7 @@ func TestSeedWithoutHostKeyHasAnEmptyVendorData(t *testing.T) {
 	if err := writeSeed(path, seedFiles("box", []byte("#cloud-config\n"), nil)); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := readSeed(t, path)
+	files, _ := testenv.ReadSeed(t, path)
 	if len(files) != 3 {
 		t.Fatalf("files: %v", files)
 	}
