@@ -245,18 +245,7 @@ func (s *Server) Activate(id int) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if s.HoldCreate != nil && r.Method == http.MethodPost && strings.TrimSuffix(r.URL.Path, "/") == "/v2/droplets" {
-		rec := httptest.NewRecorder()
-		s.locked(rec, r, body)
-		select {
-		case <-s.HoldCreate:
-		case <-r.Context().Done():
-			return // the client is gone; the droplet stays, as at the cloud
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
+		cloudfake.Held(w, r, s.HoldCreate, func(w http.ResponseWriter) { s.locked(w, r, body) })
 		return
 	}
 	s.locked(w, r, body)

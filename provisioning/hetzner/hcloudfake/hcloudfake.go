@@ -256,18 +256,7 @@ func matches(sel string, l map[string]string) bool {
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if f.HoldCreate != nil && r.Method == "POST" && r.URL.Path == "/servers" {
-		rec := httptest.NewRecorder()
-		f.locked(rec, r, body)
-		select {
-		case <-f.HoldCreate:
-		case <-r.Context().Done():
-			return // the client is gone; the server stays, as at the cloud
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
+		cloudfake.Held(w, r, f.HoldCreate, func(w http.ResponseWriter) { f.locked(w, r, body) })
 		return
 	}
 	f.locked(w, r, body)

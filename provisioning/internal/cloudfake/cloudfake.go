@@ -11,7 +11,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -81,4 +83,22 @@ func LoginKey(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + " alice@laptop"
+}
+
+// Held runs serve on a recorder and sends its answer only once hold is
+// closed: a create the cloud carried out whose response is late, as when
+// spuff-app is killed between the create and its state update. A client
+// gone before then gets nothing, and what serve made stays, as at the
+// cloud.
+func Held(w http.ResponseWriter, r *http.Request, hold <-chan struct{}, serve func(http.ResponseWriter)) {
+	rec := httptest.NewRecorder()
+	serve(rec)
+	select {
+	case <-hold:
+	case <-r.Context().Done():
+		return
+	}
+	maps.Copy(w.Header(), rec.Header())
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
 }
