@@ -10,6 +10,7 @@ import (
 
 	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/guest/bus/bustest"
 	"github.com/spuff-dev/spuff/test/harness"
 	"github.com/spuff-dev/spuff/test/testenv"
 )
@@ -147,7 +148,7 @@ func TestFutureIDRefusedAfterRestart(t *testing.T) {
 	if c == nil {
 		t.Fatal("the broker never connected to the shed")
 	}
-	ahead := harness.Ping(harness.IDAt(time.Now().Add(90 * time.Second)))
+	ahead := bustest.Ping(bustest.IDAt(time.Now().Add(90 * time.Second)))
 	if code, ok := bad.Ask(c, ahead, 10*time.Second); !ok || code != "" {
 		t.Fatalf("an id dated 90s ahead, first use: answered %v, code %q; want ok", ok, code)
 	}
@@ -160,7 +161,7 @@ func TestFutureIDRefusedAfterRestart(t *testing.T) {
 	if !ok || code != bus.CodeReplayed {
 		t.Fatalf("the same id after a restart: answered %v, code %q; want REPLAYED", ok, code)
 	}
-	later := harness.Ping(harness.IDAt(time.Now().Add(115 * time.Second)))
+	later := bustest.Ping(bustest.IDAt(time.Now().Add(115 * time.Second)))
 	if code, ok := bad.Ask(c, later, 10*time.Second); !ok || code != "" {
 		t.Fatalf("an id dated after every id used before the restart: answered %v, code %q; want ok", ok, code)
 	}

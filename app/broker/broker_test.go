@@ -21,6 +21,7 @@ import (
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
+	"github.com/spuff-dev/spuff/guest/bus/bustest"
 	"github.com/spuff-dev/spuff/helpers/helper"
 )
 
@@ -148,19 +149,6 @@ func (g *rawGuest) await(id string) *bus.Envelope {
 	}
 }
 
-func ping(id string) *bus.Envelope {
-	return &bus.Envelope{V: bus.Version, ID: id, Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing}
-}
-
-// idAt makes a UUIDv7 carrying time t.
-func idAt(t time.Time) string {
-	u := uuid.Must(uuid.NewV7())
-	var ms [8]byte
-	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
-	copy(u[:6], ms[2:])
-	return u.String()
-}
-
 type fixture struct {
 	b     *Broker
 	audit *memAudit
@@ -267,7 +255,7 @@ func TestReplayGuard(t *testing.T) {
 	g := newRawGuest(t)
 	f.attach(t, "s1", g)
 	id := bus.NewID()
-	if r := g.ask(ping(id)); r.Error != nil {
+	if r := g.ask(bustest.Ping(id)); r.Error != nil {
 		t.Fatalf("first use: %v", r.Error)
 	}
 	cases := map[string]struct {
@@ -275,15 +263,15 @@ func TestReplayGuard(t *testing.T) {
 		want string
 	}{
 		"duplicate":   {id, bus.CodeReplayed},
-		"stale":       {idAt(time.Now().Add(-10 * time.Minute)), bus.CodeReplayed},
-		"future":      {idAt(time.Now().Add(10 * time.Minute)), bus.CodeReplayed},
+		"stale":       {bustest.IDAt(time.Now().Add(-10 * time.Minute)), bus.CodeReplayed},
+		"future":      {bustest.IDAt(time.Now().Add(10 * time.Minute)), bus.CodeReplayed},
 		"uuid v4":     {uuid.NewString(), bus.CodeBadRequest},
 		"not a uuid":  {"hello-there", bus.CodeBadRequest},
-		"near-future": {idAt(time.Now().Add(30 * time.Second)), ""},
+		"near-future": {bustest.IDAt(time.Now().Add(30 * time.Second)), ""},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := g.ask(ping(c.id))
+			r := g.ask(bustest.Ping(c.id))
 			if code(r) != c.want {
 				t.Fatalf("got %q (%v), want %q", code(r), r.Error, c.want)
 			}
@@ -328,9 +316,9 @@ func TestReplayGuardMemoryBounded(t *testing.T) {
 	}
 	// Two rotations later the old ids are gone and room is back.
 	later := now.Add(5 * time.Minute)
-	_ = check("a", idAt(later), later)
+	_ = check("a", bustest.IDAt(later), later)
 	later = later.Add(3 * time.Minute)
-	if err := check("a", idAt(later), later); err != nil {
+	if err := check("a", bustest.IDAt(later), later); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
 	if s := g.sheds["a"]; len(s.cur)+len(s.old) > 2 {
@@ -363,7 +351,7 @@ func TestRateLimit(t *testing.T) {
 	f.attach(t, "noisy", g)
 	limited := 0
 	for range 10 {
-		if code(g.ask(ping(bus.NewID()))) == bus.CodeRateLimited {
+		if code(g.ask(bustest.Ping(bus.NewID()))) == bus.CodeRateLimited {
 			limited++
 		}
 	}
@@ -388,7 +376,7 @@ func (g *rawGuest) burst(n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = bus.NewID()
-		b, _ := bus.EncodeEnvelope(ping(ids[i]))
+		b, _ := bus.EncodeEnvelope(bustest.Ping(ids[i]))
 		buf = append(buf, b...)
 	}
 	g.writeRaw(buf)
@@ -520,7 +508,7 @@ func TestReplyWaitsForTheAuditLine(t *testing.T) {
 	f.audit.gate = gate
 	f.audit.mu.Unlock()
 	for _, req := range []*bus.Envelope{
-		ping(bus.NewID()),
+		bustest.Ping(bus.NewID()),
 		{V: 1, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSSSHAgent, Op: bus.OpList},
 		{V: 1, ID: "not-a-uuid", Type: bus.TypeRequest, NS: bus.NSSSHAgent, Op: bus.OpList}, // a denial waits too
 	} {
@@ -568,12 +556,12 @@ func TestBadFrameClosesOnlyThatShed(t *testing.T) {
 	f.attach(t, "good", good)
 	bad.writeRaw(binary.BigEndian.AppendUint32(nil, bus.MaxFrame+1))
 	f.waitState(t, "bad", api.StateDisconnected)
-	if r := good.ask(ping(bus.NewID())); r.Error != nil {
+	if r := good.ask(bustest.Ping(bus.NewID())); r.Error != nil {
 		t.Fatalf("the other shed was disturbed: %v", r.Error)
 	}
 	// The bad shed is redialled and works again.
 	f.waitState(t, "bad", api.StateConnected)
-	if r := bad.ask(ping(bus.NewID())); r.Error != nil {
+	if r := bad.ask(bustest.Ping(bus.NewID())); r.Error != nil {
 		t.Fatalf("after reconnect: %v", r.Error)
 	}
 }
@@ -606,14 +594,14 @@ func TestOneShedCannotLockOthersOut(t *testing.T) {
 	f.attach(t, "calm", calm)
 	limited := 0
 	for range 300 {
-		if code(flood.ask(ping(bus.NewID()))) == bus.CodeRateLimited {
+		if code(flood.ask(bustest.Ping(bus.NewID()))) == bus.CodeRateLimited {
 			limited++
 		}
 	}
 	if limited == 0 {
 		t.Fatal("300 pings at once were never rate limited")
 	}
-	if r := calm.ask(ping(bus.NewID())); r.Error != nil {
+	if r := calm.ask(bustest.Ping(bus.NewID())); r.Error != nil {
 		t.Fatalf("the calm shed was refused after another shed's flood: %v", r.Error)
 	}
 }
@@ -624,11 +612,11 @@ func TestReplayByLetterCase(t *testing.T) {
 	g := newRawGuest(t)
 	f.attach(t, "s1", g)
 	id := bus.NewID()
-	if r := g.ask(ping(id)); r.Error != nil {
+	if r := g.ask(bustest.Ping(id)); r.Error != nil {
 		t.Fatalf("first use: %v", r.Error)
 	}
 	for _, again := range []string{strings.ToUpper(id), strings.ToUpper(id[:8]) + id[8:]} {
-		if r := g.ask(ping(again)); code(r) != bus.CodeReplayed {
+		if r := g.ask(bustest.Ping(again)); code(r) != bus.CodeReplayed {
 			t.Fatalf("id %s again as %s: %q (%v), want REPLAYED", id, again, code(r), r.Error)
 		}
 	}
@@ -641,10 +629,10 @@ func TestReplayFencedByStart(t *testing.T) {
 	f := newFixture(t, nil)
 	g := newRawGuest(t)
 	f.attach(t, "s1", g)
-	if r := g.ask(ping(idAt(time.Now().Add(-2 * time.Second)))); code(r) != bus.CodeReplayed {
+	if r := g.ask(bustest.Ping(bustest.IDAt(time.Now().Add(-2 * time.Second)))); code(r) != bus.CodeReplayed {
 		t.Fatalf("an id from before the broker started: %q (%v), want REPLAYED", code(r), r.Error)
 	}
-	if r := g.ask(ping(bus.NewID())); r.Error != nil {
+	if r := g.ask(bustest.Ping(bus.NewID())); r.Error != nil {
 		t.Fatalf("a fresh id: %v", r.Error)
 	}
 }
@@ -715,7 +703,7 @@ func TestInFlightRefusalIsAudited(t *testing.T) {
 	b, _ := bus.EncodeEnvelope(slow)
 	g.writeRaw(b)
 	time.Sleep(100 * time.Millisecond)
-	refused := ping(bus.NewID())
+	refused := bustest.Ping(bus.NewID())
 	if r := g.ask(refused); code(r) != bus.CodeRateLimited {
 		t.Fatalf("a second request with one allowed in flight: %q (%v)", code(r), r.Error)
 	}
@@ -777,12 +765,12 @@ func TestFutureIDFencedAcrossRestart(t *testing.T) {
 	g, other := newRawGuest(t), newRawGuest(t)
 	f.attach(t, "s1", g)
 	f.attach(t, "s2", other)
-	ahead := ping(idAt(time.Now().Add(60 * time.Second)))
+	ahead := bustest.Ping(bustest.IDAt(time.Now().Add(60 * time.Second)))
 	if r := g.ask(ahead); r.Error != nil {
 		t.Fatalf("an id 60s ahead: %v", r.Error)
 	}
 	for i := range 100 {
-		if r := g.ask(ping(idAt(time.Now().Add(30*time.Second + time.Duration(i)*time.Millisecond)))); r.Error != nil {
+		if r := g.ask(bustest.Ping(bustest.IDAt(time.Now().Add(30*time.Second + time.Duration(i)*time.Millisecond)))); r.Error != nil {
 			t.Fatalf("an id 30s ahead: %v", r.Error)
 		}
 	}
@@ -797,10 +785,10 @@ func TestFutureIDFencedAcrossRestart(t *testing.T) {
 	if r := g.ask(ahead); code(r) != bus.CodeReplayed {
 		t.Fatalf("the same id after a restart: %q (%v), want REPLAYED", code(r), r.Error)
 	}
-	if r := g.ask(ping(idAt(time.Now().Add(62 * time.Second)))); r.Error != nil {
+	if r := g.ask(bustest.Ping(bustest.IDAt(time.Now().Add(62 * time.Second)))); r.Error != nil {
 		t.Fatalf("an id dated past the fence: %v", r.Error)
 	}
-	if r := other.ask(ping(bus.NewID())); r.Error != nil {
+	if r := other.ask(bustest.Ping(bus.NewID())); r.Error != nil {
 		t.Fatalf("another shed's fresh id after the restart: %v", r.Error)
 	}
 	f2.b.Close()
@@ -809,7 +797,7 @@ func TestFutureIDFencedAcrossRestart(t *testing.T) {
 	// kept when it rewrote the file.
 	f3 := newFixtureWith(t, fast, tune)
 	f3.attach(t, "s1", g)
-	if r := g.ask(ping(idAt(time.Now().Add(61500 * time.Millisecond)))); code(r) != bus.CodeReplayed {
+	if r := g.ask(bustest.Ping(bustest.IDAt(time.Now().Add(61500 * time.Millisecond)))); code(r) != bus.CodeReplayed {
 		t.Fatalf("an id before the second run's mark, after another restart: %q (%v), want REPLAYED", code(r), r.Error)
 	}
 }

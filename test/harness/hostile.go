@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"net"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/spuff-dev/spuff/guest/bus"
 )
@@ -144,21 +141,6 @@ func (h *Hostile) Ask(c net.Conn, e *bus.Envelope, d time.Duration) (code string
 		}
 	}
 	return "", false
-}
-
-// Ping is a ping request with id.
-func Ping(id string) *bus.Envelope {
-	return &bus.Envelope{V: bus.Version, ID: id, Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing}
-}
-
-// IDAt is a fresh UUIDv7 carrying time t, as a shed whose clock reads t
-// would make.
-func IDAt(t time.Time) string {
-	u := uuid.Must(uuid.NewV7())
-	var ms [8]byte
-	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
-	copy(u[:6], ms[2:])
-	return u.String()
 }
 
 // Flood writes n ping requests with fresh ids as fast as the socket takes
