@@ -3,11 +3,8 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,11 +18,7 @@ import (
 // one clock, moved by a heartbeat, a credential request and login-session
 // activity alike.
 func TestOneIdleClock(t *testing.T) {
-	dir, err := os.MkdirTemp("", "idl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := runDir(t, "idl")
 	var login atomic.Int64 // unix nanos; 0 = no session
 	d := daemon.New(daemon.Options{RunDir: dir, SocketGID: -1, Logins: func() time.Time {
 		if n := login.Load(); n != 0 {
@@ -33,24 +26,9 @@ func TestOneIdleClock(t *testing.T) {
 		}
 		return time.Time{}
 	}})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-ran })
-
-	var nc net.Conn
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if nc, err = net.Dial("unix", filepath.Join(dir, "bus.sock")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
-	host := bus.NewConn(nc, bus.HandlerFunc(func(context.Context, *bus.Request) (any, error) {
+	host := runAttached(t, d, dir, bus.HandlerFunc(func(context.Context, *bus.Request) (any, error) {
 		return bus.SSHListResponse{}, nil
-	}), bus.Options{})
-	t.Cleanup(func() { host.Close() })
+	}))
 	api, err := agentapi.New("tok")
 	if err != nil {
 		t.Fatal(err)

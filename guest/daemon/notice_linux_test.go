@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,27 +53,9 @@ func TestNoticeReachesLoginTerminals(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(terms, "1"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "ntc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := runDir(t, "ntc")
 	d := daemon.New(daemon.Options{RunDir: dir, SocketGID: -1, Terminals: terms})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-ran })
-	var nc net.Conn
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if nc, err = net.Dial("unix", filepath.Join(dir, "bus.sock")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
-	host := bus.NewConn(nc, bus.HandlerFunc(func(context.Context, *bus.Request) (any, error) { return nil, nil }), bus.Options{})
-	t.Cleanup(func() { host.Close() })
+	host := runAttached(t, d, dir, bus.HandlerFunc(func(context.Context, *bus.Request) (any, error) { return nil, nil }))
 
 	var before bus.IdleResponse
 	if err := host.Call(context.Background(), bus.NSAgent, bus.OpIdle, nil, &before); err != nil {
@@ -118,7 +99,7 @@ func TestNoticeReachesLoginTerminals(t *testing.T) {
 	if !after.Since.Equal(before.Since) {
 		t.Errorf("the notice moved the idle clock from %s to %s", before.Since, after.Since)
 	}
-	err = host.Call(context.Background(), bus.NSAgent, bus.OpNotice, bus.NoticeRequest{Text: strings.Repeat("x", bus.MaxNoticeText+1)}, nil)
+	err := host.Call(context.Background(), bus.NSAgent, bus.OpNotice, bus.NoticeRequest{Text: strings.Repeat("x", bus.MaxNoticeText+1)}, nil)
 	var be *bus.Error
 	if !errors.As(err, &be) || be.Code != bus.CodeBadRequest {
 		t.Errorf("an oversized notice: %v, want BAD_REQUEST", err)
