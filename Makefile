@@ -9,7 +9,7 @@ VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo
 LDFLAGS      := -s -w -X main.version=$(VERSION) -X github.com/spuff-dev/spuff/app/cli.Version=$(VERSION) -X github.com/spuff-dev/spuff/guest/guestcmd.Version=$(VERSION)
 STATICCHECK  := $(CACHE)/bin/staticcheck
 GUEST_CMDS   := ./guest/cmd/spuff-guest ./guest/cmd/docker-credential-spuff
-HOST_CMDS    := ./app/cmd/spuff-app ./app/cmd/spuff
+HOST_CMDS    := ./app/cmd/spuff-app ./app/cmd/spuff ./app/cmd/spuff-cloud
 FUZZTIME     ?= 60s
 # Packages that build without cgo on darwin (everything but the cgo-only files).
 DARWIN_PKGS  := ./...

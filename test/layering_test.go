@@ -24,7 +24,8 @@ func deps(t *testing.T, pkgs ...string) []string {
 
 // TestLayering keeps the house's boundaries (DESIGN §3): the CLI and the tray
 // are control-API clients that link no broker, approver, keychain or helper;
-// a helper links of app/ only the config; the wire links nothing of ours.
+// a helper links of app/ only the config; the wire links nothing of ours;
+// spuff-app links no cloud SDK, and spuff-cloud no credential code.
 func TestLayering(t *testing.T) {
 	for _, tc := range []struct {
 		pkgs   []string
@@ -37,6 +38,12 @@ func TestLayering(t *testing.T) {
 		{[]string{"./app/tray"}, func(d string) bool {
 			return hasAnyPrefix(d, module+"app/broker", module+"app/approval", module+"app/keychain", module+"helpers/", module+"provisioning/")
 		}, "the tray is a control-API client like the CLI"},
+		{[]string{"./app/cmd/spuff-app"}, func(d string) bool {
+			return hasAnyPrefix(d, module+"provisioning/digitalocean", module+"provisioning/hetzner", "github.com/hetznercloud/", "github.com/digitalocean/godo", "github.com/prometheus/", "google.golang.org/protobuf")
+		}, "spuff-app runs the cloud providers in spuff-cloud, so that it, running all day, keeps no cloud SDK resident"},
+		{[]string{"./app/cmd/spuff-cloud"}, func(d string) bool {
+			return hasAnyPrefix(d, module+"app/broker", module+"app/approval", module+"app/keychain", module+"app/host", module+"helpers/", module+"provisioning/qemu")
+		}, "spuff-cloud makes one cloud API call and holds no credential of the developer's"},
 		{[]string{"./helpers/..."}, func(d string) bool {
 			return strings.HasPrefix(d, module+"app/") && d != module+"app/config"
 		}, "a helper imports only helpers/helper, guest/bus and app/config"},

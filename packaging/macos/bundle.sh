@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 app=dist/spuff.app
 rm -rf "$app" && mkdir -p "$app/Contents/MacOS"
-CGO_ENABLED=1 go build -trimpath -o "$app/Contents/MacOS/" ./app/cmd/spuff-app ./app/cmd/spuff
+CGO_ENABLED=1 go build -trimpath -o "$app/Contents/MacOS/" ./app/cmd/spuff-app ./app/cmd/spuff ./app/cmd/spuff-cloud
 cp Info.plist "$app/Contents/Info.plist"
 if [ -n "${1:-}" ]; then
   codesign --force --options runtime --entitlements packaging/macos/entitlements.plist --sign "$1" "$app"

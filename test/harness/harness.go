@@ -59,6 +59,8 @@ const TestProviderTag = "spuff_testprovider"
 // Binaries builds spuff-app (with TestProviderTag), spuff and spuff-guest
 // (once per test process).
 func binaries(t testing.TB) bins {
+	// spuff-app runs its cloud providers in spuff-cloud beside it.
+	testenv.GoBinary(t, "./app/cmd/spuff-cloud")
 	return bins{
 		app:   testenv.GoBinaryTags(t, "./app/cmd/spuff-app", TestProviderTag),
 		cli:   testenv.GoBinary(t, "./app/cmd/spuff"),

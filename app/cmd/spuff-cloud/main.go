@@ -1,0 +1,23 @@
+// Command spuff-cloud runs one call of a cloud provider for spuff-app, which
+// starts it per call (provisioning/child), so that spuff-app, which runs
+// all day, never links the cloud SDKs. It is not run by hand.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spuff-dev/spuff/provisioning/child"
+	// The providers that run here; spuff-app registers the same names
+	// with child.Register.
+	_ "github.com/spuff-dev/spuff/provisioning/digitalocean"
+	_ "github.com/spuff-dev/spuff/provisioning/hetzner"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		fmt.Fprintf(os.Stderr, "%s runs one cloud provider call for spuff-app, read as JSON on stdin; it takes no arguments and is not run by hand.\n", child.Binary)
+		os.Exit(2)
+	}
+	os.Exit(child.Serve(os.Stdin, os.Stdout, os.Stderr))
+}
