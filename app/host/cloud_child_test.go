@@ -2,6 +2,8 @@ package host
 
 import (
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/spuff-dev/spuff/app/config"
@@ -22,5 +24,28 @@ func TestSpuffCloudHasEveryCloudProvider(t *testing.T) {
 		if known := errors.Is(err, provisioning.ErrNoCredentials); known != (name != "nosuchcloud") {
 			t.Errorf("%s in spuff-cloud without a token: %v", name, err)
 		}
+	}
+}
+
+var tokenlessBuilds atomic.Int32
+
+func init() {
+	provisioning.Register("tokenless-test", func(provisioning.Env) (provisioning.Provider, error) {
+		tokenlessBuilds.Add(1)
+		return nil, fmt.Errorf("tokenless-test: set ITS_TOKEN: %w", provisioning.ErrNoCredentials)
+	})
+}
+
+// A provider without its token is asked once: every `spuff list` asks
+// every provider, and for a cloud one each ask is a spuff-cloud run.
+func TestMissingTokenIsAskedOnce(t *testing.T) {
+	md := &made{provs: map[string]provisioning.Provider{}, noCreds: map[string]error{}, provEnv: provisioning.Env{Getenv: func(string) string { return "" }}}
+	for range 3 {
+		if _, err := md.provider("tokenless-test"); !errors.Is(err, provisioning.ErrNoCredentials) {
+			t.Fatalf("provider without a token: %v", err)
+		}
+	}
+	if n := tokenlessBuilds.Load(); n != 1 {
+		t.Fatalf("built %d times, want once", n)
 	}
 }

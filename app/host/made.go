@@ -43,6 +43,10 @@ type made struct {
 	provs   map[string]provisioning.Provider
 	provEnv provisioning.Env
 	idle    *provisioning.Idler // nil until Run starts it
+	// noCreds holds each provider whose token is missing: spuff-app's
+	// environment does not change, so neither does that answer, and a
+	// cloud provider's costs a spuff-cloud run to learn.
+	noCreds map[string]error
 }
 
 var (
@@ -60,7 +64,7 @@ func (a provisionAudit) Audit(ctx context.Context, l provisioning.AuditLine) err
 func newMade(cfg *config.Config, db *state.DB, identity sshconn.Identity, key buskey.Key, sheds control.Broker, aw *audit.Writer, log *slog.Logger) (*made, error) {
 	cache, _ := os.UserCacheDir()
 	md := &made{db: db, cfg: cfg, sheds: sheds, busKey: key, known: filepath.Join(config.Home(), "known_hosts"), log: log,
-		subs: map[chan api.Event]struct{}{}, provs: map[string]provisioning.Provider{},
+		subs: map[chan api.Event]struct{}{}, provs: map[string]provisioning.Provider{}, noCreds: map[string]error{},
 		provEnv: provisioning.Env{Config: cfg, Getenv: os.Getenv, Logger: log, Home: config.Home(), Cache: filepath.Join(cache, "spuff")}}
 	boot, err := bootstrap.New(bootstrap.Options{Auth: sshconn.Auth(identity), KnownHosts: md.known, Log: log})
 	if err != nil {
@@ -133,7 +137,13 @@ func (md *made) provider(name string) (provisioning.Provider, error) {
 	if p, ok := md.provs[name]; ok {
 		return p, nil
 	}
+	if err, ok := md.noCreds[name]; ok {
+		return nil, err
+	}
 	p, err := provisioning.New(name, md.provEnv)
+	if errors.Is(err, provisioning.ErrNoCredentials) {
+		md.noCreds[name] = err
+	}
 	if err != nil {
 		return nil, err
 	}
