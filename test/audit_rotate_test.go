@@ -75,7 +75,7 @@ func TestAuditSurvivesRotation(t *testing.T) {
 	if n := len(h.FindAudit(t, pings("rot"))); n != 1 {
 		t.Fatalf("%d ping lines after recovery, want 1", n)
 	}
-	if !strings.Contains(h.Log(), "healthy again") {
+	if !h.LogShows("healthy again") {
 		t.Fatalf("spuff-app did not log the recovery:\n%s", h.Log())
 	}
 }

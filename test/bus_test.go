@@ -240,7 +240,7 @@ func TestControlSocketRefusesOtherUsers(t *testing.T) {
 	if err == nil {
 		t.Fatalf("a client running as uid 65534 was served: %s", out)
 	}
-	if !strings.Contains(h.Log(), "refused a peer of another user") {
+	if !h.LogShows("refused a peer of another user") {
 		t.Fatalf("the broker did not log the refusal:\n%s", h.Log())
 	}
 	if _, err := h.Spuff(t, "status"); err != nil {

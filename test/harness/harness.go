@@ -164,6 +164,19 @@ func (h *Host) Exited() <-chan struct{} { return h.proc.Exited() }
 // Log returns what spuff-app printed so far.
 func (h *Host) Log() string { return h.proc.Log() }
 
+// LogShows waits up to 10 s for spuff-app's log to contain s: a line it
+// wrote before answering may still be in the pipe when the answer arrives.
+func (h *Host) LogShows(s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(h.Log(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // Env is spuff-app's environment.
 func (h *Host) Env() []string { return append([]string(nil), h.env...) }
 
