@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func BenchmarkMemory(b *testing.B) {
 	}
 	for range b.N {
 		for _, build := range []struct{ name, app string }{{"release", release["spuff-app"]}} {
-			h := harness.Start(b, harness.Options{AppBinary: build.app})
+			h := harness.Start(b, harness.Options{AppBinary: build.app, GuestBinary: release["spuff-guest-"+runtime.GOARCH]})
 			var guests []*harness.Guest
 			for _, n := range []int{1, 10, 50} {
 				for len(guests) < n {

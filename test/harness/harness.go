@@ -36,6 +36,9 @@ type Options struct {
 	// AppBinary runs this spuff-app instead of the test build (a release
 	// build, for the memory figures).
 	AppBinary string
+	// GuestBinary runs this spuff-guest for every Guest instead of the
+	// test build.
+	GuestBinary string
 }
 
 // Host is a running spuff-app.
@@ -92,6 +95,9 @@ func Start(t testing.TB, opts Options) *Host {
 	}
 	if opts.AppBinary != "" {
 		h.bins.app = opts.AppBinary
+	}
+	if opts.GuestBinary != "" {
+		h.bins.guest = opts.GuestBinary
 	}
 	h.Socket = filepath.Join(h.Home, "run", "spuff.sock")
 	if err := os.MkdirAll(h.Home, 0o700); err != nil {
