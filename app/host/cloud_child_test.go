@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -15,11 +16,14 @@ import (
 // Every name spuff-app hands to spuff-cloud is a provider spuff-cloud has:
 // built without its token, each fails for the token, not for its name.
 func TestSpuffCloudHasEveryCloudProvider(t *testing.T) {
+	if got := strings.Join(cloudProviders, ","); got != "digitalocean,hetzner" {
+		t.Fatalf("spuff-app hands %q to spuff-cloud, want the two clouds", got)
+	}
 	bin := testenv.GoBinary(t, "./app/cmd/spuff-cloud")
 	for _, tok := range []string{"DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN", "HCLOUD_TOKEN"} {
 		t.Setenv(tok, "")
 	}
-	for _, name := range append(CloudProviders, "nosuchcloud") {
+	for _, name := range append(cloudProviders, "nosuchcloud") {
 		_, err := child.Factory(name, func() (string, error) { return bin, nil })(provisioning.Env{Config: &config.Config{}})
 		if known := errors.Is(err, provisioning.ErrNoCredentials); known != (name != "nosuchcloud") {
 			t.Errorf("%s in spuff-cloud without a token: %v", name, err)

@@ -8,8 +8,8 @@ import (
 	"os"
 
 	"github.com/spuff-dev/spuff/provisioning/child"
-	// The providers that run here; spuff-app registers the same names
-	// with child.Register.
+	// The providers that run here: every one in config.Providers that
+	// spuff-app does not link itself.
 	_ "github.com/spuff-dev/spuff/provisioning/digitalocean"
 	_ "github.com/spuff-dev/spuff/provisioning/hetzner"
 )
