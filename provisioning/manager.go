@@ -376,6 +376,21 @@ func (m *Manager) Stop(ctx context.Context, name string) error {
 	return m.audit(ctx, OpStop, name, s.Provider, s.Reason, err)
 }
 
+// canPower refuses a start or stop that would undo a step under way, or
+// redo one already done: starting a ready shed would bootstrap it again,
+// writing a new agent token while its running daemon keeps the old one.
+func canPower(s state.Shed, during string) error {
+	switch {
+	case during == state.Starting && s.State == state.Ready:
+		return refused{fmt.Errorf("provisioning: %s is already running; `spuff ssh %s` opens a shell", s.Name, s.Name)}
+	case during == state.Stopping && s.State == state.Stopped:
+		return refused{fmt.Errorf("provisioning: %s is already stopped; `spuff start %s` boots it", s.Name, s.Name)}
+	case s.State == state.Ready, s.State == state.Stopped, s.State == state.Failed:
+		return nil
+	}
+	return refused{fmt.Errorf("provisioning: %s is %s; wait until it is ready or stopped (`spuff list` shows its state)", s.Name, s.State)}
+}
+
 // Start powers a stopped shed on and bootstraps it again.
 func (m *Manager) Start(ctx context.Context, name string) error {
 	s, err := m.start(ctx, name)
@@ -407,6 +422,9 @@ func (m *Manager) power(ctx context.Context, name, during, after string, call fu
 	}
 	if !p.Capabilities().StartStop {
 		return s, refused{fmt.Errorf("provisioning: %s sheds cannot be stopped and started (a stopped cloud VM still bills); `spuff down %s` ends it", s.Provider, name)}
+	}
+	if err := canPower(s, during); err != nil {
+		return s, err
 	}
 	s.State, s.Reason = during, ""
 	if err := m.o.DB.UpdateShed(ctx, s); err != nil {

@@ -312,6 +312,38 @@ func TestStopStartAndEnd(t *testing.T) {
 	}
 }
 
+// A start of a running shed, a stop of a stopped one, and either while a
+// step is under way are refused, and leave the row as it was.
+func TestPowerRefusesWhatIsDoneOrUnderWay(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	fp.startOK = true
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(what string, err error, words, st string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), words) {
+			t.Fatalf("%s: %v, want a refusal saying %q", what, err, words)
+		}
+		if s, _ := db.GetShed(ctx, "demo"); s.State != st {
+			t.Fatalf("%s left the shed %s, want %s", what, s.State, st)
+		}
+	}
+	expect("start of a ready shed", m.Start(ctx, "demo"), "already running", state.Ready)
+	if err := m.Stop(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	expect("stop of a stopped shed", m.Stop(ctx, "demo"), "already stopped", state.Stopped)
+	s, _ := db.GetShed(ctx, "demo")
+	s.State = state.Bootstrapping
+	if err := db.UpdateShed(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	expect("stop while bootstrapping", m.Stop(ctx, "demo"), "is bootstrapping; wait", state.Bootstrapping)
+	expect("start while bootstrapping", m.Start(ctx, "demo"), "is bootstrapping; wait", state.Bootstrapping)
+}
+
 // A provider with a private seed gets a host key the host made, pinned
 // under the shed's alias before the provider is called; down unpins it.
 func TestHostKeyPinnedBeforeBoot(t *testing.T) {
