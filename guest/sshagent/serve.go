@@ -59,7 +59,10 @@ func Serve(ctx context.Context, l net.Listener, c Caller, log *slog.Logger) erro
 			nc.Close()
 			return nil
 		}
-		conns[nc] = struct{}{}
+		// The quiet socket replaces nc (which it closes), so it is what the
+		// end of Serve must close.
+		w := newOneWrite(nc)
+		conns[w] = struct{}{}
 		next++
 		a := &Agent{ctx: ctx, c: c, conn: next, rep: rep}
 		mu.Unlock()
@@ -67,10 +70,10 @@ func Serve(ctx context.Context, l net.Listener, c Caller, log *slog.Logger) erro
 		go func() {
 			defer wg.Done()
 			// ServeAgent returns at the client's EOF, or on a malformed message.
-			_ = agent.ServeAgent(a, newOneWrite(nc))
-			nc.Close()
+			_ = agent.ServeAgent(a, w)
+			w.Close()
 			mu.Lock()
-			delete(conns, nc)
+			delete(conns, w)
 			mu.Unlock()
 		}()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -518,5 +519,24 @@ func TestListen(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(regular); string(b) != "x" {
 		t.Fatal("the regular file changed")
+	}
+}
+
+// Serve's end closes the connections still open, so it returns while a
+// client sits idle on its socket.
+func TestServeEndsWithAClientConnected(t *testing.T) {
+	r := newRig(t)
+	nc, err := net.Dial("unix", r.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := agent.NewClient(nc).List(); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the client's read after Serve ended: %v, want EOF", err)
 	}
 }
