@@ -1,6 +1,7 @@
 package shedfs
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"os"
@@ -40,13 +41,23 @@ func TestPIDTrustsOnlyTheShedsOwnLiveProcess(t *testing.T) {
 		}
 	}
 	// "; :" keeps sh from exec-ing sleep, so the folder stays on the command line.
-	cmd := exec.Command("sh", "-c", "sleep 30; :", filepath.Join(dir, "guest"))
+	cmd := exec.Command("sh", "-c", "echo ready; sleep 30; :", filepath.Join(dir, "guest"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	// Start returns once the child has exec'd, before the kernel has set up
+	// its command line; qemu writes its pidfile only after it runs, so wait
+	// for the shell to speak, as the real pidfile's writer would have.
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
 	write(cmd.Process.Pid)
 	if got := PID(dir, "x.pid"); got != cmd.Process.Pid {
 		t.Fatalf("PID = %d, want the shed's process %d", got, cmd.Process.Pid)
