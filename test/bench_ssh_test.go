@@ -1,8 +1,10 @@
 package test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -20,24 +22,36 @@ import (
 	"github.com/spuff-dev/spuff/test/testenv"
 )
 
-// signLoop signs n times through the agent at sock and returns each latency.
-func signLoop(sock string, n int) ([]time.Duration, error) {
+// signer signs through one agent connection, timing each sign.
+type signer struct {
+	c   net.Conn
+	ag  agent.ExtendedAgent
+	key *agent.Key
+	i   byte
+}
+
+func newSigner(sock string) (*signer, error) {
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
 	ag := agent.NewClient(c)
 	keys, err := ag.List()
 	if err != nil || len(keys) == 0 {
+		c.Close()
 		return nil, fmt.Errorf("listing keys at %s: %v (%d keys)", sock, err, len(keys))
 	}
+	return &signer{c: c, ag: ag, key: keys[0]}, nil
+}
+
+func (s *signer) signs(n int) ([]time.Duration, error) {
 	data := make([]byte, 64)
 	out := make([]time.Duration, 0, n)
-	for i := range n {
-		data[0] = byte(i)
+	for range n {
+		s.i++
+		data[0] = s.i
 		start := time.Now()
-		if _, err := ag.Sign(keys[0], data); err != nil {
+		if _, err := s.ag.Sign(s.key, data); err != nil {
 			return nil, err
 		}
 		out = append(out, time.Since(start))
@@ -45,26 +59,54 @@ func signLoop(sock string, n int) ([]time.Duration, error) {
 	return out, nil
 }
 
+func (s *signer) Close() error { return s.c.Close() }
+
+// signLoop signs n times through the agent at sock and returns each latency.
+func signLoop(sock string, n int) ([]time.Duration, error) {
+	s, err := newSigner(sock)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.signs(n)
+}
+
 // TestSignLoopHelper is not a test: the ssh-forwarding benchmark runs this
-// binary on the far side of `ssh -A` to sign through the forwarded agent.
+// binary on the far side of `ssh -A`, where it reads a count per line on
+// stdin, signs that many times through the forwarded agent, and answers
+// each line with the latencies.
 func TestSignLoopHelper(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("SPUFF_SIGNLOOP"))
-	if n == 0 {
+	if os.Getenv("SPUFF_SIGNLOOP") == "" {
 		t.Skip("helper process for BenchmarkSign")
 	}
-	d, err := signLoop(os.Getenv("SSH_AUTH_SOCK"), n)
+	s, err := newSigner(os.Getenv("SSH_AUTH_SOCK"))
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)
 	}
-	b, _ := json.Marshal(d)
-	fmt.Println("SAMPLES", string(b))
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		n, _ := strconv.Atoi(in.Text())
+		d, err := s.signs(n)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(1)
+		}
+		b, _ := json.Marshal(d)
+		fmt.Println("SAMPLES", string(b))
+	}
 	os.Exit(0)
 }
 
-// forwardedSigns signs through OpenSSH agent forwarding: ssh -A to a local
+// forwardedSigner signs through OpenSSH agent forwarding: ssh -A to a local
 // sshd, where this test binary signs through the forwarded socket.
-func forwardedSigns(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.Key, n int) []time.Duration {
+type forwardedSigner struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startForwardedSigner(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.Key) *forwardedSigner {
 	b.Helper()
 	sshd := testenv.StartSSHD(b, key.Line+"\n")
 	self, err := os.Executable()
@@ -77,30 +119,72 @@ func forwardedSigns(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.Key, n 
 	}
 	cmd := exec.Command(testenv.Tool(b, "ssh"), "-A", "-F", "none", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+kh,
 		"-p", sshd.Port, "root@127.0.0.1",
-		fmt.Sprintf("SPUFF_SIGNLOOP=%d %s -test.run '^TestSignLoopHelper$'", n, self))
+		fmt.Sprintf("SPUFF_SIGNLOOP=1 %s -test.run '^TestSignLoopHelper$'", self))
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+ag.Sock)
-	out, err := cmd.CombinedOutput()
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
 	if err != nil {
-		b.Fatalf("ssh -A sign loop: %v: %s", err, out)
+		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("ssh -A sign loop: %v", err)
+	}
+	f := &forwardedSigner{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	f.out.Buffer(nil, 1<<20)
+	b.Cleanup(func() { f.in.Close(); _ = f.cmd.Wait() })
+	return f
+}
+
+func (f *forwardedSigner) signs(n int) ([]time.Duration, error) {
+	if _, err := fmt.Fprintf(f.in, "%d\n", n); err != nil {
+		return nil, fmt.Errorf("ssh -A sign loop: %w", err)
+	}
+	for f.out.Scan() {
+		line := f.out.Text()
 		if rest, ok := strings.CutPrefix(line, "SAMPLES "); ok {
 			var d []time.Duration
-			if err := json.Unmarshal([]byte(rest), &d); err != nil {
-				b.Fatal(err)
-			}
-			return d
+			err := json.Unmarshal([]byte(rest), &d)
+			return d, err
+		}
+		if strings.HasPrefix(line, "ERR ") {
+			return nil, fmt.Errorf("ssh -A sign loop: %s", line)
 		}
 	}
-	b.Fatalf("no samples from the forwarded side: %s", out)
-	return nil
+	return nil, fmt.Errorf("ssh -A sign loop ended: %v", f.out.Err())
+}
+
+// interleaved signs n times through each path, in rounds of a few signs
+// per path, each round in a new order: the machine's load drifts, and a
+// path measured all at once would carry a drift its peers did not.
+func interleaved(b *testing.B, n int, paths ...interface {
+	signs(int) ([]time.Duration, error)
+}) [][]time.Duration {
+	b.Helper()
+	const round = 50
+	out := make([][]time.Duration, len(paths))
+	for r := 0; r*round < n; r++ {
+		for k := range paths {
+			i := (k + r) % len(paths)
+			d, err := paths[i].signs(min(round, n-r*round))
+			if err != nil {
+				b.Fatal(err)
+			}
+			out[i] = append(out[i], d...)
+		}
+	}
+	return out
 }
 
 // BenchmarkSign: an ed25519 signature requested in a shed, through the
 // broker (unix transport, audited), beside the same sign straight to the
 // host's OpenSSH ssh-agent (the floor) and through OpenSSH agent
-// forwarding, all in one run; then the local-keys backend through the
-// broker; then 10 sheds × 10 clients at once, agent-forward and local keys.
+// forwarding, and the local-keys backend through the broker, interleaved
+// in one run; then 10 sheds × 10 clients at once, agent-forward and local
+// keys.
 func BenchmarkSign(b *testing.B) {
 	const n = 1000
 	keys := harness.ShortTempDir(b)
@@ -128,18 +212,23 @@ func BenchmarkSign(b *testing.B) {
 		localSheds = append(localSheds, hl.Guest(b, fmt.Sprintf("fleet-local-%d", i)))
 	}
 
-	must := func(d []time.Duration, err error) []time.Duration {
+	dial := func(sock string) *signer {
+		s, err := newSigner(sock)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return d
+		b.Cleanup(func() { s.Close() })
+		return s
 	}
+	direct, spuff, local := dial(ag.Sock), dial(g.RunDir+"/ssh-agent.sock"), dial(gl.RunDir+"/ssh-agent.sock")
+	fwd := startForwardedSigner(b, ag, key)
 	b.ResetTimer()
 	for range b.N {
-		floor50 := testenv.ReportPercentiles(b, "direct", must(signLoop(ag.Sock, n)))
-		fwd50 := testenv.ReportPercentiles(b, "ssh-A", forwardedSigns(b, ag, key, n))
-		br50 := testenv.ReportPercentiles(b, "spuff", must(signLoop(g.RunDir+"/ssh-agent.sock", n)))
-		testenv.ReportPercentiles(b, "spuff-localkeys", must(signLoop(gl.RunDir+"/ssh-agent.sock", n)))
+		d := interleaved(b, n, direct, fwd, spuff, local)
+		floor50 := testenv.ReportPercentiles(b, "direct", d[0])
+		fwd50 := testenv.ReportPercentiles(b, "ssh-A", d[1])
+		br50 := testenv.ReportPercentiles(b, "spuff", d[2])
+		testenv.ReportPercentiles(b, "spuff-localkeys", d[3])
 		b.ReportMetric(fwd50-floor50, "ssh-A-overhead-µs")
 		b.ReportMetric(br50-floor50, "spuff-overhead-µs")
 		b.ReportMetric((br50-floor50)/(fwd50-floor50), "overhead-ratio")
