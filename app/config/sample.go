@@ -47,7 +47,7 @@ limits:                      # per shed
 
 audit:
   path: ~/.local/share/shed/extensions-audit.log   # always on; default follows XDG_DATA_HOME
-  durability: batch          # batch: flushed within 10 ms of the reply; fsync: before it
+  durability: batch          # batch: flushed within 100 ms of the reply; fsync: before it
 
 provision:
   provider: qemu             # what spuff up makes: qemu (local VM) | digitalocean | hetzner

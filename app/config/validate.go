@@ -83,7 +83,7 @@ func (c *Config) Validate() error {
 		v.addf("audit.path", "%q must be absolute (or start with ~/)", c.Audit.Path)
 	}
 	if d := c.Audit.Durability; d != "" && d != "batch" && d != "fsync" {
-		v.addf("audit.durability", "%q: use batch (flush within 10 ms of the reply) or fsync (flush before it)", d)
+		v.addf("audit.durability", "%q: use batch (flush within 100 ms of the reply) or fsync (flush before it)", d)
 	}
 
 	for _, name := range slices.Sorted(maps.Keys(c.Sheds)) {
