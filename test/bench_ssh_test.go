@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,12 +180,33 @@ func interleaved(b *testing.B, n int, paths ...interface {
 	return out
 }
 
+// fsyncer times a bare append of an audit-sized line and its fsync, in
+// the folder of an audit log: the price fsync mode adds to each answer.
+type fsyncer struct{ f *os.File }
+
+func (s fsyncer) signs(n int) ([]time.Duration, error) {
+	line := []byte(strings.Repeat("x", 228) + "\n")
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := s.f.Write(line); err != nil {
+			return nil, err
+		}
+		if err := s.f.Sync(); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
 // BenchmarkSign: an ed25519 signature requested in a shed, through the
 // broker (unix transport, audited), beside the same sign straight to the
 // host's OpenSSH ssh-agent (the floor) and through OpenSSH agent
-// forwarding, and the local-keys backend through the broker, interleaved
-// in one run; then 10 sheds × 10 clients at once, agent-forward and local
-// keys.
+// forwarding, the same through a broker in audit fsync mode beside a bare
+// write and fsync, and the local-keys backend through the broker, all
+// interleaved in one run; then 10 sheds × 10 clients at once,
+// agent-forward and local keys.
 func BenchmarkSign(b *testing.B) {
 	const n = 1000
 	keys := harness.ShortTempDir(b)
@@ -206,6 +228,14 @@ func BenchmarkSign(b *testing.B) {
 	hl := harness.Start(b, harness.Options{Config: "ssh:\n  mode: local-keys\n" + limits, Env: map[string]string{"HOME": home}})
 	gl := hl.Guest(b, "bench-local")
 
+	hf := harness.Start(b, harness.Options{Config: "ssh:\n  mode: agent-forward\naudit:\n  durability: fsync\n" + limits, Env: map[string]string{"SSH_AUTH_SOCK": ag.Sock}})
+	gf := hf.Guest(b, "bench-fsync")
+	bare, err := os.OpenFile(filepath.Join(filepath.Dir(hf.AuditPath), "bare-fsync"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { bare.Close() })
+
 	var sheds, localSheds []*harness.Guest
 	for i := range 10 {
 		sheds = append(sheds, h.Guest(b, fmt.Sprintf("fleet-%d", i)))
@@ -221,10 +251,11 @@ func BenchmarkSign(b *testing.B) {
 		return s
 	}
 	direct, spuff, local := dial(ag.Sock), dial(g.RunDir+"/ssh-agent.sock"), dial(gl.RunDir+"/ssh-agent.sock")
+	spuffFsync := dial(gf.RunDir + "/ssh-agent.sock")
 	fwd := startForwardedSigner(b, ag, key)
 	b.ResetTimer()
 	for range b.N {
-		d := interleaved(b, n, direct, fwd, spuff, local)
+		d := interleaved(b, n, direct, fwd, spuff, local, spuffFsync, fsyncer{bare})
 		floor50 := testenv.ReportPercentiles(b, "direct", d[0])
 		fwd50 := testenv.ReportPercentiles(b, "ssh-A", d[1])
 		br50 := testenv.ReportPercentiles(b, "spuff", d[2])
@@ -232,6 +263,11 @@ func BenchmarkSign(b *testing.B) {
 		b.ReportMetric(fwd50-floor50, "ssh-A-overhead-µs")
 		b.ReportMetric(br50-floor50, "spuff-overhead-µs")
 		b.ReportMetric((br50-floor50)/(fwd50-floor50), "overhead-ratio")
+		// fsync mode's goal: the same bound plus one measured fsync.
+		brf50 := testenv.ReportPercentiles(b, "spuff-fsync", d[4])
+		fsync50 := testenv.ReportPercentiles(b, "bare-fsync", d[5])
+		b.ReportMetric(brf50-floor50, "spuff-fsync-overhead-µs")
+		b.ReportMetric((brf50-floor50)/(1.5*(fwd50-floor50)+fsync50), "fsync-mode-vs-goal")
 
 		rate, errs := fleetSigns(sheds, 50)
 		b.ReportMetric(rate, "fleet-signs/s")
