@@ -45,7 +45,7 @@ func newSigner(sock string) (*signer, error) {
 	return &signer{c: c, ag: ag, key: keys[0]}, nil
 }
 
-func (s *signer) signs(n int) ([]time.Duration, error) {
+func (s *signer) times(n int) ([]time.Duration, error) {
 	data := make([]byte, 64)
 	out := make([]time.Duration, 0, n)
 	for range n {
@@ -69,7 +69,7 @@ func signLoop(sock string, n int) ([]time.Duration, error) {
 		return nil, err
 	}
 	defer s.Close()
-	return s.signs(n)
+	return s.times(n)
 }
 
 // TestSignLoopHelper is not a test: the ssh-forwarding benchmark runs this
@@ -88,7 +88,7 @@ func TestSignLoopHelper(t *testing.T) {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		n, _ := strconv.Atoi(in.Text())
-		d, err := s.signs(n)
+		d, err := s.times(n)
 		if err != nil {
 			fmt.Println("ERR", err)
 			os.Exit(1)
@@ -140,7 +140,7 @@ func startForwardedSigner(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.K
 	return f
 }
 
-func (f *forwardedSigner) signs(n int) ([]time.Duration, error) {
+func (f *forwardedSigner) times(n int) ([]time.Duration, error) {
 	if _, err := fmt.Fprintf(f.in, "%d\n", n); err != nil {
 		return nil, fmt.Errorf("ssh -A sign loop: %w", err)
 	}
@@ -158,19 +158,23 @@ func (f *forwardedSigner) signs(n int) ([]time.Duration, error) {
 	return nil, fmt.Errorf("ssh -A sign loop ended: %v", f.out.Err())
 }
 
-// interleaved signs n times through each path, in rounds of a few signs
-// per path, each round in a new order: the machine's load drifts, and a
-// path measured all at once would carry a drift its peers did not.
-func interleaved(b *testing.B, n int, paths ...interface {
-	signs(int) ([]time.Duration, error)
-}) [][]time.Duration {
+// timed is a path a benchmark measures: times(n) does its operation n
+// times and returns each latency.
+type timed interface {
+	times(n int) ([]time.Duration, error)
+}
+
+// interleaved measures n operations on each path, in rounds of a few per
+// path, each round in a new order: the machine's load drifts, and a path
+// measured all at once would carry a drift its peers did not.
+func interleaved(b *testing.B, n int, paths ...timed) [][]time.Duration {
 	b.Helper()
 	const round = 50
 	out := make([][]time.Duration, len(paths))
 	for r := 0; r*round < n; r++ {
 		for k := range paths {
 			i := (k + r) % len(paths)
-			d, err := paths[i].signs(min(round, n-r*round))
+			d, err := paths[i].times(min(round, n-r*round))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -184,7 +188,7 @@ func interleaved(b *testing.B, n int, paths ...interface {
 // the folder of an audit log: the price fsync mode adds to each answer.
 type fsyncer struct{ f *os.File }
 
-func (s fsyncer) signs(n int) ([]time.Duration, error) {
+func (s fsyncer) times(n int) ([]time.Duration, error) {
 	line := []byte(strings.Repeat("x", 228) + "\n")
 	out := make([]time.Duration, 0, n)
 	for range n {
