@@ -39,15 +39,15 @@ func samplePings(b *testing.B, c *bus.Conn, n int) []time.Duration {
 	return out
 }
 
-// rawEcho measures the floor: a unix-socket echo of a frame the size of a
-// ping request, with no bus, broker or audit in the way.
-func rawEcho(b *testing.B, n int) []time.Duration {
+// rawEchoConn is a connection to the floor: a unix-socket echo of frames
+// in this process, with no bus, broker or audit in the way.
+func rawEchoConn(b *testing.B) net.Conn {
 	dir := harness.ShortTempDir(b)
 	l, err := net.Listen("unix", filepath.Join(dir, "echo.sock"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
+	b.Cleanup(func() { l.Close() })
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
@@ -69,15 +69,42 @@ func rawEcho(b *testing.B, n int) []time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
-	return frameRoundTrips(b, c, n)
+	b.Cleanup(func() { c.Close() })
+	return c
 }
+
+// echoes times ping-sized frames echoed on c (frameRoundTrips).
+type echoes struct {
+	b *testing.B
+	c net.Conn
+}
+
+func (e echoes) times(n int) ([]time.Duration, error) { return frameRoundTrips(e.b, e.c, n), nil }
+
+// framedPings times audited pings sent as raw frames on c (framePings).
+type framedPings struct {
+	b *testing.B
+	c net.Conn
+}
+
+func (p framedPings) times(n int) ([]time.Duration, error) { return framePings(p.b, p.c, n), nil }
+
+// busPings times audited pings called through a bus.Conn (samplePings).
+type busPings struct {
+	b *testing.B
+	c *bus.Conn
+}
+
+func (p busPings) times(n int) ([]time.Duration, error) { return samplePings(p.b, p.c, n), nil }
 
 // BenchmarkPing: an audited ping from the shed to the broker and back, over
 // the unix and ssh transports, beside a raw unix-socket echo and the
 // two-process relay floor (client → relay → echo, the hops an audited
-// ping over unix makes). Every ping writes its audit line before it is
-// answered.
+// ping over unix makes), all interleaved in one run. Every ping writes its
+// audit line before it is answered. Over unix the ping is timed twice:
+// sent by the floor's own client (the goal's figure), and called through
+// a bus.Conn as the shed's daemon calls, whose reader hands each answer
+// to the caller's goroutine.
 func BenchmarkPing(b *testing.B) {
 	const n = 2000
 	home := harness.ShortTempDir(b)
@@ -93,14 +120,27 @@ func BenchmarkPing(b *testing.B) {
 	h.MustSpuff(b, "attach", "bench-ssh", "ssh://root@"+sshd.Addr)
 	h.WaitState(b, "bench-ssh", "connected")
 
+	raw, err := net.Dial("unix", filepath.Join(viaUnix.RunDir, "guest.sock"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { raw.Close() })
+	paths := []timed{
+		echoes{b, rawEchoConn(b)}, echoes{b, relayFloorConn(b)},
+		framedPings{b, raw}, busPings{b, guestConn(b, viaUnix)}, busPings{b, guestConn(b, viaSSH)},
+	}
 	b.ResetTimer()
 	for range b.N {
-		floor50 := testenv.ReportPercentiles(b, "floor", rawEcho(b, n))
-		relay50 := testenv.ReportPercentiles(b, "relay-floor", relayFloor(b, n))
-		u50 := testenv.ReportPercentiles(b, "unix", samplePings(b, guestConn(b, viaUnix), n))
-		s50 := testenv.ReportPercentiles(b, "ssh", samplePings(b, guestConn(b, viaSSH), n))
+		d := interleaved(b, n, paths...)
+		floor50 := testenv.ReportPercentiles(b, "floor", d[0])
+		relay50 := testenv.ReportPercentiles(b, "relay-floor", d[1])
+		u50 := testenv.ReportPercentiles(b, "unix", d[2])
+		c50 := testenv.ReportPercentiles(b, "unix-bus-client", d[3])
+		s50 := testenv.ReportPercentiles(b, "ssh", d[4])
 		b.ReportMetric(u50/floor50, "unix/floor")
+		// The goal's ratio: the same client, the same frames, on both paths.
 		b.ReportMetric(u50/relay50, "unix/relay-floor")
+		b.ReportMetric(c50/relay50, "unix-bus-client/relay-floor")
 		b.ReportMetric(s50/floor50, "ssh/floor")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -61,10 +62,10 @@ func copyFrames(dst io.Writer, src io.Reader) {
 	}
 }
 
-// relayFloor measures the floor of the audited ping's path: a ping-sized
-// frame from this process through a relay process to an echo process and
-// back, with no bus, broker or audit in the way.
-func relayFloor(b *testing.B, n int) []time.Duration {
+// relayFloorConn is a connection to the floor of the audited ping's path:
+// a relay process in front of an echo process, with no bus, broker or
+// audit in the way.
+func relayFloorConn(b *testing.B) net.Conn {
 	b.Helper()
 	dir := harness.ShortTempDir(b)
 	self, err := os.Executable()
@@ -86,8 +87,8 @@ func relayFloor(b *testing.B, n int) []time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
-	return frameRoundTrips(b, c, n)
+	b.Cleanup(func() { c.Close() })
+	return c
 }
 
 // frameRoundTrips sends a ping-sized request frame n times on c and times
@@ -109,6 +110,37 @@ func frameRoundTrips(b *testing.B, c net.Conn, n int) []time.Duration {
 			b.Fatal(err)
 		}
 		out = append(out, time.Since(start))
+	}
+	return out
+}
+
+// framePings times n audited pings sent on c, a guest's bus socket, by the
+// floor's own client (frameRoundTrips): each a fresh request frame, its
+// answer read straight off the socket, so the client adds no goroutine
+// hand-off the floor's does not. An answer that is not a pong fails.
+func framePings(b *testing.B, c net.Conn, n int) []time.Duration {
+	b.Helper()
+	out := make([]time.Duration, 0, n)
+	var hdr [4]byte
+	var buf []byte
+	for range n {
+		req, _ := bus.EncodeEnvelope(&bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing})
+		start := time.Now()
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			b.Fatal(err)
+		}
+		buf = slices.Grow(buf[:0], int(binary.BigEndian.Uint32(hdr[:])))[:binary.BigEndian.Uint32(hdr[:])]
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, time.Since(start))
+		e, err := bus.DecodeEnvelope(buf)
+		if err != nil || e.Error != nil || e.Type != bus.TypeResponse {
+			b.Fatalf("ping answered %+v, %v", e, err)
+		}
 	}
 	return out
 }
