@@ -117,7 +117,7 @@ func frameRoundTrips(b *testing.B, c net.Conn, n int) []time.Duration {
 // framePings times n audited pings sent on c, a guest's bus socket, by the
 // floor's own client (frameRoundTrips): each a fresh request frame, its
 // answer read straight off the socket, so the client adds no goroutine
-// hand-off the floor's does not. An answer that is not a pong fails.
+// hand-off the floor's does not. An answer that is an error fails.
 func framePings(b *testing.B, c net.Conn, n int) []time.Duration {
 	b.Helper()
 	out := make([]time.Duration, 0, n)
@@ -132,7 +132,8 @@ func framePings(b *testing.B, c net.Conn, n int) []time.Duration {
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
 			b.Fatal(err)
 		}
-		buf = slices.Grow(buf[:0], int(binary.BigEndian.Uint32(hdr[:])))[:binary.BigEndian.Uint32(hdr[:])]
+		size := int(binary.BigEndian.Uint32(hdr[:]))
+		buf = slices.Grow(buf[:0], size)[:size]
 		if _, err := io.ReadFull(c, buf); err != nil {
 			b.Fatal(err)
 		}
