@@ -73,30 +73,6 @@ func rawEchoConn(b *testing.B) net.Conn {
 	return c
 }
 
-// echoes times ping-sized frames echoed on c (frameRoundTrips).
-type echoes struct {
-	b *testing.B
-	c net.Conn
-}
-
-func (e echoes) times(n int) ([]time.Duration, error) { return frameRoundTrips(e.b, e.c, n), nil }
-
-// framedPings times audited pings sent as raw frames on c (framePings).
-type framedPings struct {
-	b *testing.B
-	c net.Conn
-}
-
-func (p framedPings) times(n int) ([]time.Duration, error) { return framePings(p.b, p.c, n), nil }
-
-// busPings times audited pings called through a bus.Conn (samplePings).
-type busPings struct {
-	b *testing.B
-	c *bus.Conn
-}
-
-func (p busPings) times(n int) ([]time.Duration, error) { return samplePings(p.b, p.c, n), nil }
-
 // BenchmarkPing: an audited ping from the shed to the broker and back, over
 // the unix and ssh transports, beside a raw unix-socket echo and the
 // two-process relay floor (client → relay → echo, the hops an audited
@@ -125,9 +101,14 @@ func BenchmarkPing(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { raw.Close() })
+	echo, relay := rawEchoConn(b), relayFloorConn(b)
+	unix, ssh := guestConn(b, viaUnix), guestConn(b, viaSSH)
 	paths := []timed{
-		echoes{b, rawEchoConn(b)}, echoes{b, relayFloorConn(b)},
-		framedPings{b, raw}, busPings{b, guestConn(b, viaUnix)}, busPings{b, guestConn(b, viaSSH)},
+		timedFunc(func(n int) []time.Duration { return echoes(b, echo, n) }),
+		timedFunc(func(n int) []time.Duration { return echoes(b, relay, n) }),
+		timedFunc(func(n int) []time.Duration { return framePings(b, raw, n) }),
+		timedFunc(func(n int) []time.Duration { return samplePings(b, unix, n) }),
+		timedFunc(func(n int) []time.Duration { return samplePings(b, ssh, n) }),
 	}
 	b.ResetTimer()
 	for range b.N {

@@ -91,40 +91,22 @@ func relayFloorConn(b *testing.B) net.Conn {
 	return c
 }
 
-// frameRoundTrips sends a ping-sized request frame n times on c and times
-// each echo.
-func frameRoundTrips(b *testing.B, c net.Conn, n int) []time.Duration {
+// pingFrame is a fresh audited ping request, framed.
+func pingFrame() []byte {
 	req, _ := bus.EncodeEnvelope(&bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing})
-	out := make([]time.Duration, 0, n)
-	var hdr [4]byte
-	buf := make([]byte, len(req))
-	for range n {
-		start := time.Now()
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, hdr[:]); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, buf[:binary.BigEndian.Uint32(hdr[:])]); err != nil {
-			b.Fatal(err)
-		}
-		out = append(out, time.Since(start))
-	}
-	return out
+	return req
 }
 
-// framePings times n audited pings sent on c, a guest's bus socket, by the
-// floor's own client (frameRoundTrips): each a fresh request frame, its
-// answer read straight off the socket, so the client adds no goroutine
-// hand-off the floor's does not. An answer that is an error fails.
-func framePings(b *testing.B, c net.Conn, n int) []time.Duration {
+// frameRoundTrips sends n request frames on c and times each answer,
+// read straight off the socket. next makes each request outside the
+// timing; check, if set, sees each answer's body after it.
+func frameRoundTrips(b *testing.B, c net.Conn, n int, next func() []byte, check func(body []byte)) []time.Duration {
 	b.Helper()
 	out := make([]time.Duration, 0, n)
 	var hdr [4]byte
 	var buf []byte
 	for range n {
-		req, _ := bus.EncodeEnvelope(&bus.Envelope{V: bus.Version, ID: bus.NewID(), Type: bus.TypeRequest, NS: bus.NSAgent, Op: bus.OpPing})
+		req := next()
 		start := time.Now()
 		if _, err := c.Write(req); err != nil {
 			b.Fatal(err)
@@ -138,10 +120,28 @@ func framePings(b *testing.B, c net.Conn, n int) []time.Duration {
 			b.Fatal(err)
 		}
 		out = append(out, time.Since(start))
-		e, err := bus.DecodeEnvelope(buf)
-		if err != nil || e.Error != nil || e.Type != bus.TypeResponse {
-			b.Fatalf("ping answered %+v, %v", e, err)
+		if check != nil {
+			check(buf)
 		}
 	}
 	return out
+}
+
+// echoes times a ping-sized frame echoed n times on c.
+func echoes(b *testing.B, c net.Conn, n int) []time.Duration {
+	req := pingFrame()
+	return frameRoundTrips(b, c, n, func() []byte { return req }, nil)
+}
+
+// framePings times n audited pings sent on c, a guest's bus socket, by the
+// floor's own client (frameRoundTrips), each a fresh request, so the
+// client adds no goroutine hand-off the floor's does not. An answer that
+// is an error fails.
+func framePings(b *testing.B, c net.Conn, n int) []time.Duration {
+	return frameRoundTrips(b, c, n, pingFrame, func(body []byte) {
+		e, err := bus.DecodeEnvelope(body)
+		if err != nil || e.Error != nil || e.Type != bus.TypeResponse {
+			b.Fatalf("ping answered %+v, %v", e, err)
+		}
+	})
 }

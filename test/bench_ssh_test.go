@@ -164,6 +164,11 @@ type timed interface {
 	times(n int) ([]time.Duration, error)
 }
 
+// timedFunc is a path whose function fails the benchmark itself.
+type timedFunc func(n int) []time.Duration
+
+func (f timedFunc) times(n int) ([]time.Duration, error) { return f(n), nil }
+
 // interleaved measures n operations on each path, in rounds of a few per
 // path, each round in a new order: the machine's load drifts, and a path
 // measured all at once would carry a drift its peers did not.
