@@ -56,10 +56,8 @@ func Alive(pid int, dir string) bool {
 	if err := syscall.Kill(pid, 0); err != nil {
 		return false
 	}
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := bytes.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
-			return false
-		}
+	if zombie(pid) {
+		return false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
@@ -70,20 +68,43 @@ func Alive(pid int, dir string) bool {
 	return bytes.Contains(cmdline, []byte(dir+"/"))
 }
 
+// zombie reports whether pid has ended and awaits its parent's wait.
+func zombie(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(st, ')')
+	return i > 0 && len(st) > i+2 && st[i+2] == 'Z'
+}
+
 // WaitGone polls every `every` until pid is no longer dir's process, for
 // at most d or until ctx ends, and reports whether it went.
+//
+// An exiting process has released its memory, and with it its command
+// line, a while before it is a zombie (a killed QEMU frees gigabytes of
+// guest RAM first), so an empty command line counts as dir's process
+// still going.
 func WaitGone(ctx context.Context, pid int, dir string, d, every time.Duration) bool {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
-		if !Alive(pid, dir) {
+		if !aliveOrExiting(pid, dir) {
 			return true
 		}
 		select {
 		case <-ctx.Done():
-			return !Alive(pid, dir)
+			return !aliveOrExiting(pid, dir)
 		case <-time.After(every):
 		}
 	}
-	return !Alive(pid, dir)
+	return !aliveOrExiting(pid, dir)
+}
+
+func aliveOrExiting(pid int, dir string) bool {
+	if Alive(pid, dir) {
+		return true
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && len(cmdline) == 0 && syscall.Kill(pid, 0) == nil && !zombie(pid)
 }
 
 // List asks get about each folder under home/sheds and keeps the spuff

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,20 @@ func TestPIDTrustsOnlyTheShedsOwnLiveProcess(t *testing.T) {
 	}
 	if got := PID(dir, "x.pid"); got != 0 {
 		t.Fatalf("PID of a dead process = %d", got)
+	}
+}
+
+// A process that is exiting has released its memory, and with it its
+// command line, some while before it is a zombie (a killed QEMU freeing
+// gigabytes of guest RAM): WaitGone must not call it gone then. A kernel
+// thread, whose command line is always empty, stands in for it.
+func TestWaitGoneWaitsOutAnExitingProcess(t *testing.T) {
+	cmdline, err := os.ReadFile("/proc/2/cmdline")
+	if err != nil || len(cmdline) != 0 || syscall.Kill(2, 0) != nil {
+		t.Skip("needs /proc and pid 2 as a kernel thread this user may signal")
+	}
+	if WaitGone(context.Background(), 2, t.TempDir(), 50*time.Millisecond, 10*time.Millisecond) {
+		t.Fatal("WaitGone called a process without a command line gone")
 	}
 }
 
