@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -309,6 +310,14 @@ func (c *Conn) readLoop() {
 			break
 		}
 		c.dispatch(e)
+		if br.Buffered() == 0 {
+			// The goroutine dispatch woke (a worker, or the caller this
+			// answer is for) runs first: the next read usually finds
+			// nothing and only parks this loop, and made first it was one
+			// system call on every request's path (measured on
+			// agent-forward signs, interleaved: 4-7 % off the overhead).
+			runtime.Gosched()
+		}
 	}
 	c.mu.Lock()
 	for id, cl := range c.pending {
