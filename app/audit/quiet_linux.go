@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"errors"
 	"os"
 	"syscall"
 	"unsafe"
@@ -18,14 +19,40 @@ import (
 // holds a processor for as long, which stalls no request that was not
 // already waiting for this writer's lock.
 
-// quietFile writes f with raw write(2) calls.
+// quietFile writes f with raw write(2) calls and flushes it through its
+// own io_uring where there is one (fsync_linux.go).
 type quietFile struct {
 	*os.File
-	fd uintptr
+	fd   uintptr
+	ring *fsyncRing // nil: fsync(2)
 }
 
 func quiet(f *os.File) file {
-	return &quietFile{File: f, fd: f.Fd()}
+	q := &quietFile{File: f, fd: f.Fd()}
+	if r, err := ringSetup(); err == nil {
+		q.ring = r
+	}
+	return q
+}
+
+func (q *quietFile) Sync() error {
+	if q.ring != nil {
+		err := q.ring.fsync(q.fd)
+		if !errors.Is(err, errRingUnusable) {
+			if err != nil {
+				return &os.PathError{Op: "sync", Path: q.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+	return q.File.Sync()
+}
+
+func (q *quietFile) Close() error {
+	if q.ring != nil {
+		q.ring.close()
+	}
+	return q.File.Close()
 }
 
 func (q *quietFile) Write(p []byte) (int, error) {
