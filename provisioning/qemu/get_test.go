@@ -6,14 +6,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/spuff-dev/spuff/provisioning"
 )
 
 // Get tells a stopped shed from a dead one without booting anything: a
 // pidfile whose process is gone is what a QEMU killed by hand (or crashed)
-// leaves; a clean exit removes it.
+// leaves; a clean exit removes it, and so in effect does a restart of the
+// host.
 func TestGetReportsAKilledQEMUAsFailed(t *testing.T) {
 	p, err := newProvider(provisioning.Env{Home: t.TempDir(), Cache: t.TempDir()})
 	if err != nil {
@@ -41,6 +44,16 @@ func TestGetReportsAKilledQEMUAsFailed(t *testing.T) {
 	m, err := p.Get(ctx, "demo")
 	if err != nil || m.State != provisioning.Failed || m.SSHAddr != "" {
 		t.Fatalf("a pidfile without its process (QEMU killed): %+v, %v; want failed", m, err)
+	}
+	// The same pidfile from before the host's last boot: the restart
+	// stopped the shed, nothing crashed, and the pid names nothing of ours.
+	longAgo := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(dir, pidFile), longAgo, longAgo); err != nil {
+		t.Fatal(err)
+	}
+	m, err = p.Get(ctx, "demo")
+	if err != nil || m.State != provisioning.Stopped || !strings.Contains(m.Status, "restarted") {
+		t.Fatalf("a pidfile from before the boot: %+v, %v; want stopped, saying the computer restarted", m, err)
 	}
 	// A live process that is not this shed's QEMU (a reused pid) is no
 	// running shed either.

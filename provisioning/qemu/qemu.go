@@ -199,6 +199,8 @@ func readMeta(dir string) (meta, error) {
 // Failed when the pidfile outlived its process. QEMU removes its pidfile
 // when it exits (a powerdown, a poweroff in the shed), so a pidfile left
 // behind means QEMU was killed or crashed: the shed did not stop, it died.
+// A pidfile from before the host last booted is the exception: the
+// restart ended QEMU, and the shed is as stopped as after a powerdown.
 func (p *Provider) Get(_ context.Context, id string) (provisioning.Machine, error) {
 	dir := p.Dir(id)
 	md, err := readMeta(dir)
@@ -212,7 +214,9 @@ func (p *Provider) Get(_ context.Context, id string) (provisioning.Machine, erro
 	if pid := p.pid(id); pid > 0 {
 		m.State, m.Status = provisioning.Running, "running ("+md.Accel+")"
 		m.SSHAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(md.Port))
-	} else if _, err := os.Stat(filepath.Join(dir, pidFile)); err == nil {
+	} else if pf := filepath.Join(dir, pidFile); shedfs.PredatesBoot(pf) {
+		m.Status = "stopped: your computer restarted while it ran; `spuff start " + id + "` boots it again"
+	} else if _, err := os.Stat(pf); err == nil {
 		m.State, m.Status = provisioning.Failed, "QEMU ended without a clean shutdown (killed or crashed); `spuff start "+id+"` boots it again"
 	}
 	return m, nil

@@ -1,8 +1,9 @@
 // Package shedfs keeps the on-disk side that the local providers (qemu,
 // process) share: a shed is a 0700 folder Env.Home/sheds/NAME, and its
 // process is the pid in a pidfile there, trusted only while that process
-// lives and names the folder on its command line. Errors carry no provider
-// prefix; each provider wraps them with its own.
+// lives and names the folder on its command line, and only from a pidfile
+// written since the host booted. Errors carry no provider prefix; each
+// provider wraps them with its own.
 package shedfs
 
 import (
@@ -37,17 +38,34 @@ func Make(home, name string) (string, error) {
 }
 
 // PID is the live process named in dir's pidfile, or 0. A pid whose
-// command line does not name dir is someone else's (a reused pid).
+// command line does not name dir, or read from a pidfile older than this
+// boot, is someone else's (a reused pid).
 func PID(dir, pidFile string) int {
-	b, err := os.ReadFile(filepath.Join(dir, pidFile))
+	path := filepath.Join(dir, pidFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || !Alive(pid, dir) {
+	if err != nil || pid <= 0 || PredatesBoot(path) || !Alive(pid, dir) {
 		return 0
 	}
 	return pid
+}
+
+// PredatesBoot reports whether the file at path was last written before
+// this host booted. A pidfile that old names a process of an earlier boot:
+// its shed was stopped by the restart, not killed, and whatever holds that
+// pid now is someone else's.
+func PredatesBoot(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	booted, ok := bootTime()
+	// Uptime is whole seconds, so a boot time can be up to a second late;
+	// nothing writes a pidfile in its boot's first second.
+	return ok && fi.ModTime().Before(booted.Add(-time.Second))
 }
 
 // Alive reports whether pid lives (not a zombie) and names dir on its

@@ -63,6 +63,26 @@ func TestPIDTrustsOnlyTheShedsOwnLiveProcess(t *testing.T) {
 	if got := PID(dir, "x.pid"); got != cmd.Process.Pid {
 		t.Fatalf("PID = %d, want the shed's process %d", got, cmd.Process.Pid)
 	}
+	// A pidfile last written before this host booted names a process of
+	// an earlier boot, whatever now holds its pid: after a restart macOS
+	// (no /proc) would otherwise take any live process for the shed's.
+	pidPath := filepath.Join(dir, "x.pid")
+	if PredatesBoot(pidPath) {
+		t.Fatal("a pidfile written just now predates the boot")
+	}
+	if booted, ok := bootTime(); ok {
+		before := booted.Add(-time.Hour)
+		if err := os.Chtimes(pidPath, before, before); err != nil {
+			t.Fatal(err)
+		}
+		if !PredatesBoot(pidPath) {
+			t.Fatalf("a pidfile from %v does not predate the boot at %v", before, booted)
+		}
+		if got := PID(dir, "x.pid"); got != 0 {
+			t.Fatalf("PID trusted a pidfile from before the boot: %d", got)
+		}
+		write(cmd.Process.Pid)
+	}
 	if WaitGone(context.Background(), cmd.Process.Pid, dir, 200*time.Millisecond, 20*time.Millisecond) {
 		t.Fatal("WaitGone said a live process went")
 	}
