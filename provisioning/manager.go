@@ -288,6 +288,44 @@ func (m *Manager) waitRunning(ctx context.Context, p Provider, s state.Shed) (st
 	}
 }
 
+// MarkInterrupted fails every row a lifecycle step was under way for when
+// spuff-app last stopped (a crash, a reboot): no step of this process is,
+// and start, stop and power refuse a row mid-step, so without this it
+// would stay mid-step for good. Call it once, when this process alone owns
+// state.db (after it holds the control socket) and before it serves.
+func (m *Manager) MarkInterrupted(ctx context.Context) error {
+	rows, err := m.o.DB.Sheds(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range rows {
+		next := interrupted(s)
+		if next == "" {
+			continue
+		}
+		m.o.Log.Warn("provisioning: a shed was left mid-step by an earlier spuff-app; marking it failed", "shed", s.Name, "state", s.State)
+		s.State, s.Reason = state.Failed, "spuff-app stopped while it was "+s.State+"; "+next
+		errs = append(errs, m.o.DB.UpdateShed(ctx, s))
+	}
+	return errors.Join(errs...)
+}
+
+// interrupted says what to run for a row left mid-step, or "" for a row
+// that is at rest.
+func interrupted(s state.Shed) string {
+	down := "`spuff down " + s.Name + "` removes it"
+	switch s.State {
+	case state.Creating, state.Booting, state.Bootstrapping:
+		return down
+	case state.Starting, state.Stopping:
+		return "`spuff start " + s.Name + "` or `spuff stop " + s.Name + "` tries again; " + down
+	case state.Destroying:
+		return "`spuff down " + s.Name + "` finishes removing it"
+	}
+	return ""
+}
+
 func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, err error) (state.Shed, error) {
 	s.State, s.Reason = state.Failed, step+": "+err.Error()
 	// The row must record the failure even when the caller has given up.

@@ -605,3 +605,65 @@ func TestListIsQuietAboutAnUnusedProviderWithoutCredentials(t *testing.T) {
 		t.Fatalf("List with a shed on the provider does not say why it was not asked: notes %q, %v", notes, err)
 	}
 }
+
+// A row left mid-step by a spuff-app that stopped (a crash, a reboot) is
+// no step under way: after MarkInterrupted it is failed, saying what was
+// interrupted and what to run, and start, stop and down take it again.
+// The rows no step was under way for are left as they are.
+func TestMarkInterruptedUnsticksRowsLeftMidStep(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	fp.startOK = true
+	rows := map[string]string{
+		"creating": state.Creating, "booting": state.Booting, "bootstrapping": state.Bootstrapping,
+		"starting": state.Starting, "stopping": state.Stopping, "destroying": state.Destroying,
+		"ready": state.Ready, "stopped": state.Stopped, "failed": state.Failed,
+	}
+	for name, st := range rows {
+		id := "m-" + name
+		if name == "creating" {
+			id = "" // the crash came before Create answered
+		}
+		if err := db.CreateShed(ctx, state.Shed{Name: name, Provider: "fake", ProviderID: id, State: st, Reason: "before", User: "dev", HostKeyAlias: "spuff-" + name}); err != nil {
+			t.Fatal(err)
+		}
+		if id != "" {
+			fp.ms[id] = Machine{ID: id, Name: name, State: Running, SSHAddr: "127.0.0.1:22", Labels: Labels(name, "alice-laptop")}
+		}
+	}
+	if err := m.Start(ctx, "starting"); err == nil || !strings.Contains(err.Error(), "wait") {
+		t.Fatalf("start of a row left starting, before MarkInterrupted: %v, want a refusal", err)
+	}
+	if err := m.MarkInterrupted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range rows {
+		s, err := db.GetShed(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch st {
+		case state.Ready, state.Stopped, state.Failed:
+			if s.State != st || s.Reason != "before" {
+				t.Errorf("%s: %s (%q), want it untouched", name, s.State, s.Reason)
+			}
+			continue
+		}
+		if s.State != state.Failed || !strings.Contains(s.Reason, "spuff-app stopped while") || !strings.Contains(s.Reason, st) ||
+			!strings.Contains(s.Reason, "spuff down "+name) {
+			t.Errorf("%s: %s (%q), want failed, saying spuff-app stopped while it was %s and how to remove it", name, s.State, s.Reason, st)
+		}
+	}
+	if err := m.Start(ctx, "starting"); err != nil {
+		t.Fatalf("start of an interrupted start: %v", err)
+	}
+	if err := m.Stop(ctx, "stopping"); err != nil {
+		t.Fatalf("stop of an interrupted stop: %v", err)
+	}
+	if err := m.Down(ctx, "destroying", false); err != nil {
+		t.Fatalf("down of an interrupted down: %v", err)
+	}
+	if err := m.Down(ctx, "creating", false); err != nil {
+		t.Fatalf("down of an interrupted up: %v", err)
+	}
+}

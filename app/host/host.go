@@ -119,6 +119,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Only now, holding the socket, is this the one spuff-app: a row left
+	// mid-step is an earlier one's, not another's still at work.
+	if err := md.m.MarkInterrupted(ctx); err != nil {
+		log.Warn("provisioning: sheds left mid-step by an earlier spuff-app stay as they were", "err", err)
+	}
 	started := time.Now().UTC()
 	srv := &control.Server{
 		Broker:    sheds,
