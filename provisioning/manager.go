@@ -290,8 +290,8 @@ func (m *Manager) waitRunning(ctx context.Context, p Provider, s state.Shed) (st
 
 // MarkInterrupted fails every row a lifecycle step was under way for when
 // spuff-app last stopped (a crash, a reboot): no step of this process is,
-// and start, stop and power refuse a row mid-step, so without this it
-// would stay mid-step for good. Call it once, when this process alone owns
+// and canPower refuses to start or stop a row mid-step, so without this
+// it would stay mid-step for good. Call it once, when this process alone owns
 // state.db (after it holds the control socket) and before it serves.
 func (m *Manager) MarkInterrupted(ctx context.Context) error {
 	rows, err := m.o.DB.Sheds(ctx)

@@ -214,9 +214,9 @@ func (p *Provider) Get(_ context.Context, id string) (provisioning.Machine, erro
 	if pid := p.pid(id); pid > 0 {
 		m.State, m.Status = provisioning.Running, "running ("+md.Accel+")"
 		m.SSHAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(md.Port))
-	} else if pf := filepath.Join(dir, pidFile); shedfs.PredatesBoot(pf) {
+	} else if fi, err := os.Stat(filepath.Join(dir, pidFile)); err == nil && shedfs.PredatesBoot(fi) {
 		m.Status = "stopped: your computer restarted while it ran; `spuff start " + id + "` boots it again"
-	} else if _, err := os.Stat(pf); err == nil {
+	} else if err == nil {
 		m.State, m.Status = provisioning.Failed, "QEMU ended without a clean shutdown (killed or crashed); `spuff start "+id+"` boots it again"
 	}
 	return m, nil

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,26 +43,26 @@ func Make(home, name string) (string, error) {
 // boot, is someone else's (a reused pid).
 func PID(dir, pidFile string) int {
 	path := filepath.Join(dir, pidFile)
+	fi, err := os.Stat(path)
+	if err != nil || PredatesBoot(fi) {
+		return 0
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || PredatesBoot(path) || !Alive(pid, dir) {
+	if err != nil || pid <= 0 || !Alive(pid, dir) {
 		return 0
 	}
 	return pid
 }
 
-// PredatesBoot reports whether the file at path was last written before
-// this host booted. A pidfile that old names a process of an earlier boot:
-// its shed was stopped by the restart, not killed, and whatever holds that
+// PredatesBoot reports whether fi's file was last written before this
+// host booted. A pidfile that old names a process of an earlier boot: its
+// shed was stopped by the restart, not killed, and whatever holds that
 // pid now is someone else's.
-func PredatesBoot(path string) bool {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
+func PredatesBoot(fi fs.FileInfo) bool {
 	booted, ok := bootTime()
 	// Uptime is whole seconds, so a boot time can be up to a second late;
 	// nothing writes a pidfile in its boot's first second.

@@ -67,7 +67,15 @@ func TestPIDTrustsOnlyTheShedsOwnLiveProcess(t *testing.T) {
 	// an earlier boot, whatever now holds its pid: after a restart macOS
 	// (no /proc) would otherwise take any live process for the shed's.
 	pidPath := filepath.Join(dir, "x.pid")
-	if PredatesBoot(pidPath) {
+	predates := func() bool {
+		t.Helper()
+		fi, err := os.Stat(pidPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return PredatesBoot(fi)
+	}
+	if predates() {
 		t.Fatal("a pidfile written just now predates the boot")
 	}
 	if booted, ok := bootTime(); ok {
@@ -75,7 +83,7 @@ func TestPIDTrustsOnlyTheShedsOwnLiveProcess(t *testing.T) {
 		if err := os.Chtimes(pidPath, before, before); err != nil {
 			t.Fatal(err)
 		}
-		if !PredatesBoot(pidPath) {
+		if !predates() {
 			t.Fatalf("a pidfile from %v does not predate the boot at %v", before, booted)
 		}
 		if got := PID(dir, "x.pid"); got != 0 {
