@@ -50,6 +50,12 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Before anything else, and let go last (deferred first).
+	lock, err := control.Lock(config.SocketPath())
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	aw, err := audit.OpenWith(cfg.Audit.Path, audit.Options{Durability: audit.Durability(cfg.Audit.Durability), Log: log})
 	if err != nil {
 		return fmt.Errorf("host: the audit log is required and could not be opened: %w", err)
@@ -119,8 +125,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	// Only now, holding the socket, is this the one spuff-app: a row left
-	// mid-step is an earlier one's, not another's still at work.
+	// Holding the lock, this is the one spuff-app: a row left mid-step is
+	// an earlier one's, not another's still at work.
 	if err := md.m.MarkInterrupted(ctx); err != nil {
 		log.Warn("provisioning: sheds left mid-step by an earlier spuff-app stay as they were", "err", err)
 	}

@@ -164,6 +164,21 @@ func (h *Host) Restart(t testing.TB) {
 	h.start(t)
 }
 
+// Another runs a second spuff-app with this one's home and flags until it
+// exits (30 s at most) and returns what it printed.
+func (h *Host) Another(t testing.TB) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.bins.app, h.args...)
+	cmd.Env = h.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// PID is spuff-app's process id.
+func (h *Host) PID() int { return h.proc.PID() }
+
 // Exited is closed once spuff-app has ended.
 func (h *Host) Exited() <-chan struct{} { return h.proc.Exited() }
 

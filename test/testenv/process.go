@@ -109,6 +109,9 @@ func (p *Process) Kill() {
 	<-p.exited
 }
 
+// PID is the process's id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Exited is closed once the process has ended.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
