@@ -153,6 +153,23 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
 // audit writes op's line and returns err, joined with the audit error when
 // the line could not be written: that is never silent.
 func (m *Manager) audit(ctx context.Context, op, name, provider, reason string, err error) error {
+	if aerr := m.writeLine(ctx, auditLine(op, name, provider, reason, err)); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
+}
+
+// writeLine writes l, logging and returning the error when it could not.
+func (m *Manager) writeLine(ctx context.Context, l AuditLine) error {
+	if aerr := m.o.Audit.Audit(context.WithoutCancel(ctx), l); aerr != nil {
+		m.o.Log.Error("provisioning: an audit line was not written", "shed", l.Shed, "op", l.Op, "err", aerr)
+		return fmt.Errorf("provisioning: the audit line of %s %s was not written: %w", l.Op, l.Shed, aerr)
+	}
+	return nil
+}
+
+// auditLine is op's line: ok with the provider, or its failure and why.
+func auditLine(op, name, provider, reason string, err error) AuditLine {
 	l := AuditLine{Shed: name, Op: op, Result: ResultOK, Detail: provider}
 	if err != nil {
 		l.Result = ResultError
@@ -167,11 +184,7 @@ func (m *Manager) audit(ctx context.Context, op, name, provider, reason string, 
 			l.Detail = provider + ": " + reason
 		}
 	}
-	if aerr := m.o.Audit.Audit(context.WithoutCancel(ctx), l); aerr != nil {
-		m.o.Log.Error("provisioning: an audit line was not written", "shed", name, "op", op, "err", aerr)
-		return errors.Join(err, fmt.Errorf("provisioning: the audit line of %s %s was not written: %w", op, name, aerr))
-	}
-	return err
+	return l
 }
 
 func (m *Manager) up(ctx context.Context, req UpRequest) (state.Shed, error) {
@@ -291,8 +304,9 @@ func (m *Manager) waitRunning(ctx context.Context, p Provider, s state.Shed) (st
 // MarkInterrupted fails every row a lifecycle step was under way for when
 // spuff-app last stopped (a crash, a reboot): no step of this process is,
 // and canPower refuses to start or stop a row mid-step, so without this
-// it would stay mid-step for good. Call it once, when this process alone owns
-// state.db (after it holds the control socket) and before it serves.
+// it would stay mid-step for good. Each such row also gets the audit line
+// (an error) its action never wrote. Call it once, when this process alone
+// owns state.db (after it holds the one-per-home lock) and before it serves.
 func (m *Manager) MarkInterrupted(ctx context.Context) error {
 	rows, err := m.o.DB.Sheds(ctx)
 	if err != nil {
@@ -300,30 +314,41 @@ func (m *Manager) MarkInterrupted(ctx context.Context) error {
 	}
 	var errs []error
 	for _, s := range rows {
-		next := interrupted(s)
-		if next == "" {
+		op, next := interrupted(s)
+		if op == "" {
 			continue
 		}
 		m.o.Log.Warn("provisioning: a shed was left mid-step by an earlier spuff-app; marking it failed", "shed", s.Name, "state", s.State)
 		s.State, s.Reason = state.Failed, "spuff-app stopped while it was "+s.State+"; "+next
-		errs = append(errs, m.o.DB.UpdateShed(ctx, s))
+		if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, m.writeLine(ctx, auditLine(op, s.Name, s.Provider, s.Reason, errInterrupted)))
 	}
 	return errors.Join(errs...)
 }
 
-// interrupted says what to run for a row left mid-step, or "" for a row
-// that is at rest.
-func interrupted(s state.Shed) string {
+// errInterrupted stands for the error an interrupted action never returned.
+var errInterrupted = errors.New("provisioning: interrupted")
+
+// interrupted says, for a row left mid-step, the action that was cut short
+// and what to run; for a row at rest, op is "".
+func interrupted(s state.Shed) (op, next string) {
 	down := "`spuff down " + s.Name + "` removes it"
 	switch s.State {
 	case state.Creating, state.Booting, state.Bootstrapping:
-		return down
+		return OpUp, down
 	case state.Starting, state.Stopping:
-		return "`spuff start " + s.Name + "` or `spuff stop " + s.Name + "` tries again; " + down
+		op = OpStart
+		if s.State == state.Stopping {
+			op = OpStop
+		}
+		return op, "`spuff start " + s.Name + "` or `spuff stop " + s.Name + "` tries again; " + down
 	case state.Destroying:
-		return "`spuff down " + s.Name + "` finishes removing it"
+		return OpDown, "`spuff down " + s.Name + "` finishes removing it"
 	}
-	return ""
+	return "", ""
 }
 
 func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, err error) (state.Shed, error) {

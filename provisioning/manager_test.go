@@ -634,8 +634,20 @@ func TestMarkInterruptedUnsticksRowsLeftMidStep(t *testing.T) {
 	if err := m.Start(ctx, "starting"); err == nil || !strings.Contains(err.Error(), "wait") {
 		t.Fatalf("start of a row left starting, before MarkInterrupted: %v, want a refusal", err)
 	}
+	m.o.Audit.(*memAudit).take()
 	if err := m.MarkInterrupted(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// The action a crash cut short gets the line it never wrote.
+	wantOp := map[string]string{"creating": OpUp, "booting": OpUp, "bootstrapping": OpUp, "starting": OpStart, "stopping": OpStop, "destroying": OpDown}
+	lines := m.o.Audit.(*memAudit).take()
+	for _, l := range lines {
+		if l.Op != wantOp[l.Shed] || l.Result != ResultError || !strings.HasPrefix(l.Detail, "fake: spuff-app stopped while it was "+rows[l.Shed]) {
+			t.Errorf("audit line %+v, want %s error saying spuff-app stopped while it was %s", l, wantOp[l.Shed], rows[l.Shed])
+		}
+	}
+	if len(lines) != len(wantOp) {
+		t.Errorf("%d audit lines, want one per row left mid-step (%d): %+v", len(lines), len(wantOp), lines)
 	}
 	for name, st := range rows {
 		s, err := db.GetShed(ctx, name)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/provisioning/state"
 	"github.com/spuff-dev/spuff/test/harness"
 )
@@ -50,6 +51,15 @@ func TestRestartFailsWhatACrashLeftMidStep(t *testing.T) {
 		case l.Name == "calm" && l.Made.State != state.Ready:
 			t.Errorf("the shed at rest: %+v, want ready", l.Made)
 		}
+	}
+	// The up the crash cut short gets its line, after the fact.
+	if got := h.FindAudit(t, func(r audit.Record) bool {
+		return r.NS == "provision" && r.Shed == "box" && r.Op == "up" && r.Result == "error" && strings.Contains(r.Detail, "spuff-app stopped while it was bootstrapping")
+	}); len(got) != 1 {
+		t.Errorf("%d audit lines for the interrupted up, want 1: %+v", len(got), h.Audit(t))
+	}
+	if got := h.FindAudit(t, func(r audit.Record) bool { return r.Shed == "calm" }); len(got) != 0 {
+		t.Errorf("the shed at rest got audit lines: %+v", got)
 	}
 	if !h.LogShows("left mid-step by an earlier spuff-app") {
 		t.Errorf("spuff-app's log does not say it marked the shed:\n%s", h.Log())
