@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/spuff-dev/spuff/helpers/sshkeys/sshkeystest"
@@ -28,7 +27,7 @@ func TestSecondAppLeavesTheFirstAlone(t *testing.T) {
 		t.Fatalf("signing before: %v", err)
 	}
 	fence := filepath.Join(h.Home, "replay-fence")
-	before := inode(t, fence)
+	before := stat(t, fence)
 
 	out, err := h.Another(t)
 	if err == nil {
@@ -43,19 +42,19 @@ func TestSecondAppLeavesTheFirstAlone(t *testing.T) {
 	if n := strings.Count(g.Log(), "host connected"); n != 1 {
 		t.Errorf("the shed saw %d host connections, want the first spuff-app's alone:\n%s", n, g.Log())
 	}
-	if after := inode(t, fence); after != before {
-		t.Errorf("the second spuff-app replaced the replay fence the first one appends to (inode %d, then %d)", before, after)
+	if !os.SameFile(before, stat(t, fence)) {
+		t.Error("the second spuff-app replaced the replay fence the first one appends to")
 	}
 	if _, err := signLoop(g.RunDir+"/ssh-agent.sock", 3); err != nil {
 		t.Errorf("signing after the second spuff-app exited: %v\nguest:\n%s", err, g.Log())
 	}
 }
 
-func inode(t *testing.T, path string) uint64 {
+func stat(t *testing.T, path string) os.FileInfo {
 	t.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Sys().(*syscall.Stat_t).Ino
+	return fi
 }

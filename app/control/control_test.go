@@ -71,11 +71,7 @@ func (f *fakeApprovals) Lock() int              { return 3 }
 
 func serve(t *testing.T) (*Client, *fakeBroker, *fakeApprovals, string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "spc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := sockDir(t)
 	sock := filepath.Join(dir, "run", "spuff.sock")
 	l, err := Listen(sock, nil)
 	if err != nil {
@@ -151,12 +147,7 @@ func TestNotRunning(t *testing.T) {
 // TestEventsMergeSources: /v1/events carries every source's events on one
 // stream, and a client that goes away ends every subscription.
 func TestEventsMergeSources(t *testing.T) {
-	dir, err := os.MkdirTemp("", "spc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "spuff.sock")
+	sock := filepath.Join(sockDir(t), "spuff.sock")
 	l, err := Listen(sock, nil)
 	if err != nil {
 		t.Fatal(err)

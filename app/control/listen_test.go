@@ -9,6 +9,8 @@ import (
 	"testing"
 )
 
+// sockDir is a temporary directory short enough for a unix socket's path
+// (t.TempDir's can pass 108 bytes).
 func sockDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "spl")
