@@ -2,13 +2,17 @@ package test
 
 import (
 	"context"
+	"encoding/json"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/guest/bus"
 	"github.com/spuff-dev/spuff/guest/bus/bustest"
 	"github.com/spuff-dev/spuff/test/harness"
@@ -173,6 +177,14 @@ func TestFutureIDRefusedAfterRestart(t *testing.T) {
 	}
 	if !replayed {
 		t.Error("no REPLAYED audit line for the id sent again after the restart")
+	}
+	// The fence is reported where a developer looks, healthy here.
+	var st api.Status
+	if err := json.Unmarshal([]byte(h.MustSpuff(t, "status", "--json")), &st); err != nil || st.Fence == nil || st.Fence.Path != filepath.Join(h.Home, "replay-fence") || st.Fence.Failing() {
+		t.Errorf("status --json's replay fence: %+v (%v)", st.Fence, err)
+	}
+	if out, _ := h.Spuff(t, "doctor"); !strings.Contains(out, "replay fence "+filepath.Join(h.Home, "replay-fence")) {
+		t.Errorf("doctor does not check the replay fence:\n%s", out)
 	}
 }
 

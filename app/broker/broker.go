@@ -231,6 +231,15 @@ func (b *Broker) publish(e api.Event) {
 	}
 }
 
+// FenceState reports the replay fence's health; it is zero without
+// Options.FencePath.
+func (b *Broker) FenceState() FenceState {
+	if b.fence == nil {
+		return FenceState{}
+	}
+	return b.fence.state()
+}
+
 // Close detaches every shed and closes the replay fence.
 func (b *Broker) Close() error {
 	b.mu.Lock()

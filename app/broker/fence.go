@@ -25,6 +25,15 @@ const fenceQuantum = time.Second
 // rewritten with one line per shed.
 const fenceCompactAt = 10_000
 
+// FenceState is the replay fence's health, for status surfaces. Err is
+// empty while the fence is healthy; otherwise requests dated ahead of the
+// host clock have been refused since Since.
+type FenceState struct {
+	Path  string
+	Err   string
+	Since time.Time
+}
+
 // fenceFile keeps, for each shed, a mark at or past the time of every
 // future-dated request id the broker accepted. The replay memory is lost
 // on restart and a restarted broker refuses ids dated before it started,
@@ -36,6 +45,11 @@ const fenceCompactAt = 10_000
 // is answered, so kill -9 loses none; the flush follows right behind, as
 // the audit log's batch mode does. The file is an append-only list of
 // "shed unix-ms" lines, so a torn last line costs only that line.
+//
+// A failed write or flush makes the fence fail: a request that would raise
+// a mark is refused until a mark is again written and flushed, which each
+// such request tries in turn. Requests dated at or behind the host clock,
+// and those behind a mark already written, need no mark and are served.
 type fenceFile struct {
 	path string
 	log  *slog.Logger
@@ -44,7 +58,8 @@ type fenceFile struct {
 	f     *os.File
 	marks map[string]int64 // unix ms: this run's marks, and the loaded ones
 	lines int              // lines in the file
-	err   error            // the last write failed: raises fail until one works
+	err   error            // failing since since: a raise must write and flush to heal it
+	since time.Time
 
 	kick      chan struct{}
 	done      chan struct{}
@@ -137,8 +152,8 @@ func (ff *fenceFile) rewrite() error {
 }
 
 // raise makes shed's mark at least ts, writing it before it returns when it
-// moves. An error means the mark is not written and the request that
-// raised it must be refused.
+// moves. An error means the mark is not written (or, while the fence
+// fails, not flushed) and the request that raised it must be refused.
 func (ff *fenceFile) raise(shed string, ts time.Time) error {
 	ms := ts.UnixMilli()
 	ff.mu.Lock()
@@ -152,12 +167,15 @@ func (ff *fenceFile) raise(shed string, ts time.Time) error {
 	q := fenceQuantum.Milliseconds()
 	mark := max((ms+q-1)/q*q, ff.marks[shed])
 	if _, err := fmt.Fprintf(ff.f, "%s %d\n", shed, mark); err != nil {
-		ff.err = fmt.Errorf("broker: writing the replay fence %s: %w", ff.path, err)
-		ff.log.Error("replay fence not written; refusing requests dated ahead of the host clock", "err", err)
-		return ff.err
+		return ff.failLocked(fmt.Errorf("broker: writing the replay fence %s: %w", ff.path, err))
 	}
 	if ff.err != nil {
-		ff.log.Warn("replay fence written again", "path", ff.path)
+		// The flusher may be what failed: only a mark that is on disk
+		// says the file is whole again.
+		if err := ff.f.Sync(); err != nil {
+			return ff.failLocked(fmt.Errorf("broker: flushing the replay fence %s: %w", ff.path, err))
+		}
+		ff.log.Warn("replay fence written again; requests dated ahead of the host clock are served", "path", ff.path, "was", ff.err.Error(), "for", time.Since(ff.since).Round(time.Millisecond))
 		ff.err = nil
 	}
 	ff.marks[shed] = mark
@@ -175,6 +193,26 @@ func (ff *fenceFile) raise(shed string, ts time.Time) error {
 	return nil
 }
 
+// failLocked makes the fence fail with err, saying so once when it starts.
+func (ff *fenceFile) failLocked(err error) error {
+	if ff.err == nil {
+		ff.since = time.Now()
+		ff.log.Error("replay fence failing; requests dated ahead of the host clock are refused until it is written again", "err", err)
+	}
+	ff.err = err
+	return err
+}
+
+func (ff *fenceFile) state() FenceState {
+	ff.mu.Lock()
+	defer ff.mu.Unlock()
+	s := FenceState{Path: ff.path}
+	if ff.err != nil {
+		s.Err, s.Since = ff.err.Error(), ff.since
+	}
+	return s
+}
+
 // flushLoop fsyncs right behind the writes.
 func (ff *fenceFile) flushLoop() {
 	defer close(ff.done)
@@ -182,10 +220,13 @@ func (ff *fenceFile) flushLoop() {
 		ff.mu.Lock()
 		f := ff.f
 		ff.mu.Unlock()
-		if f != nil {
-			if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
-				ff.log.Warn("replay fence not flushed", "path", ff.path, "err", err)
-			}
+		if f == nil {
+			continue
+		}
+		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+			ff.mu.Lock()
+			ff.failLocked(fmt.Errorf("broker: flushing the replay fence %s: %w", ff.path, err))
+			ff.mu.Unlock()
 		}
 	}
 }

@@ -33,7 +33,7 @@ func doctorCmd(g *globals) *cobra.Command {
 		Short: "Check the host side end to end and say what to fix",
 		Long: `Doctor checks this computer's side of spuff: the config file and its mode,
 the broker (spuff-app), its control socket and whether it starts at login, the
-audit log, where SSH keys come from (and which were skipped, and why), the AWS
+audit log and the replay fence, where SSH keys come from (and which were skipped, and why), the AWS
 and docker settings, the keychain that keeps approvals, and every attached
 shed's connection.`,
 		Args: cobra.NoArgs,
@@ -80,6 +80,7 @@ shed's connection.`,
 			} else {
 				add("ok", "audit log "+st.AuditLog, "")
 			}
+			fenceCheck(st.Fence, add)
 			if st.Keychain == "file" {
 				add("warn", "approvals are kept in a 0600 file", "no Secret Service answered; install gnome-keyring or KeePassXC to keep them in a keyring")
 			} else if st.Keychain != "" {
@@ -195,5 +196,19 @@ func destinationChecks(cfg *config.Config, add func(level, what, fix string)) {
 		if !config.MatchDestination([]string{p}, names) {
 			add("warn", fmt.Sprintf("%s %q matches no server in ~/.ssh/known_hosts", pats[p], p), "ssh to it once from this computer so known_hosts names its host key (unhashed), or correct the pattern; until then sheds may not sign in to it")
 		}
+	}
+}
+
+// fenceCheck says whether the replay fence can be written. While it cannot,
+// only requests dated ahead of this computer's clock are refused, so a
+// shed whose clock runs fast is the one that notices.
+func fenceCheck(f *api.FenceHealth, add func(level, what, fix string)) {
+	switch {
+	case f == nil || f.Path == "":
+	case f.Failing():
+		add("fail", fmt.Sprintf("replay fence failing since %s, so requests dated ahead of this computer's clock are refused: %s", f.Since.Local().Format(time.TimeOnly), api.Printable(f.Error)),
+			"free space or fix permissions where "+f.Path+" lives; the next such request that can be written and flushed heals it")
+	default:
+		add("ok", "replay fence "+f.Path, "")
 	}
 }

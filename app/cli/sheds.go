@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -24,33 +25,41 @@ func statusCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "spuff-app %s running (pid %d, up %s)\n", api.Printable(st.Version), st.PID, time.Since(st.Started).Round(time.Second))
-			fmt.Fprintf(w, "config:    %s\naudit log: %s\n", st.Config, st.AuditLog)
-			if a := st.Audit; a.Failing() {
-				fmt.Fprintf(w, "audit:     FAILING since %s, so every request is denied: %s\n", a.Since.Local().Format(time.TimeOnly), api.Printable(a.Error))
-			} else if a != nil {
-				fmt.Fprintf(w, "audit:     healthy (durability %s)\n", a.Durability)
-			}
-			if st.Keychain != "" {
-				fmt.Fprintf(w, "keychain:  %s\n", st.Keychain)
-			}
-			if st.Approvals != nil {
-				fmt.Fprintf(w, "approvals: %d pending, %d grants\n", st.Approvals.Pending, st.Approvals.Grants)
-			}
-			if len(st.Sheds) == 0 {
-				fmt.Fprintln(w, "sheds:     none attached (spuff attach NAME URL)")
-				return nil
-			}
-			fmt.Fprintln(w, "sheds:")
-			for _, s := range st.Sheds {
-				fmt.Fprintf(w, "  %-20s %-13s %d requests, %d denied, %d errors\n", api.Printable(s.Name), api.Printable(s.State), s.Requests, s.Denied, s.Errors)
-			}
+			printStatus(cmd.OutOrStdout(), st)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printStatus writes what `spuff status` says of st: the broker, its files
+// and their health, then each attached shed.
+func printStatus(w io.Writer, st *api.Status) {
+	fmt.Fprintf(w, "spuff-app %s running (pid %d, up %s)\n", api.Printable(st.Version), st.PID, time.Since(st.Started).Round(time.Second))
+	fmt.Fprintf(w, "config:    %s\naudit log: %s\n", st.Config, st.AuditLog)
+	if a := st.Audit; a.Failing() {
+		fmt.Fprintf(w, "audit:     FAILING since %s, so every request is denied: %s\n", a.Since.Local().Format(time.TimeOnly), api.Printable(a.Error))
+	} else if a != nil {
+		fmt.Fprintf(w, "audit:     healthy (durability %s)\n", a.Durability)
+	}
+	if f := st.Fence; f.Failing() {
+		fmt.Fprintf(w, "fence:     FAILING since %s, so requests dated ahead of this computer's clock are refused: %s\n", f.Since.Local().Format(time.TimeOnly), api.Printable(f.Error))
+	}
+	if st.Keychain != "" {
+		fmt.Fprintf(w, "keychain:  %s\n", st.Keychain)
+	}
+	if st.Approvals != nil {
+		fmt.Fprintf(w, "approvals: %d pending, %d grants\n", st.Approvals.Pending, st.Approvals.Grants)
+	}
+	if len(st.Sheds) == 0 {
+		fmt.Fprintln(w, "sheds:     none attached (spuff attach NAME URL)")
+		return
+	}
+	fmt.Fprintln(w, "sheds:")
+	for _, s := range st.Sheds {
+		fmt.Fprintf(w, "  %-20s %-13s %d requests, %d denied, %d errors\n", api.Printable(s.Name), api.Printable(s.State), s.Requests, s.Denied, s.Errors)
+	}
 }
 
 func listCmd(g *globals) *cobra.Command {

@@ -140,10 +140,11 @@ func Run(ctx context.Context, opts Options) error {
 		// Provisioner: the Manager, which alone holds provider tokens.
 		Provisioner: md,
 		Status: func() api.Status {
-			as := aw.State()
+			as, fs := aw.State(), b.FenceState()
 			return api.Status{
 				Version: opts.Version, Started: started, Config: opts.ConfigPath, Keychain: kcKind, Helpers: stats(),
 				Audit:     &api.AuditHealth{Durability: string(as.Durability), Error: as.Err, Since: as.Since},
+				Fence:     &api.FenceHealth{Path: fs.Path, Error: fs.Err, Since: fs.Since},
 				Approvals: &api.ApprovalsSummary{Pending: len(appr.Pending()), Grants: len(appr.Grants())},
 			}
 		},

@@ -94,6 +94,9 @@ type View struct {
 	// Audit is the audit log's health; while it fails every request is
 	// denied, and the menu says so first.
 	Audit *api.AuditHealth
+	// Fence is the replay fence's health; while it fails requests dated
+	// ahead of the host clock are refused.
+	Fence *api.FenceHealth
 	// Read is when Made was read and Now the time drawn at: an idle
 	// countdown is recounted from them between answers.
 	Read, Now time.Time
@@ -131,6 +134,12 @@ func build(v View) []Item {
 		items = append(items, Item{
 			Title:   "⚠ Audit log failing: every request is denied",
 			Tooltip: a.Error + " (since " + a.Since.Local().Format(time.TimeOnly) + "); free space or fix permissions where the log lives",
+		}, Item{Separator: true})
+	}
+	if f := v.Fence; f.Failing() {
+		items = append(items, Item{
+			Title:   "⚠ Replay fence failing: requests dated ahead of the clock are refused",
+			Tooltip: f.Error + " (since " + f.Since.Local().Format(time.TimeOnly) + "); free space or fix permissions where " + f.Path + " lives",
 		}, Item{Separator: true})
 	}
 	if len(pending) > 0 {

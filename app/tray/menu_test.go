@@ -164,3 +164,18 @@ func TestMenuSaysTheAuditLogIsFailing(t *testing.T) {
 		t.Fatalf("first item %+v, want the audit failure with its reason", items[0])
 	}
 }
+
+// TestMenuSaysTheReplayFenceIsFailing: while the fence cannot be written,
+// requests dated ahead of the host clock are refused, and the menu says
+// so with the reason and where the file lives.
+func TestMenuSaysTheReplayFenceIsFailing(t *testing.T) {
+	sheds := []api.Attachment{{Name: "a", State: api.StateConnected}}
+	if healthy := BuildView(View{Sheds: sheds, Fence: &api.FenceHealth{Path: "/h/.spuff/replay-fence"}}); find(healthy, "⚠ Replay") != nil {
+		t.Fatal("a healthy replay fence is reported failing")
+	}
+	items := BuildView(View{Sheds: sheds,
+		Fence: &api.FenceHealth{Path: "/h/.spuff/replay-fence", Error: "broker: writing the replay fence /h/.spuff/replay-fence: no space left on device", Since: time.Now()}})
+	if len(items) == 0 || !strings.HasPrefix(items[0].Title, "⚠ Replay fence failing") || !strings.Contains(items[0].Tooltip, "no space left") || !strings.Contains(items[0].Tooltip, "/h/.spuff/replay-fence lives") {
+		t.Fatalf("first item %+v, want the fence failure with its reason and path", items[0])
+	}
+}

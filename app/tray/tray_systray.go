@@ -111,7 +111,7 @@ func (m *shown) render(ctx context.Context, c Client, auto Autostart, steps map[
 		v.Made = made.Sheds
 	}
 	if st != nil {
-		v.Audit = st.Audit
+		v.Audit, v.Fence = st.Audit, st.Fence
 	}
 	m.show(ctx, c, auto, v, log, poke)
 }
@@ -146,7 +146,7 @@ func (m *shown) show(ctx context.Context, c Client, auto Autostart, v View, log 
 	}
 	m.sig = sig
 	systray.ResetMenu()
-	if len(pending) > 0 || v.Audit.Failing() {
+	if len(pending) > 0 || v.Audit.Failing() || v.Fence.Failing() {
 		systray.SetTitle("spuff ⚠")
 	} else {
 		systray.SetTitle("spuff")

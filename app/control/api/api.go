@@ -39,6 +39,7 @@ type Status struct {
 	Config    string            `json:"config"` // the config file spuff-app loaded
 	AuditLog  string            `json:"audit_log"`
 	Audit     *AuditHealth      `json:"audit,omitempty"`
+	Fence     *FenceHealth      `json:"replay_fence,omitempty"`
 	Keychain  string            `json:"keychain,omitempty"`
 	Sheds     []Attachment      `json:"sheds"`
 	Helpers   Helpers           `json:"helpers"`
@@ -55,6 +56,20 @@ type AuditHealth struct {
 
 // Failing reports whether the log is failing (every request denied).
 func (a *AuditHealth) Failing() bool { return a != nil && a.Error != "" }
+
+// FenceHealth is the replay fence's health: the file where the host keeps
+// each shed's mark past the ids it accepted dated ahead of the host clock.
+// Error is empty while marks are written; otherwise requests that need a
+// new mark have been refused since Since.
+type FenceHealth struct {
+	Path  string    `json:"path"`
+	Error string    `json:"error,omitempty"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+// Failing reports whether the fence is failing (requests dated ahead of
+// the host clock refused).
+func (f *FenceHealth) Failing() bool { return f != nil && f.Error != "" }
 
 // Helpers is what the credential helpers report of themselves, by namespace.
 type Helpers struct {
