@@ -400,7 +400,8 @@ func (m *Manager) down(ctx context.Context, name string, force bool) (state.Shed
 
 // deleteMachines deletes the row's machine or, when the row has no machine
 // id (a crash right after Create, or a Create that failed before making
-// anything), the machines the provider labels with the shed's name.
+// anything), the machines the provider labels with the shed's name; when
+// there are none, what a Create left before its machine existed.
 func (m *Manager) deleteMachines(ctx context.Context, s state.Shed) error {
 	p, err := m.o.Provider(s.Provider)
 	if err != nil {
@@ -423,7 +424,31 @@ func (m *Manager) deleteMachines(ctx context.Context, s state.Shed) error {
 	for _, id := range ids {
 		errs = append(errs, p.Delete(ctx, id))
 	}
+	if len(ids) == 0 {
+		errs = append(errs, m.sweep(ctx, p, s.Name))
+	}
 	return errors.Join(errs...)
+}
+
+// sweep removes what a Create of the shed left with no machine, where the
+// provider makes such things.
+func (m *Manager) sweep(ctx context.Context, p Provider, name string) error {
+	sw, ok := p.(Sweeper)
+	if !ok {
+		return nil
+	}
+	req := SweepRequest{Name: name, Labels: Labels(name, m.o.Owner)}
+	if m.o.LoginKey != nil {
+		if k, err := m.o.LoginKey(); err != nil {
+			m.o.Log.Warn("provisioning: a login key registered for the shed may stay at the provider (the host's identity cannot be read now)", "shed", name, "err", err)
+		} else {
+			req.LoginKey = k
+		}
+	}
+	if err := sw.Sweep(ctx, req); err != nil && !errors.Is(err, ErrUnsupported) {
+		return err
+	}
+	return nil
 }
 
 // ours says whether a labelled machine is this owner's: a shared cloud

@@ -34,6 +34,7 @@ type fakeProvider struct {
 	db       *state.DB
 	userData []byte
 	loginKey string
+	sweeps   []SweepRequest
 }
 
 func (f *fakeProvider) Name() string { return "fake" }
@@ -90,6 +91,18 @@ func (f *fakeProvider) List(context.Context) ([]Machine, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+func (f *fakeProvider) Sweep(_ context.Context, req SweepRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sweeps = append(f.sweeps, req)
+	switch f.failAt {
+	case "sweep":
+		return errors.New("api down")
+	case "sweep-unsupported":
+		return fmt.Errorf("fake: nothing to sweep: %w", ErrUnsupported)
+	}
+	return nil
 }
 func (f *fakeProvider) Stop(_ context.Context, id string) error {
 	if !f.startOK {
@@ -437,6 +450,60 @@ func TestCrashBetweenCreateAndRowUpdate(t *testing.T) {
 	}
 	if _, ok := fp.ms["m-8"]; !ok {
 		t.Error("down deleted another shed's machine")
+	}
+}
+
+// Down of a row with no machine id, for which the provider lists no
+// machine either, sweeps what its Create may have left (a key, a
+// firewall) with the shed's name, labels and login key; a row whose
+// machine is found or known is not swept. A sweep that fails keeps the
+// row, as a failed delete does, unless forced.
+func TestDownSweepsWhatACreateLeftWithoutAMachine(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	key, keyErr := "ssh-ed25519 AAAAC3 alice@laptop", error(nil)
+	m.o.LoginKey = func() (string, error) { return key, keyErr }
+	row := func(name, id string) {
+		t.Helper()
+		if err := db.CreateShed(ctx, state.Shed{Name: name, Provider: "fake", ProviderID: id, State: state.Failed, User: "dev", HostKeyAlias: "spuff-" + name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	row("lost", "")
+	row("adopted", "")
+	fp.ms["m-7"] = Machine{ID: "m-7", Name: "adopted", State: Running, Labels: Labels("adopted", "alice-laptop")}
+	row("known", "m-9")
+	for _, name := range []string{"lost", "adopted", "known"} {
+		if err := m.Down(ctx, name, false); err != nil {
+			t.Fatalf("down %s: %v", name, err)
+		}
+	}
+	want := []SweepRequest{{Name: "lost", Labels: Labels("lost", "alice-laptop"), LoginKey: key}}
+	if fmt.Sprint(fp.sweeps) != fmt.Sprint(want) {
+		t.Fatalf("sweeps %+v, want %+v", fp.sweeps, want)
+	}
+
+	fp.sweeps, fp.failAt = nil, "sweep"
+	row("lost", "")
+	if err := m.Down(ctx, "lost", false); err == nil || !strings.Contains(err.Error(), "api down") {
+		t.Fatalf("down whose sweep failed: %v", err)
+	}
+	if s, err := db.GetShed(ctx, "lost"); err != nil || s.State != state.Failed || !strings.Contains(s.Reason, "api down") {
+		t.Fatalf("the row after a failed sweep: %+v %v", s, err)
+	}
+	if err := m.Down(ctx, "lost", true); err != nil {
+		t.Fatalf("down --force after a failed sweep: %v", err)
+	}
+
+	// A provider with nothing to sweep, and a host whose identity cannot
+	// be read now (the sweep still runs, without a key to look for).
+	fp.sweeps, fp.failAt, keyErr = nil, "sweep-unsupported", errors.New("agent locked")
+	row("lost", "")
+	if err := m.Down(ctx, "lost", false); err != nil {
+		t.Fatalf("down by a provider that sweeps nothing: %v", err)
+	}
+	if len(fp.sweeps) != 1 || fp.sweeps[0].LoginKey != "" {
+		t.Fatalf("sweep without a readable identity: %+v", fp.sweeps)
 	}
 }
 

@@ -142,6 +142,25 @@ type Provider interface {
 	Stop(ctx context.Context, id string) error
 }
 
+// SweepRequest names what one shed's Create may have left: the shed's
+// name, the labels and the login key that Create was given.
+type SweepRequest struct {
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	LoginKey string            `json:"login_key,omitempty"` // "" when the host's identity cannot be read now
+}
+
+// Sweeper is a Provider whose Create makes things besides the machine
+// before the machine exists (a registered login key, a firewall). A Create
+// that dies in that window (its process killed, the host's power lost)
+// leaves them with no machine for Delete to find them by. Sweep removes
+// those things of req's shed and owner (and, for a key, of req's login
+// key) that no machine carries; each already gone is no error. The
+// Manager calls it only when it finds no machine for the shed at all.
+type Sweeper interface {
+	Sweep(ctx context.Context, req SweepRequest) error
+}
+
 // Errors every provider speaks.
 var (
 	ErrNotFound    = errors.New("provisioning: no such machine")

@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -332,4 +334,101 @@ func TestCloudCrashBetweenCreateAndState(t *testing.T) {
 			c.noTokenOnHost(t)
 		})
 	}
+}
+
+// TestCloudPowerLossBeforeTheMachine: spuff-app and the spuff-cloud child
+// making the VM die together (-9: a power cut, a killed session) while the
+// create request is in flight, so the login key is registered (and, at
+// Hetzner, the firewall made) but no VM exists, and nothing was left
+// alive to clean up. After a restart the row is failed, and `spuff down`
+// removes what that create left, though no machine carries it.
+func TestCloudPowerLossBeforeTheMachine(t *testing.T) {
+	for _, prov := range cloudProviders {
+		t.Run(prov, func(t *testing.T) {
+			stall := make(chan struct{})
+			defer close(stall)
+			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
+				d.StallCreate, h.StallCreate = stall, stall
+			}})
+			stalled := func() int {
+				if prov == "digitalocean" {
+					return c.do.Stalled()
+				}
+				return c.hc.Stalled()
+			}
+			upDone := make(chan string, 1)
+			go func() {
+				out, _ := c.spuff(2*time.Minute, "up", "lost", "--provider", prov, "--no-connect")
+				upDone <- out
+			}()
+			for deadline := time.Now().Add(time.Minute); stalled() == 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no create reached the fake:\n%s", c.h.Log())
+				}
+			}
+			if c.left(prov) == "" {
+				t.Fatal("the create stalled before it registered anything: this test would pass on any code")
+			}
+			// Stop the child first, so that it cannot clean up once its
+			// parent is gone, then kill both.
+			kids := children(t, c.h.PID(), "spuff-cloud")
+			if len(kids) == 0 {
+				t.Fatal("no spuff-cloud child is making the VM")
+			}
+			for _, pid := range kids {
+				_ = syscall.Kill(pid, syscall.SIGSTOP)
+			}
+			c.h.Kill(t)
+			<-c.h.Exited()
+			for _, pid := range kids {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			c.mu.Lock()
+			c.printed = append(c.printed, "spuff-app (killed):\n"+c.h.Log())
+			c.mu.Unlock()
+			<-upDone
+			c.h.Restart(t)
+
+			if line, all := c.made(t, "lost"); !strings.Contains(line, "failed") {
+				t.Fatalf("the row after the power loss is not failed:\n%s", all)
+			}
+			if out, err := c.spuff(time.Minute, "down", "lost"); err != nil {
+				t.Fatalf("spuff down: %v\n%s", err, out)
+			}
+			if l := c.left(prov); l != "" {
+				t.Errorf("left at %s after down: %s", prov, l)
+			}
+			if line, all := c.made(t, "lost"); line != "" {
+				t.Errorf("still listed after down:\n%s", all)
+			}
+			c.tokenUsed(t, prov)
+			c.noTokenOnHost(t)
+		})
+	}
+}
+
+// children returns the pids of parent's children whose command is comm.
+func children(t *testing.T, parent int, comm string) []int {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || end < open || string(b[open+1:end]) != comm {
+			continue
+		}
+		f := strings.Fields(string(b[end+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(parent) {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b[:open]))); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

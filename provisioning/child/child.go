@@ -61,18 +61,20 @@ const (
 	opList   = "list"
 	opStart  = "start"
 	opStop   = "stop"
+	opSweep  = "sweep"
 )
 
 // call is what the parent writes on the child's stdin: one JSON object.
 type call struct {
-	Provider string         `json:"provider"`
-	Op       string         `json:"op"`
-	Config   *config.Config `json:"config,omitempty"`
-	Home     string         `json:"home,omitempty"`
-	Cache    string         `json:"cache,omitempty"`
-	Debug    bool           `json:"debug,omitempty"`
-	ID       string         `json:"id,omitempty"`
-	Create   *createArgs    `json:"create,omitempty"`
+	Provider string                     `json:"provider"`
+	Op       string                     `json:"op"`
+	Config   *config.Config             `json:"config,omitempty"`
+	Home     string                     `json:"home,omitempty"`
+	Cache    string                     `json:"cache,omitempty"`
+	Debug    bool                       `json:"debug,omitempty"`
+	ID       string                     `json:"id,omitempty"`
+	Create   *createArgs                `json:"create,omitempty"`
+	Sweep    *provisioning.SweepRequest `json:"sweep,omitempty"`
 }
 
 // createArgs is a CreateRequest without its Progress (which comes back as
@@ -213,7 +215,10 @@ type Provider struct {
 	caps provisioning.Capabilities
 }
 
-var _ provisioning.Provider = (*Provider)(nil)
+var (
+	_ provisioning.Provider = (*Provider)(nil)
+	_ provisioning.Sweeper  = (*Provider)(nil)
+)
 
 // Name is the provider's name.
 func (p *Provider) Name() string { return p.name }
@@ -267,6 +272,14 @@ func (p *Provider) Start(ctx context.Context, id string) error {
 // Stop stops a machine in the child.
 func (p *Provider) Stop(ctx context.Context, id string) error {
 	_, err := p.call(ctx, call{Op: opStop, ID: id}, nil)
+	return err
+}
+
+// Sweep asks the child to remove what a Create of req's shed left with no
+// machine. A provider that makes nothing besides its machines answers
+// ErrUnsupported.
+func (p *Provider) Sweep(ctx context.Context, req provisioning.SweepRequest) error {
+	_, err := p.call(ctx, call{Op: opSweep, Sweep: &req}, nil)
 	return err
 }
 

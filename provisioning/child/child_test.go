@@ -23,10 +23,16 @@ const (
 	tokenEnv = "SPUFF_CHILD_TEST_TOKEN"
 	markEnv  = "SPUFF_CHILD_TEST_MARK"
 	fakeName = "childfake"
+	// sweeperName is the fake that also sweeps.
+	sweeperName = "childsweeper"
 )
 
 func TestMain(m *testing.M) {
 	provisioning.Register(fakeName, newFake)
+	provisioning.Register(sweeperName, func(env provisioning.Env) (provisioning.Provider, error) {
+		p, err := newFake(env)
+		return sweeper{p.(*fake)}, err
+	})
 	if os.Getenv(serveEnv) == "1" {
 		os.Exit(Serve(os.Stdin, os.Stdout, os.Stderr))
 	}
@@ -88,6 +94,17 @@ func (f *fake) List(ctx context.Context) ([]provisioning.Machine, error) {
 	return []provisioning.Machine{{ID: "1", Name: "a"}, {ID: "2", Name: "b"}}, nil
 }
 
+// sweeper is the fake with Sweep, which writes the request it was given
+// to the file markEnv names.
+type sweeper struct{ *fake }
+
+func (sweeper) Sweep(ctx context.Context, req provisioning.SweepRequest) error {
+	if req.Name == "refused" {
+		return errors.New("fake: the API refused to list firewalls")
+	}
+	return os.WriteFile(os.Getenv(markEnv), fmt.Appendf(nil, "%s %v %s", req.Name, req.Labels, req.LoginKey), 0o600)
+}
+
 // records keeps what the parent's logger was given.
 type records struct {
 	buf   bytes.Buffer
@@ -102,9 +119,14 @@ func self() (string, error) { return os.Executable() }
 
 func build(t *testing.T, log *slog.Logger) provisioning.Provider {
 	t.Helper()
+	return buildNamed(t, fakeName, log)
+}
+
+func buildNamed(t *testing.T, name string, log *slog.Logger) provisioning.Provider {
+	t.Helper()
 	t.Setenv(serveEnv, "1")
 	t.Setenv(tokenEnv, "not-a-real-token")
-	p, err := Factory(fakeName, self)(provisioning.Env{Config: &config.Config{Provision: config.Provision{User: "dev"}}, Home: "/h", Cache: "/c", Logger: log})
+	p, err := Factory(name, self)(provisioning.Env{Config: &config.Config{Provision: config.Provision{User: "dev"}}, Home: "/h", Cache: "/c", Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +180,31 @@ func TestErrorsCrossWithTheirKind(t *testing.T) {
 	}
 	if _, err := p.Create(ctx, provisioning.CreateRequest{Name: "x", HostKey: &provisioning.HostKey{PrivatePEM: []byte("k")}}); err == nil {
 		t.Fatal("a host key was sent to a child")
+	}
+}
+
+// A sweep crosses to the child whole; a provider that makes nothing but
+// machines answers ErrUnsupported, and a sweep's failure comes back.
+func TestSweepCrossesToTheChild(t *testing.T) {
+	mark := filepath.Join(t.TempDir(), "mark")
+	t.Setenv(markEnv, mark)
+	ctx := context.Background()
+	req := provisioning.SweepRequest{Name: "lost", Labels: provisioning.Labels("lost", "alice-laptop"), LoginKey: "ssh-ed25519 AAAA"}
+	sw, ok := buildNamed(t, sweeperName, nil).(provisioning.Sweeper)
+	if !ok {
+		t.Fatal("the child's provider is not a Sweeper")
+	}
+	if err := sw.Sweep(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(mark); err != nil || string(b) != "lost map[spuff:lost spuff-owner:alice-laptop] ssh-ed25519 AAAA" {
+		t.Fatalf("the child swept %q (%v)", b, err)
+	}
+	if err := sw.Sweep(ctx, provisioning.SweepRequest{Name: "refused"}); err == nil || !strings.Contains(err.Error(), "refused to list firewalls") {
+		t.Fatalf("a failed sweep: %v", err)
+	}
+	if err := build(t, nil).(provisioning.Sweeper).Sweep(ctx, req); !errors.Is(err, provisioning.ErrUnsupported) {
+		t.Fatalf("sweep by a provider without one: %v, want ErrUnsupported", err)
 	}
 }
 

@@ -92,6 +92,15 @@ func run(ctx context.Context, c call, log *slog.Logger, step func(string)) line 
 		return line{Error: toWire(p.Start(ctx, c.ID))}
 	case opStop:
 		return line{Error: toWire(p.Stop(ctx, c.ID))}
+	case opSweep:
+		sw, ok := p.(provisioning.Sweeper)
+		switch {
+		case c.Sweep == nil:
+			return line{Error: toWire(fmt.Errorf("child: a sweep call without its request"))}
+		case !ok:
+			return line{Error: toWire(fmt.Errorf("child: %s makes nothing but machines: %w", c.Provider, provisioning.ErrUnsupported))}
+		}
+		return line{Error: toWire(sw.Sweep(ctx, *c.Sweep))}
 	}
 	return line{Error: toWire(fmt.Errorf("child: %s has no call %q (spuff-app and %s are from different builds?)", Binary, c.Op, Binary))}
 }

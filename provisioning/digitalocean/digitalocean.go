@@ -324,6 +324,40 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	return errors.Join(errs...)
 }
 
+var _ provisioning.Sweeper = (*Provider)(nil)
+
+// Sweep implements provisioning.Sweeper: the login key a Create registered
+// and never renamed for its droplet, which only a Create that died before
+// its droplet existed leaves. It is found by the login key's fingerprint
+// and kept unless it still has the shed's pending name, so another
+// developer's key, or one a droplet was named for, is never removed. (The
+// firewall is made after the droplet, so none is left.)
+func (p *Provider) Sweep(ctx context.Context, req provisioning.SweepRequest) error {
+	if _, err := cloudapi.CheckSweep(req); err != nil {
+		return fmt.Errorf("digitalocean: %w", err)
+	}
+	if req.LoginKey == "" {
+		return nil
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(req.LoginKey))
+	if err != nil {
+		return fmt.Errorf("digitalocean: the login key is not an authorized_keys line: %w", err)
+	}
+	k, _, err := p.c.Keys.GetByFingerprint(ctx, ssh.FingerprintLegacyMD5(pub))
+	switch {
+	case err != nil && notFound(err):
+		return nil
+	case err != nil:
+		return p.explain("look up your ssh key", err)
+	case k == nil || k.Name != pendingKeyName(req.Name):
+		return nil
+	}
+	if _, err := p.c.Keys.DeleteByID(ctx, k.ID); err != nil && !notFound(err) {
+		return p.explain("remove ssh key "+k.Name, err)
+	}
+	return nil
+}
+
 // List implements provisioning.Provider: every droplet tagged "spuff".
 func (p *Provider) List(ctx context.Context) ([]provisioning.Machine, error) {
 	var out []provisioning.Machine

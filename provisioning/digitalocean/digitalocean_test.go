@@ -508,3 +508,43 @@ func TestTagLengthBound(t *testing.T) {
 		t.Error("accepted a 256-character tag")
 	}
 }
+
+// A Create that died after registering the login key, before the droplet
+// existed, left the key under the shed's pending name. Sweep removes that
+// key, found by the login key's fingerprint, and no other: not another
+// developer's key pending for a shed of the same name, not a key named
+// for a droplet, and nothing without a login key to look for.
+func TestSweepRemovesTheKeyOfACreateThatDiedBeforeItsDroplet(t *testing.T) {
+	f := setup(t, nil)
+	ctx := context.Background()
+	other := cloudfake.LoginKey(t)
+	f.fake.AddKey("spuff-lost", f.busKey)
+	f.fake.AddKey("spuff-lost", other)
+	f.fake.AddKey("spuff-keep-4242", f.key)
+	sweep := func(name, key string) {
+		t.Helper()
+		if err := f.p.Sweep(ctx, provisioning.SweepRequest{Name: name, Labels: provisioning.Labels(name, "alice-laptop"), LoginKey: key}); err != nil {
+			t.Fatalf("Sweep %s: %v", name, err)
+		}
+	}
+	sweep("lost", "")
+	sweep("keep", f.key)
+	sweep("lost", f.key)
+	if n := len(f.fake.Keys()); n != 3 {
+		t.Fatalf("keys after Sweeps that must remove nothing: %+v", f.fake.Keys())
+	}
+	sweep("lost", f.busKey)
+	ks := f.fake.Keys()
+	if len(ks) != 2 {
+		t.Fatalf("keys after Sweep = %+v, want the other developer's and the droplet's", ks)
+	}
+	for _, k := range ks {
+		if k.PublicKey == f.busKey {
+			t.Errorf("the lost Create's key is still there: %+v", k)
+		}
+	}
+	sweep("lost", f.busKey) // already gone
+	if err := f.p.Sweep(ctx, provisioning.SweepRequest{Name: "a,b", Labels: provisioning.Labels("a,b", ""), LoginKey: f.busKey}); err == nil {
+		t.Error("Sweep of a name that is not a shed's: no error")
+	}
+}

@@ -333,8 +333,21 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	} else if s != nil && s.Labels[provisioning.Label] != "" {
 		sels = append(sels, unmarked(s.Labels))
 	}
+	fws, keys, lerrs := p.labelled(ctx, sels)
+	errs = append(errs, lerrs...)
+	if _, _, err := p.c.Server.DeleteWithResult(ctx, &hcloud.Server{ID: n}); err != nil && !hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
+		errs = append(errs, p.explain("delete server "+id, err))
+	}
+	errs = append(errs, p.remove(ctx, fws, keys)...)
+	return errors.Join(errs...)
+}
+
+// labelled lists the firewalls and ssh keys that the label selectors sels
+// select.
+func (p *Provider) labelled(ctx context.Context, sels []string) ([]*hcloud.Firewall, []*hcloud.SSHKey, []error) {
 	var fws []*hcloud.Firewall
 	var keys []*hcloud.SSHKey
+	var errs []error
 	for _, sel := range sels {
 		f, err := p.c.Firewall.AllWithOpts(ctx, hcloud.FirewallListOpts{ListOpts: hcloud.ListOpts{LabelSelector: sel, PerPage: perPage}})
 		if err != nil {
@@ -346,9 +359,12 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 		}
 		fws, keys = append(fws, f...), append(keys, k...)
 	}
-	if _, _, err := p.c.Server.DeleteWithResult(ctx, &hcloud.Server{ID: n}); err != nil && !hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
-		errs = append(errs, p.explain("delete server "+id, err))
-	}
+	return fws, keys, errs
+}
+
+// remove deletes fws and keys; each already gone is no error.
+func (p *Provider) remove(ctx context.Context, fws []*hcloud.Firewall, keys []*hcloud.SSHKey) []error {
+	var errs []error
 	for _, fw := range fws {
 		if err := p.deleteFirewall(ctx, fw); err != nil {
 			errs = append(errs, err)
@@ -359,6 +375,21 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 			errs = append(errs, p.explain("remove ssh key "+k.Name, err))
 		}
 	}
+	return errs
+}
+
+var _ provisioning.Sweeper = (*Provider)(nil)
+
+// Sweep implements provisioning.Sweeper: the firewalls and keys that carry
+// the shed's name and owner but no server's label, which only a Create
+// that died before its server existed leaves.
+func (p *Provider) Sweep(ctx context.Context, req provisioning.SweepRequest) error {
+	labels, err := cloudapi.CheckSweep(req)
+	if err != nil {
+		return fmt.Errorf("hetzner: %w", err)
+	}
+	fws, keys, errs := p.labelled(ctx, []string{unmarked(labels)})
+	errs = append(errs, p.remove(ctx, fws, keys)...)
 	return errors.Join(errs...)
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/spuff-dev/spuff/provisioning"
 	"github.com/spuff-dev/spuff/provisioning/cloudinit"
 	"github.com/spuff-dev/spuff/provisioning/hetzner/hcloudfake"
+	"github.com/spuff-dev/spuff/provisioning/internal/cloudapi"
 	"github.com/spuff-dev/spuff/provisioning/internal/cloudfake"
 )
 
@@ -380,5 +381,71 @@ func TestKeyRegisteredMeanwhileIsReused(t *testing.T) {
 	}
 	if ks := f.fake.Keys(); len(ks) != 1 || ks[0].Name != "other-laptop" {
 		t.Errorf("keys after Delete = %+v, want the other registration kept", ks)
+	}
+}
+
+// A Create that died after registering the login key and making the
+// firewall, before the server existed, left both carrying the shed's name
+// and owner and no server's label. Sweep removes those and nothing else:
+// not another owner's, not another shed's, not what a server carries.
+func TestSweepRemovesWhatACreateLeftBeforeItsServer(t *testing.T) {
+	f := setup(t, nil)
+	ctx := context.Background()
+	running, err := f.p.Create(ctx, f.request("keep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources, _ := cloudapi.SSHSources(nil)
+	leave := func(shed, owner, key string) {
+		t.Helper()
+		labels := provisioning.Labels(shed, owner)
+		if _, _, err := f.p.loginKey(ctx, shed, key, labels); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.p.firewall(ctx, shed, labels, sources); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The running shed's key is the login key, so the lost Create found
+	// it; its own key was the bus key, registered by it.
+	leave("lost", "alice-laptop", f.busKey)
+	leave("lost", "bob-desktop", cloudfake.LoginKey(t))
+	leave("other", "alice-laptop", cloudfake.LoginKey(t))
+	before := len(f.fake.Firewalls())
+
+	if err := f.p.Sweep(ctx, provisioning.SweepRequest{Name: "lost", Labels: provisioning.Labels("lost", "alice-laptop"), LoginKey: f.busKey}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.fake.Firewalls()); n != before-1 {
+		t.Errorf("%d firewalls after Sweep, want %d: %+v", n, before-1, f.fake.Firewalls())
+	}
+	for _, fw := range f.fake.Firewalls() {
+		if fw.Labels[provisioning.Label] == "lost" && fw.Labels[provisioning.OwnerLabel] == "alice-laptop" {
+			t.Errorf("the lost Create's firewall is still there: %+v", fw)
+		}
+	}
+	for _, k := range f.fake.Keys() {
+		if k.Labels[provisioning.Label] == "lost" && k.Labels[provisioning.OwnerLabel] == "alice-laptop" {
+			t.Errorf("the lost Create's key is still there: %+v", k)
+		}
+	}
+	if n := len(f.fake.Keys()); n != 3 {
+		t.Errorf("%d keys after Sweep, want the running shed's, bob's and the other shed's: %+v", n, f.fake.Keys())
+	}
+	if _, err := f.p.Get(ctx, running.ID); err != nil {
+		t.Errorf("the running shed after Sweep: %v", err)
+	}
+	// Swept again, nothing is left to remove and nothing fails.
+	if err := f.p.Sweep(ctx, provisioning.SweepRequest{Name: "lost", Labels: provisioning.Labels("lost", "alice-laptop")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []provisioning.SweepRequest{
+		{Name: "Lost", Labels: provisioning.Labels("Lost", "alice-laptop")},
+		{Name: "lost", Labels: provisioning.Labels("other", "alice-laptop")},
+		{Name: "lost", Labels: map[string]string{provisioning.Label: "lost", provisioning.OwnerLabel: "alice,spuff"}},
+	} {
+		if err := f.p.Sweep(ctx, bad); err == nil {
+			t.Errorf("Sweep of %+v: no error", bad)
+		}
 	}
 }

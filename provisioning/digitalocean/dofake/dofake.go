@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,6 +86,12 @@ type Server struct {
 	// gone: a test kills spuff-app in that window, between the create and
 	// the state update, deterministically.
 	HoldCreate chan struct{}
+	// StallCreate, when set, holds POST /v2/droplets before the droplet is
+	// made, until StallCreate is closed or the client is gone (then none
+	// is made): a test kills spuff-app and spuff-cloud in that window,
+	// when the login key is registered and no droplet exists.
+	StallCreate chan struct{}
+	stalled     atomic.Int32
 	// OnDelete, when set, is called with each droplet deleted, outside the
 	// fake's lock and before the DELETE is answered (a test stops the VM
 	// it booted for the droplet, as the cloud would).
@@ -242,9 +249,17 @@ func (s *Server) Activate(id int) {
 	}
 }
 
+// Stalled is how many creates StallCreate holds now.
+func (s *Server) Stalled() int { return int(s.stalled.Load()) }
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if s.HoldCreate != nil && r.Method == http.MethodPost && strings.TrimSuffix(r.URL.Path, "/") == "/v2/droplets" {
+	create := r.Method == http.MethodPost && strings.TrimSuffix(r.URL.Path, "/") == "/v2/droplets"
+	if s.StallCreate != nil && create {
+		cloudfake.Stall(w, r, s.StallCreate, &s.stalled, func(w http.ResponseWriter) { s.locked(w, r, body) })
+		return
+	}
+	if s.HoldCreate != nil && create {
 		cloudfake.Held(w, r, s.HoldCreate, func(w http.ResponseWriter) { s.locked(w, r, body) })
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,6 +99,12 @@ type Fake struct {
 	// a test kills spuff-app in that window, between the create and the
 	// state update, deterministically.
 	HoldCreate chan struct{}
+	// StallCreate, when set, holds POST /servers before the server is
+	// made, until StallCreate is closed or the client is gone (then none
+	// is made): a test kills spuff-app and spuff-cloud in that window,
+	// when the login key and the firewall exist and no server does.
+	StallCreate chan struct{}
+	stalled     atomic.Int32
 
 	srv        *httptest.Server
 	mu         sync.Mutex
@@ -253,9 +260,17 @@ func matches(sel string, l map[string]string) bool {
 	return true
 }
 
+// Stalled is how many creates StallCreate holds now.
+func (f *Fake) Stalled() int { return int(f.stalled.Load()) }
+
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if f.HoldCreate != nil && r.Method == "POST" && r.URL.Path == "/servers" {
+	create := r.Method == "POST" && r.URL.Path == "/servers"
+	if f.StallCreate != nil && create {
+		cloudfake.Stall(w, r, f.StallCreate, &f.stalled, func(w http.ResponseWriter) { f.locked(w, r, body) })
+		return
+	}
+	if f.HoldCreate != nil && create {
 		cloudfake.Held(w, r, f.HoldCreate, func(w http.ResponseWriter) { f.locked(w, r, body) })
 		return
 	}

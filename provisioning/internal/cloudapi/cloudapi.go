@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -154,6 +155,26 @@ func Check(req provisioning.CreateRequest, maxUserData int, provider, token stri
 	}
 	return c, nil
 }
+
+// CheckSweep checks what a Sweep was asked for and returns its labels: a
+// shed name, and labels that carry it. Hetzner turns the labels into a
+// label selector, so a value may hold only what a label value may.
+func CheckSweep(req provisioning.SweepRequest) (map[string]string, error) {
+	if !config.ValidShedName(req.Name) {
+		return nil, fmt.Errorf("%q is not a shed name", req.Name)
+	}
+	if req.Labels[provisioning.Label] != req.Name {
+		return nil, fmt.Errorf("the labels must carry %s=%s", provisioning.Label, req.Name)
+	}
+	for k, v := range req.Labels {
+		if !labelValue.MatchString(v) {
+			return nil, fmt.Errorf("label %s=%q is not a label value", k, v)
+		}
+	}
+	return maps.Clone(req.Labels), nil
+}
+
+var labelValue = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
 
 // Explained is an API error told in the provider's words plus what to
 // do; it unwraps to the client library's error.

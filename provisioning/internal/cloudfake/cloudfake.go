@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -101,4 +102,18 @@ func Held(w http.ResponseWriter, r *http.Request, hold <-chan struct{}, serve fu
 	maps.Copy(w.Header(), rec.Header())
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// Stall holds a request before serve sees it, until hold is closed: a
+// create the cloud has not carried out yet, as when the host loses power
+// while the request is in flight. held counts the requests held now. A
+// client gone before hold is closed gets nothing, and nothing is made.
+func Stall(w http.ResponseWriter, r *http.Request, hold <-chan struct{}, held *atomic.Int32, serve func(http.ResponseWriter)) {
+	held.Add(1)
+	defer held.Add(-1)
+	select {
+	case <-hold:
+		serve(w)
+	case <-r.Context().Done():
+	}
 }
