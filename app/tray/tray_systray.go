@@ -19,13 +19,17 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 		return err
 	}
 	steps := &stepLog{m: map[string]string{}}
+	var asked wants
 	changed := make(chan struct{}, 1)
-	poke := func() {
+	ask := func(n need) {
+		asked.add(n)
 		select {
 		case changed <- struct{}{}:
 		default:
 		}
 	}
+	// A click may change anything.
+	poke := func() { ask(needAll) }
 	onReady := func() {
 		// Panels that show no title (most Linux ones) would draw a blank square.
 		systray.SetTemplateIcon(icon(true), icon(false))
@@ -35,7 +39,7 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 			// Every change arrives as an event, the stream's opening one
 			// included (so a reconnect redraws what it missed); nothing polls.
 			for ctx.Err() == nil {
-				err := c.Events(ctx, func(e api.Event) error { steps.on(e); poke(); return nil })
+				err := c.Events(ctx, func(e api.Event) error { steps.on(e); ask(needFor(e)); return nil })
 				if ctx.Err() == nil {
 					log.Debug("tray: event stream ended; reopening", "err", err)
 					poke() // draw "not answering" while it is down
@@ -52,13 +56,32 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 			// so often, in place and without asking the API again.
 			tick := time.NewTicker(countdownTick)
 			defer tick.Stop()
+			// later fires when counters held back by counterEvery are due.
+			later := time.NewTimer(0)
+			<-later.C
+			var last time.Time
+			redraw := func() {
+				n := asked.take()
+				if n == 0 {
+					return
+				}
+				if d := wait(n, last, time.Now()); d > 0 {
+					asked.add(n)
+					later.Reset(d)
+					return
+				}
+				last = time.Now()
+				m.render(ctx, c, auto, n, steps.snapshot(), log, poke)
+			}
 			for {
 				select {
 				case <-ctx.Done():
 					systray.Quit()
 					return
 				case <-changed:
-					m.render(ctx, c, auto, steps.snapshot(), log, poke)
+					redraw()
+				case <-later.C:
+					redraw()
 				case <-tick.C:
 					if m.countdown {
 						m.show(ctx, c, auto, m.view, log, poke)
@@ -82,38 +105,20 @@ type shown struct {
 	// countdown to recount.
 	view      View
 	countdown bool
+	answers   answers
 }
 
 // countdownTick is how often a shown idle countdown is recounted.
 const countdownTick = 15 * time.Second
 
-// render brings the menu up to date. A change in what the menu offers
-// rebuilds it; a change in tooltips alone (request counters) is applied in
-// place, so that an open menu is not closed under the user every poll.
-func (m *shown) render(ctx context.Context, c Client, auto Autostart, steps map[string]string, log *slog.Logger, poke func()) {
+// render brings the menu up to date, asking the API again what n names.
+// A change in what the menu offers rebuilds it; a change in tooltips alone
+// (request counters) is applied in place, so that an open menu is not
+// closed under the user every poll.
+func (m *shown) render(ctx context.Context, c Client, auto Autostart, n need, steps map[string]string, log *slog.Logger, poke func()) {
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	sheds, err := c.Sheds(qctx)
-	pending, perr := c.Pending(qctx)
-	made, merr := c.Made(qctx)
-	st, serr := c.Status(qctx)
-	if err == nil {
-		err = perr
-	}
-	if err == nil {
-		err = serr
-	}
-	if err == nil {
-		err = merr
-	}
-	v := View{Sheds: sheds, Pending: pending, Steps: steps, Err: err, Read: time.Now()}
-	if made != nil {
-		v.Made = made.Sheds
-	}
-	if st != nil {
-		v.Audit, v.Fence = st.Audit, st.Fence
-	}
-	m.show(ctx, c, auto, v, log, poke)
+	m.show(ctx, c, auto, m.answers.refresh(qctx, c, n, steps), log, poke)
 }
 
 // show draws v.
