@@ -45,8 +45,8 @@ func TestFailingFenceRefusesOnlyWhatNeedsAMarkAndHeals(t *testing.T) {
 		t.Skip("no /dev/full:", err)
 	}
 	defer full.Close()
-	real := swapFenceFile(f.b, full)
 	before := time.Now()
+	real := swapFenceFile(f.b, full)
 	r := g.ask(at(60 * time.Second))
 	if code(r) != bus.CodeDenied || !strings.Contains(r.Error.Message, "could not record this request's time") {
 		t.Fatalf("an id needing a mark the disk cannot take: %q (%v), want DENIED naming the fence", code(r), r.Error)

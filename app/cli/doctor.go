@@ -33,9 +33,9 @@ func doctorCmd(g *globals) *cobra.Command {
 		Short: "Check the host side end to end and say what to fix",
 		Long: `Doctor checks this computer's side of spuff: the config file and its mode,
 the broker (spuff-app), its control socket and whether it starts at login, the
-audit log and the replay fence, where SSH keys come from (and which were skipped, and why), the AWS
-and docker settings, the keychain that keeps approvals, and every attached
-shed's connection.`,
+audit log and the replay fence, where SSH keys come from (and which were
+skipped, and why), the AWS and docker settings, the keychain that keeps
+approvals, and every attached shed's connection.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var fs []finding
