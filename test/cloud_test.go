@@ -294,25 +294,9 @@ func TestCloudCrashBetweenCreateAndState(t *testing.T) {
 			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
 				d.HoldCreate, h.HoldCreate = hold, hold
 			}})
-			upDone := make(chan string, 1)
-			go func() {
-				out, _ := c.spuff(2*time.Minute, "up", "crash", "--provider", prov, "--no-connect")
-				upDone <- out
-			}()
-			deadline := time.Now().Add(time.Minute)
-			for c.machines(prov) == 0 {
-				if time.Now().After(deadline) {
-					t.Fatalf("no create reached the fake:\n%s", c.h.Log())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			c.h.Kill(t)
-			<-c.h.Exited()
-			c.mu.Lock()
-			c.printed = append(c.printed, "spuff-app (killed):\n"+c.h.Log())
-			c.mu.Unlock()
-			<-upDone
-			c.h.Restart(t)
+			upDone := c.upInBackground(prov, "crash")
+			c.await(t, func() bool { return c.machines(prov) > 0 })
+			c.crash(t, upDone, nil)
 
 			line, all := c.made(t, "crash")
 			if line == "" || strings.Contains(line, "orphan") {
@@ -321,17 +305,7 @@ func TestCloudCrashBetweenCreateAndState(t *testing.T) {
 			if n := strings.Count(all, "crash "); n != 1 {
 				t.Errorf("crash listed %d times:\n%s", n, all)
 			}
-			if out, err := c.spuff(time.Minute, "down", "crash"); err != nil {
-				t.Fatalf("spuff down: %v\n%s", err, out)
-			}
-			if l := c.left(prov); l != "" {
-				t.Errorf("left at %s after down: %s", prov, l)
-			}
-			if line, all := c.made(t, "crash"); line != "" {
-				t.Errorf("still listed after down:\n%s", all)
-			}
-			c.tokenUsed(t, prov)
-			c.noTokenOnHost(t)
+			c.downLeavesNothing(t, prov, "crash")
 		})
 	}
 }
@@ -356,55 +330,82 @@ func TestCloudPowerLossBeforeTheMachine(t *testing.T) {
 				}
 				return c.hc.Stalled()
 			}
-			upDone := make(chan string, 1)
-			go func() {
-				out, _ := c.spuff(2*time.Minute, "up", "lost", "--provider", prov, "--no-connect")
-				upDone <- out
-			}()
-			for deadline := time.Now().Add(time.Minute); stalled() == 0; time.Sleep(20 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no create reached the fake:\n%s", c.h.Log())
-				}
-			}
+			upDone := c.upInBackground(prov, "lost")
+			c.await(t, func() bool { return stalled() > 0 })
 			if c.left(prov) == "" {
 				t.Fatal("the create stalled before it registered anything: this test would pass on any code")
 			}
-			// Stop the child first, so that it cannot clean up once its
-			// parent is gone, then kill both.
 			kids := children(t, c.h.PID(), "spuff-cloud")
 			if len(kids) == 0 {
 				t.Fatal("no spuff-cloud child is making the VM")
 			}
-			for _, pid := range kids {
-				_ = syscall.Kill(pid, syscall.SIGSTOP)
-			}
-			c.h.Kill(t)
-			<-c.h.Exited()
-			for _, pid := range kids {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			c.mu.Lock()
-			c.printed = append(c.printed, "spuff-app (killed):\n"+c.h.Log())
-			c.mu.Unlock()
-			<-upDone
-			c.h.Restart(t)
+			c.crash(t, upDone, kids)
 
 			if line, all := c.made(t, "lost"); !strings.Contains(line, "failed") {
 				t.Fatalf("the row after the power loss is not failed:\n%s", all)
 			}
-			if out, err := c.spuff(time.Minute, "down", "lost"); err != nil {
-				t.Fatalf("spuff down: %v\n%s", err, out)
-			}
-			if l := c.left(prov); l != "" {
-				t.Errorf("left at %s after down: %s", prov, l)
-			}
-			if line, all := c.made(t, "lost"); line != "" {
-				t.Errorf("still listed after down:\n%s", all)
-			}
-			c.tokenUsed(t, prov)
-			c.noTokenOnHost(t)
+			c.downLeavesNothing(t, prov, "lost")
 		})
 	}
+}
+
+// upInBackground runs `spuff up name` on prov; its output arrives on the
+// channel once it ends.
+func (c *cloudHost) upInBackground(prov, name string) <-chan string {
+	done := make(chan string, 1)
+	go func() {
+		out, _ := c.spuff(2*time.Minute, "up", name, "--provider", prov, "--no-connect")
+		done <- out
+	}()
+	return done
+}
+
+// await waits up to a minute for cond.
+func (c *cloudHost) await(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no create reached the fake:\n%s", c.h.Log())
+		}
+	}
+}
+
+// crash kills spuff-app (-9), and with it the processes in kids,
+// stopped first so that none can clean up once its parent is gone; then,
+// once the up running meanwhile has ended, starts spuff-app again.
+func (c *cloudHost) crash(t *testing.T, upDone <-chan string, kids []int) {
+	t.Helper()
+	for _, pid := range kids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	c.h.Kill(t)
+	<-c.h.Exited()
+	for _, pid := range kids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	c.mu.Lock()
+	c.printed = append(c.printed, "spuff-app (killed):\n"+c.h.Log())
+	c.mu.Unlock()
+	<-upDone
+	c.h.Restart(t)
+}
+
+// downLeavesNothing runs `spuff down name` and checks that prov's fake
+// holds nothing and the shed is no longer listed, that the provider was
+// sent its token, and that the token is nowhere on the host.
+func (c *cloudHost) downLeavesNothing(t *testing.T, prov, name string) {
+	t.Helper()
+	if out, err := c.spuff(time.Minute, "down", name); err != nil {
+		t.Fatalf("spuff down: %v\n%s", err, out)
+	}
+	if l := c.left(prov); l != "" {
+		t.Errorf("left at %s after down: %s", prov, l)
+	}
+	if line, all := c.made(t, name); line != "" {
+		t.Errorf("still listed after down:\n%s", all)
+	}
+	c.tokenUsed(t, prov)
+	c.noTokenOnHost(t)
 }
 
 // children returns the pids of parent's children whose command is comm.
