@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -34,6 +35,11 @@ type FenceState struct {
 	Since time.Time
 }
 
+// fenceProbeEvery is how often a failing fence writes and flushes a line
+// of its own, so that it heals once the disk takes writes again even when
+// no request needs a new mark.
+const fenceProbeEvery = 5 * time.Second
+
 // fenceFile keeps, for each shed, a mark at or past the time of every
 // future-dated request id the broker accepted. The replay memory is lost
 // on restart and a restarted broker refuses ids dated before it started,
@@ -47,9 +53,10 @@ type FenceState struct {
 // "shed unix-ms" lines, so a torn last line costs only that line.
 //
 // A failed write or flush makes the fence fail: a request that would raise
-// a mark is refused until a mark is again written and flushed, which each
-// such request tries in turn. Requests dated at or behind the host clock,
-// and those behind a mark already written, need no mark and are served.
+// a mark is refused until a line is again written and flushed, which each
+// such request tries in turn, and the flusher every fenceProbeEvery.
+// Requests dated at or behind the host clock, and those behind a mark
+// already written, need no mark and are served.
 type fenceFile struct {
 	path string
 	log  *slog.Logger
@@ -58,8 +65,9 @@ type fenceFile struct {
 	f     *os.File
 	marks map[string]int64 // unix ms: this run's marks, and the loaded ones
 	lines int              // lines in the file
-	err   error            // failing since since: a raise must write and flush to heal it
+	err   error            // failing since since: a line must be written and flushed to heal it
 	since time.Time
+	probe time.Duration // fenceProbeEvery
 
 	kick      chan struct{}
 	done      chan struct{}
@@ -83,7 +91,7 @@ func openFence(path string, now time.Time, log *slog.Logger) (*fenceFile, map[st
 			fences[shed] = time.UnixMilli(ms)
 		}
 	}
-	ff := &fenceFile{path: path, log: log, marks: marks, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	ff := &fenceFile{path: path, log: log, marks: marks, probe: fenceProbeEvery, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := ff.rewrite(); err != nil {
 		return nil, nil, err
 	}
@@ -169,14 +177,8 @@ func (ff *fenceFile) raise(shed string, ts time.Time) error {
 	if _, err := fmt.Fprintf(ff.f, "%s %d\n", shed, mark); err != nil {
 		return ff.failLocked(fmt.Errorf("broker: writing the replay fence %s: %w", ff.path, err))
 	}
-	if ff.err != nil {
-		// The flusher may be what failed: only a mark that is on disk
-		// says the file is whole again.
-		if err := ff.f.Sync(); err != nil {
-			return ff.failLocked(fmt.Errorf("broker: flushing the replay fence %s: %w", ff.path, err))
-		}
-		ff.log.Warn("replay fence written again; requests dated ahead of the host clock are served", "path", ff.path, "was", ff.err.Error(), "for", time.Since(ff.since).Round(time.Millisecond))
-		ff.err = nil
+	if err := ff.confirmLocked(); err != nil {
+		return err
 	}
 	ff.marks[shed] = mark
 	ff.lines++
@@ -213,22 +215,79 @@ func (ff *fenceFile) state() FenceState {
 	return s
 }
 
-// flushLoop fsyncs right behind the writes.
+// confirmLocked heals a failing fence once what was just written is
+// flushed: the flusher may be what failed, and only a line on disk says
+// the file takes writes again.
+func (ff *fenceFile) confirmLocked() error {
+	if ff.err == nil {
+		return nil
+	}
+	if err := ff.f.Sync(); err != nil {
+		return ff.failLocked(fmt.Errorf("broker: flushing the replay fence %s: %w", ff.path, err))
+	}
+	ff.log.Warn("replay fence written again; requests dated ahead of the host clock are served", "path", ff.path, "was", ff.err.Error(), "for", time.Since(ff.since).Round(time.Millisecond))
+	ff.err = nil
+	return nil
+}
+
+// flushLoop fsyncs right behind the writes and, while the fence fails,
+// probes it every ff.probe.
 func (ff *fenceFile) flushLoop() {
 	defer close(ff.done)
-	for range ff.kick {
+	var probe <-chan time.Time
+	for {
+		select {
+		case _, open := <-ff.kick:
+			if !open {
+				return
+			}
+			ff.flush()
+		case <-probe:
+			ff.probeOnce()
+		}
 		ff.mu.Lock()
-		f := ff.f
+		probe = nil
+		if ff.err != nil {
+			probe = time.After(ff.probe)
+		}
 		ff.mu.Unlock()
-		if f == nil {
-			continue
-		}
-		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
-			ff.mu.Lock()
-			ff.failLocked(fmt.Errorf("broker: flushing the replay fence %s: %w", ff.path, err))
-			ff.mu.Unlock()
-		}
 	}
+}
+
+func (ff *fenceFile) flush() {
+	ff.mu.Lock()
+	f := ff.f
+	ff.mu.Unlock()
+	if f == nil {
+		return
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+		ff.mu.Lock()
+		ff.failLocked(fmt.Errorf("broker: flushing the replay fence %s: %w", ff.path, err))
+		ff.mu.Unlock()
+	}
+}
+
+// probeOnce writes a line and flushes it while the fence fails: a mark
+// already made, said again (readFence keeps the greatest), or with none a
+// line readFence skips.
+func (ff *fenceFile) probeOnce() {
+	ff.mu.Lock()
+	defer ff.mu.Unlock()
+	if ff.err == nil || ff.f == nil {
+		return
+	}
+	line := "probe\n"
+	for shed, ms := range ff.marks {
+		line = fmt.Sprintf("%s %d\n", shed, ms)
+		break
+	}
+	if _, err := io.WriteString(ff.f, line); err != nil {
+		ff.failLocked(fmt.Errorf("broker: writing the replay fence %s: %w", ff.path, err))
+		return
+	}
+	ff.lines++
+	_ = ff.confirmLocked()
 }
 
 func (ff *fenceFile) close() error {

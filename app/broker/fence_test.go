@@ -22,14 +22,17 @@ func swapFenceFile(b *Broker, f *os.File) *os.File {
 }
 
 // A fence that cannot be written or flushed refuses only the requests that
-// need a new mark, says so in FenceState, and heals once a mark is again
-// written and flushed. The disk is made to fail by pointing the fence's
+// need a new mark, says so in FenceState, and heals once a line is again
+// written and flushed, by a request or by the flusher's probe. The disk is made to fail by pointing the fence's
 // appends at /dev/full (every write fails) and at a pipe (writes work,
 // fsync does not).
 func TestFailingFenceRefusesOnlyWhatNeedsAMarkAndHeals(t *testing.T) {
 	fence := filepath.Join(t.TempDir(), "replay-fence")
 	fast := func(c *config.Config) { c.Limits = config.Limits{RequestsPerSecond: 1000, Burst: 1000} }
 	f := newFixtureWith(t, fast, func(o *Options) { o.FencePath = fence })
+	f.b.fence.mu.Lock()
+	f.b.fence.probe = 20 * time.Millisecond
+	f.b.fence.mu.Unlock()
 	g := newRawGuest(t)
 	f.attach(t, "s1", g)
 	at := func(d time.Duration) *bus.Envelope { return bustest.Ping(bustest.IDAt(time.Now().Add(d))) }
@@ -111,7 +114,21 @@ func TestFailingFenceRefusesOnlyWhatNeedsAMarkAndHeals(t *testing.T) {
 	if r := g.ask(at(75 * time.Second)); code(r) != bus.CodeDenied {
 		t.Fatalf("an id needing a mark after a failed flush: %q, want DENIED", code(r))
 	}
+
+	// Once the disk takes writes again the fence heals by itself, with no
+	// request that needs a mark, and the file it wrote still reads whole.
 	swapFenceFile(f.b, real)
+	deadline = time.Now().Add(5 * time.Second)
+	for f.b.FenceState().Err != "" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := f.b.FenceState(); s.Err != "" {
+		t.Fatalf("no request came, and the fence did not heal: %+v", s)
+	}
+	clear(marks)
+	if err := readFence(fence, marks); err != nil || marks["s1"] < time.Now().Add(62*time.Second).UnixMilli() {
+		t.Fatalf("the fence file after probes: %v (%v)", marks, err)
+	}
 }
 
 // A broker without a fence path reports a zero state.

@@ -207,7 +207,7 @@ func fenceCheck(f *api.FenceHealth, add func(level, what, fix string)) {
 	case f == nil || f.Path == "":
 	case f.Failing():
 		add("fail", fmt.Sprintf("replay fence failing since %s, so requests dated ahead of this computer's clock are refused: %s", f.Since.Local().Format(time.TimeOnly), api.Printable(f.Error)),
-			"free space or fix permissions where "+f.Path+" lives; the next such request that can be written and flushed heals it")
+			"free space or fix permissions where "+f.Path+" lives; it heals within seconds once a line can be written and flushed there")
 	default:
 		add("ok", "replay fence "+f.Path, "")
 	}
