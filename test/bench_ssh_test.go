@@ -99,29 +99,52 @@ func TestSignLoopHelper(t *testing.T) {
 	os.Exit(0)
 }
 
-// forwardedSigner signs through OpenSSH agent forwarding: ssh -A to a local
-// sshd, where this test binary signs through the forwarded socket.
-type forwardedSigner struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
+// procSigner signs in a process of its own: this test binary's
+// TestSignLoopHelper, run on the far side of `ssh -A` or straight against
+// an agent socket. Every path BenchmarkSign compares is timed by such a
+// process, so that no path's client shares the benchmark's busy process
+// (its harness, pipes and collector) while its peer's does not.
+type procSigner struct {
+	what string
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
 }
 
-func startForwardedSigner(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.Key) *forwardedSigner {
+// startForwardedSigner signs through OpenSSH agent forwarding: ssh -A to a
+// local sshd, where the helper signs through the forwarded socket.
+func startForwardedSigner(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.Key) *procSigner {
 	b.Helper()
 	sshd := testenv.StartSSHD(b, key.Line+"\n")
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
 	kh := harness.ShortTempDir(b) + "/known_hosts"
 	if err := os.WriteFile(kh, []byte(sshd.KnownHostsLine()+"\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(testenv.Tool(b, "ssh"), "-A", "-F", "none", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+kh,
 		"-p", sshd.Port, "root@127.0.0.1",
-		fmt.Sprintf("SPUFF_SIGNLOOP=1 %s -test.run '^TestSignLoopHelper$'", self))
+		fmt.Sprintf("SPUFF_SIGNLOOP=1 %s -test.run '^TestSignLoopHelper$'", selfBinary(b)))
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+ag.Sock)
+	return startProcSigner(b, "ssh -A sign loop", cmd)
+}
+
+// startSocketSigner signs through the agent at sock from a helper process.
+func startSocketSigner(b *testing.B, sock string) *procSigner {
+	b.Helper()
+	cmd := exec.Command(selfBinary(b), "-test.run", "^TestSignLoopHelper$")
+	cmd.Env = append(os.Environ(), "SPUFF_SIGNLOOP=1", "SSH_AUTH_SOCK="+sock)
+	return startProcSigner(b, "sign loop at "+sock, cmd)
+}
+
+func selfBinary(b *testing.B) string {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return self
+}
+
+func startProcSigner(b *testing.B, what string, cmd *exec.Cmd) *procSigner {
+	b.Helper()
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -132,17 +155,17 @@ func startForwardedSigner(b *testing.B, ag *sshkeystest.Agent, key sshkeystest.K
 		b.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		b.Fatalf("ssh -A sign loop: %v", err)
+		b.Fatalf("%s: %v", what, err)
 	}
-	f := &forwardedSigner{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	f := &procSigner{what: what, cmd: cmd, in: in, out: bufio.NewScanner(out)}
 	f.out.Buffer(nil, 1<<20)
 	b.Cleanup(func() { f.in.Close(); _ = f.cmd.Wait() })
 	return f
 }
 
-func (f *forwardedSigner) times(n int) ([]time.Duration, error) {
+func (f *procSigner) times(n int) ([]time.Duration, error) {
 	if _, err := fmt.Fprintf(f.in, "%d\n", n); err != nil {
-		return nil, fmt.Errorf("ssh -A sign loop: %w", err)
+		return nil, fmt.Errorf("%s: %w", f.what, err)
 	}
 	for f.out.Scan() {
 		line := f.out.Text()
@@ -152,10 +175,10 @@ func (f *forwardedSigner) times(n int) ([]time.Duration, error) {
 			return d, err
 		}
 		if strings.HasPrefix(line, "ERR ") {
-			return nil, fmt.Errorf("ssh -A sign loop: %s", line)
+			return nil, fmt.Errorf("%s: %s", f.what, line)
 		}
 	}
-	return nil, fmt.Errorf("ssh -A sign loop ended: %v", f.out.Err())
+	return nil, fmt.Errorf("%s ended: %v", f.what, f.out.Err())
 }
 
 // timed is a path a benchmark measures: times(n) does its operation n
@@ -215,7 +238,8 @@ func (s fsyncer) times(n int) ([]time.Duration, error) {
 // forwarding, the same through a broker in audit fsync mode beside a bare
 // write and fsync, and the local-keys backend through the broker, all
 // interleaved in one run; then 10 sheds × 10 clients at once,
-// agent-forward and local keys.
+// agent-forward and local keys. Each path is timed by a client process of
+// its own (procSigner), as ssh -A's must be.
 func BenchmarkSign(b *testing.B) {
 	const n = 1000
 	keys := harness.ShortTempDir(b)
@@ -259,12 +283,16 @@ func BenchmarkSign(b *testing.B) {
 		b.Cleanup(func() { s.Close() })
 		return s
 	}
-	direct, spuff, local := dial(ag.Sock), dial(g.RunDir+"/ssh-agent.sock"), dial(gl.RunDir+"/ssh-agent.sock")
-	spuffFsync := dial(gf.RunDir + "/ssh-agent.sock")
+	spuffSock, localSock, fsyncSock := g.RunDir+"/ssh-agent.sock", gl.RunDir+"/ssh-agent.sock", gf.RunDir+"/ssh-agent.sock"
+	direct, spuff, local := startSocketSigner(b, ag.Sock), startSocketSigner(b, spuffSock), startSocketSigner(b, localSock)
+	spuffFsync := startSocketSigner(b, fsyncSock)
 	fwd := startForwardedSigner(b, ag, key)
+	// The same signs from a client in this process, as earlier runs timed
+	// every path but ssh -A's: shown beside, not in the goals.
+	inDirect, inSpuff := dial(ag.Sock), dial(spuffSock)
 	b.ResetTimer()
 	for range b.N {
-		d := interleaved(b, n, direct, fwd, spuff, local, spuffFsync, fsyncer{bare})
+		d := interleaved(b, n, direct, fwd, spuff, local, spuffFsync, fsyncer{bare}, inDirect, inSpuff)
 		floor50 := testenv.ReportPercentiles(b, "direct", d[0])
 		fwd50 := testenv.ReportPercentiles(b, "ssh-A", d[1])
 		br50 := testenv.ReportPercentiles(b, "spuff", d[2])
@@ -277,6 +305,9 @@ func BenchmarkSign(b *testing.B) {
 		fsync50 := testenv.ReportPercentiles(b, "bare-fsync", d[5])
 		b.ReportMetric(brf50-floor50, "spuff-fsync-overhead-µs")
 		b.ReportMetric((brf50-floor50)/(1.5*(fwd50-floor50)+fsync50), "fsync-mode-vs-goal")
+		inFloor50 := testenv.ReportPercentiles(b, "inproc-direct", d[6])
+		inBr50 := testenv.ReportPercentiles(b, "inproc-spuff", d[7])
+		b.ReportMetric((inBr50-inFloor50)/(fwd50-inFloor50), "inproc-overhead-ratio")
 
 		rate, errs := fleetSigns(sheds, 50)
 		b.ReportMetric(rate, "fleet-signs/s")
