@@ -16,6 +16,9 @@ const (
 	needPending
 	needMade
 	needStatus
+	// needRedraw asks nothing again: the menu is drawn from the last
+	// answers with the latest provisioning steps.
+	needRedraw
 	needAll = needSheds | needPending | needMade | needStatus
 )
 
@@ -23,16 +26,26 @@ const (
 // counters, and the audit log's health when a line failed.
 const countersOnly = needSheds | needStatus
 
+// throttled is what redraws at most once per counterEvery.
+const throttled = countersOnly | needRedraw
+
 // counterEvery is the least time between two redraws that only counters
-// asked for: a busy shed answers hundreds of requests a second, and the
-// counters are only tooltips.
+// or steps asked for: a busy shed answers hundreds of requests a second,
+// an image build prints thousands of lines, and the menu shows them in
+// tooltips and one step line.
 const counterEvery = time.Second
 
-// needFor is what an event can have changed. An answered request changes
-// counters only: reading the made sheds again would have spuff-app ask
-// every cloud provider's API for its machines, once for each request a
-// shed makes.
-func needFor(e api.Event) need {
+// eventNeeds says what each event can have changed. Reading the made sheds
+// again has spuff-app ask every cloud provider's API for its machines, so
+// it is asked only when a shed's lifecycle state moves: never for an
+// answered request, and not for a provisioning step within a state, whose
+// words the event carries itself. It remembers each shed's state as the
+// events told it.
+type eventNeeds struct {
+	state map[string]string
+}
+
+func (n *eventNeeds) of(e api.Event) need {
 	switch e.Kind {
 	case api.EventRequest:
 		return countersOnly
@@ -40,9 +53,19 @@ func needFor(e api.Event) need {
 		return needSheds
 	case api.EventApproval:
 		return needPending
+	case api.EventProvision:
+		if last, ok := n.state[e.Shed]; ok && last == e.State {
+			return needRedraw
+		}
+		if n.state == nil {
+			n.state = map[string]string{}
+		}
+		n.state[e.Shed] = e.State
+	case api.EventOpen:
+		// A reconnect may have missed anything.
+		clear(n.state)
 	}
-	// The stream's opening event (a reconnect may have missed anything),
-	// provisioning steps, idle changes, and kinds this build does not know.
+	// Idle changes, and kinds this build does not know.
 	return needAll
 }
 
@@ -67,9 +90,9 @@ func (w *wants) take() need {
 }
 
 // wait is how long a redraw of n must wait after one at last: none,
-// unless n is counters only and the last redraw was under counterEvery ago.
+// unless n is throttled only and the last redraw was under counterEvery ago.
 func wait(n need, last, now time.Time) time.Duration {
-	if n&^countersOnly != 0 || last.IsZero() {
+	if n&^throttled != 0 || last.IsZero() {
 		return 0
 	}
 	return max(0, counterEvery-now.Sub(last))

@@ -3,6 +3,7 @@ package tray
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -40,14 +41,15 @@ func (a *asks) Status(context.Context) (*api.Status, error) {
 func TestRequestEventsDoNotListTheClouds(t *testing.T) {
 	c := &asks{}
 	var a answers
+	var needs eventNeeds
 	ctx := context.Background()
-	v := a.refresh(ctx, c, needFor(api.Event{Kind: api.EventOpen}), nil)
+	v := a.refresh(ctx, c, needs.of(api.Event{Kind: api.EventOpen}), nil)
 	if c.sheds != 1 || c.pending != 1 || c.made != 1 || c.status != 1 || len(v.Made) != 1 {
 		t.Fatalf("the opening event asked %+v, view %+v; want everything once", *c, v)
 	}
 	var w wants
 	for range 1000 {
-		w.add(needFor(api.Event{Kind: api.EventRequest, Shed: "a", NS: "ssh-agent", Op: "sign", Result: "ok"}))
+		w.add(needs.of(api.Event{Kind: api.EventRequest, Shed: "a", NS: "ssh-agent", Op: "sign", Result: "ok"}))
 	}
 	v = a.refresh(ctx, c, w.take(), nil)
 	if c.made != 1 || c.pending != 1 || c.sheds != 2 || c.status != 2 {
@@ -61,10 +63,10 @@ func TestRequestEventsDoNotListTheClouds(t *testing.T) {
 	}
 	for kind, want := range map[string]need{
 		api.EventShed: needSheds, api.EventApproval: needPending,
-		api.EventProvision: needAll, api.EventIdle: needAll, api.EventOpen: needAll, "from-a-newer-spuff-app": needAll,
+		api.EventIdle: needAll, api.EventOpen: needAll, "from-a-newer-spuff-app": needAll,
 	} {
-		if got := needFor(api.Event{Kind: kind}); got != want {
-			t.Errorf("needFor(%s) = %b, want %b", kind, got, want)
+		if got := needs.of(api.Event{Kind: kind}); got != want {
+			t.Errorf("needs.of(%s) = %b, want %b", kind, got, want)
 		}
 	}
 
@@ -79,6 +81,50 @@ func TestRequestEventsDoNotListTheClouds(t *testing.T) {
 	c.madeErr = nil
 	if v = a.refresh(ctx, c, needAll, nil); v.Err != nil {
 		t.Fatalf("the error outlived a good answer: %v", v.Err)
+	}
+}
+
+// An image build prints thousands of steps, all in the state "creating":
+// they redraw the step without asking for the made sheds again. A move to
+// another state asks for everything, as does a reconnect (which may have
+// missed a move), after which the same state counts as new.
+func TestProvisioningStepsListTheCloudsOnlyWhenTheStateMoves(t *testing.T) {
+	c := &asks{}
+	var a answers
+	var needs eventNeeds
+	var w wants
+	ctx := context.Background()
+	step := func(shed, state, words string) api.Event {
+		return api.Event{Kind: api.EventProvision, Shed: shed, State: state, Provision: &api.ProvisionStep{Step: words}}
+	}
+	w.add(needs.of(step("web", "creating", "preparing the debian-12 base image")))
+	a.refresh(ctx, c, w.take(), nil)
+	if c.made != 1 {
+		t.Fatalf("a shed's first step asked made %d times, want 1", c.made)
+	}
+	for i := range 5000 {
+		w.add(needs.of(step("web", "creating", fmt.Sprintf("image: Get:%d deb.example/debian bookworm", i))))
+	}
+	n := w.take()
+	if n != needRedraw {
+		t.Fatalf("5000 steps in one state need %b, want a redraw alone", n)
+	}
+	v := a.refresh(ctx, c, n, map[string]string{"web": "image: Get:4999"})
+	if c.made != 1 || c.sheds != 1 || c.status != 1 || c.pending != 1 || v.Steps["web"] == "" || len(v.Made) != 1 {
+		t.Fatalf("the steps' redraw asked %+v, view %+v; want nothing asked and the step drawn", *c, v)
+	}
+	if got := needs.of(step("other", "creating", "writing the seed")); got != needAll {
+		t.Fatalf("another shed's first step needs %b, want everything", got)
+	}
+	if got := needs.of(step("web", "booting", "starting QEMU")); got != needAll {
+		t.Fatalf("a move to booting needs %b, want everything", got)
+	}
+	needs.of(api.Event{Kind: api.EventOpen})
+	if got := needs.of(step("web", "booting", "waiting for ssh")); got != needAll {
+		t.Fatalf("the first step after a reconnect needs %b, want everything", got)
+	}
+	if d := wait(needRedraw, time.Now(), time.Now()); d == 0 {
+		t.Error("a steps' redraw right after another is not held back")
 	}
 }
 

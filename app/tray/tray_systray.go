@@ -20,6 +20,7 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 	}
 	steps := &stepLog{m: map[string]string{}}
 	var asked wants
+	var needs eventNeeds
 	changed := make(chan struct{}, 1)
 	ask := func(n need) {
 		asked.add(n)
@@ -39,7 +40,7 @@ func Run(ctx context.Context, c Client, auto Autostart, log *slog.Logger) error 
 			// Every change arrives as an event, the stream's opening one
 			// included (so a reconnect redraws what it missed); nothing polls.
 			for ctx.Err() == nil {
-				err := c.Events(ctx, func(e api.Event) error { steps.on(e); ask(needFor(e)); return nil })
+				err := c.Events(ctx, func(e api.Event) error { steps.on(e); ask(needs.of(e)); return nil })
 				if ctx.Err() == nil {
 					log.Debug("tray: event stream ended; reopening", "err", err)
 					poke() // draw "not answering" while it is down
