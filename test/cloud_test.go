@@ -433,3 +433,28 @@ func children(t *testing.T, parent int, comm string) []int {
 	}
 	return out
 }
+
+// TestCloudSSHCommandsAskNoProvider: `spuff ssh NAME` and `spuff
+// ssh-config` need a row's address, not the clouds' machines, so they make
+// no cloud API call (each would cost a spuff-cloud child and a round trip
+// per provider with a token, on every login); `spuff list` does ask both.
+func TestCloudSSHCommandsAskNoProvider(t *testing.T) {
+	c := startCloudHost(t, cloudOptions{})
+	asked := func() int { return len(c.do.Requests()) + len(c.hc.Requests()) }
+	if out, err := c.spuff(time.Minute, "list"); err != nil {
+		t.Fatalf("spuff list: %v\n%s", err, out)
+	}
+	before := asked()
+	if before == 0 {
+		t.Fatal("spuff list asked neither fake: this test would pass on any code")
+	}
+	if out, err := c.spuff(time.Minute, "ssh-config"); err != nil {
+		t.Fatalf("spuff ssh-config: %v\n%s", err, out)
+	}
+	if out, err := c.spuff(time.Minute, "ssh", "nosuch"); err == nil || !strings.Contains(out, `no made shed "nosuch"`) {
+		t.Fatalf("spuff ssh of no shed: %v\n%s", err, out)
+	}
+	if n := asked() - before; n != 0 {
+		t.Fatalf("ssh-config and ssh made %d cloud API calls, want none", n)
+	}
+}

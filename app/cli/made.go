@@ -144,7 +144,8 @@ func sshCmd(g *globals) *cobra.Command {
 		Short: "Log in to a shed spuff made with OpenSSH, its host key checked under its alias",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := g.client.Made(cmd.Context())
+			// The row has the address: no provider need be asked.
+			l, err := g.client.MadeRows(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -162,7 +162,7 @@ func currentSSHConfig(ctx context.Context, g *globals, only string) (string, []e
 	if err != nil {
 		return "", nil, err
 	}
-	l, err := g.client.Made(ctx)
+	l, err := g.client.MadeRows(ctx)
 	if err != nil {
 		return "", nil, err
 	}

@@ -34,7 +34,12 @@ func (f *fakeProvisioner) Stop(_ context.Context, name string) error {
 	return errors.New("provisioning: digitalocean sheds cannot be stopped")
 }
 func (f *fakeProvisioner) List(context.Context) (api.MadeList, error) {
+	f.calls = append(f.calls, "list")
 	return api.MadeList{Sheds: []api.MadeShed{{Name: "demo", Provider: "qemu", State: "ready"}, {Name: "lost", Provider: "hetzner", Orphan: "no row"}}}, nil
+}
+func (f *fakeProvisioner) Rows(context.Context) (api.MadeList, error) {
+	f.calls = append(f.calls, "rows")
+	return api.MadeList{Sheds: []api.MadeShed{{Name: "demo", Provider: "qemu", State: "ready"}}}, nil
 }
 
 func TestMadeRoutes(t *testing.T) {
@@ -59,6 +64,9 @@ func TestMadeRoutes(t *testing.T) {
 	l, err := c.Made(ctx)
 	if err != nil || len(l.Sheds) != 2 || l.Sheds[1].Orphan != "no row" {
 		t.Fatalf("made: %+v %v", l, err)
+	}
+	if l, err = c.MadeRows(ctx); err != nil || len(l.Sheds) != 1 || l.Sheds[0].Name != "demo" {
+		t.Fatalf("made rows: %+v %v", l, err)
 	}
 	if err := c.do(ctx, "POST", "/v1/up", map[string]any{"name": "x", "role": "admin"}, nil); err == nil {
 		t.Error("an up body with an unknown field was accepted")

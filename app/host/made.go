@@ -268,15 +268,35 @@ func (md *made) List(ctx context.Context) (api.MadeList, error) {
 	}
 	out := api.MadeList{Notes: notes, Sheds: []api.MadeShed{}}
 	for _, l := range ls {
-		m := madeShed(l.Shed)
+		m := md.madeShed(l.Shed)
 		m.Orphan = l.Orphan
-		if p, err := md.provider(l.Provider); err == nil {
-			m.StartStop = p.Capabilities().StartStop
-		}
-		md.idleFields(&m)
 		out.Sheds = append(out.Sheds, m)
 	}
 	return out, nil
+}
+
+// Rows lists made sheds as state.db holds them, asking no provider.
+func (md *made) Rows(ctx context.Context) (api.MadeList, error) {
+	rows, err := md.db.Sheds(ctx)
+	if err != nil {
+		return api.MadeList{}, err
+	}
+	out := api.MadeList{Sheds: []api.MadeShed{}}
+	for _, s := range rows {
+		out.Sheds = append(out.Sheds, md.madeShed(s))
+	}
+	return out, nil
+}
+
+// madeShed is a row as the API shows it, with what its provider can do
+// (a provider built once, and no API call) and its idle countdown.
+func (md *made) madeShed(s state.Shed) api.MadeShed {
+	m := madeShed(s)
+	if p, err := md.provider(s.Provider); err == nil {
+		m.StartStop = p.Capabilities().StartStop
+	}
+	md.idleFields(&m)
+	return m
 }
 
 // dial dials a shed's bus: a made shed's with the bus key (its
