@@ -382,7 +382,7 @@ func (m *Manager) down(ctx context.Context, name string, force bool) (state.Shed
 		return s, err
 	}
 	r.step("destroying", s.State)
-	if err := m.deleteMachines(ctx, s); err != nil && !force {
+	if err := m.deleteMachines(ctx, s, func(step string) { r.step(step, state.Destroying) }); err != nil && !force {
 		s, ferr := m.fail(ctx, r, s, "destroying", err)
 		return s, fmt.Errorf("%w (or `spuff down --force %s` to forget it anyway)", ferr, name)
 	} else if err != nil {
@@ -402,7 +402,7 @@ func (m *Manager) down(ctx context.Context, name string, force bool) (state.Shed
 // id (a crash right after Create, or a Create that failed before making
 // anything), the machines the provider labels with the shed's name; when
 // there are none, what a Create left before its machine existed.
-func (m *Manager) deleteMachines(ctx context.Context, s state.Shed) error {
+func (m *Manager) deleteMachines(ctx context.Context, s state.Shed, progress func(string)) error {
 	p, err := m.o.Provider(s.Provider)
 	if err != nil {
 		return err
@@ -425,18 +425,19 @@ func (m *Manager) deleteMachines(ctx context.Context, s state.Shed) error {
 		errs = append(errs, p.Delete(ctx, id))
 	}
 	if len(ids) == 0 {
-		errs = append(errs, m.sweep(ctx, p, s.Name))
+		errs = append(errs, m.sweep(ctx, p, s.Name, progress))
 	}
 	return errors.Join(errs...)
 }
 
 // sweep removes what a Create of the shed left with no machine, where the
 // provider makes such things.
-func (m *Manager) sweep(ctx context.Context, p Provider, name string) error {
+func (m *Manager) sweep(ctx context.Context, p Provider, name string, progress func(string)) error {
 	sw, ok := p.(Sweeper)
 	if !ok {
 		return nil
 	}
+	progress("no machine at " + p.Name() + "; removing what an interrupted up left there (a login key, a firewall)")
 	req := SweepRequest{Name: name, Labels: Labels(name, m.o.Owner)}
 	if m.o.LoginKey != nil {
 		if k, err := m.o.LoginKey(); err != nil {

@@ -460,7 +460,7 @@ func TestCrashBetweenCreateAndRowUpdate(t *testing.T) {
 // row, as a failed delete does, unless forced.
 func TestDownSweepsWhatACreateLeftWithoutAMachine(t *testing.T) {
 	ctx := context.Background()
-	m, fp, db, _ := newManager(t, fakeBoot{})
+	m, fp, db, events := newManager(t, fakeBoot{})
 	key, keyErr := "ssh-ed25519 AAAAC3 alice@laptop", error(nil)
 	m.o.LoginKey = func() (string, error) { return key, keyErr }
 	row := func(name, id string) {
@@ -481,6 +481,16 @@ func TestDownSweepsWhatACreateLeftWithoutAMachine(t *testing.T) {
 	want := []SweepRequest{{Name: "lost", Labels: Labels("lost", "alice-laptop"), LoginKey: key}}
 	if fmt.Sprint(fp.sweeps) != fmt.Sprint(want) {
 		t.Fatalf("sweeps %+v, want %+v", fp.sweeps, want)
+	}
+	// The down that sweeps says so, as a step of its own.
+	swept := map[string]bool{}
+	for _, e := range *events {
+		if strings.Contains(e.Step, "removing what an interrupted up left") {
+			swept[e.Shed] = e.State == state.Destroying
+		}
+	}
+	if len(swept) != 1 || !swept["lost"] {
+		t.Fatalf("sweep steps by shed: %v, want one for lost while destroying", swept)
 	}
 
 	fp.sweeps, fp.failAt = nil, "sweep"

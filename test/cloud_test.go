@@ -344,7 +344,9 @@ func TestCloudPowerLossBeforeTheMachine(t *testing.T) {
 			if line, all := c.made(t, "lost"); !strings.Contains(line, "failed") {
 				t.Fatalf("the row after the power loss is not failed:\n%s", all)
 			}
-			c.downLeavesNothing(t, prov, "lost")
+			if out := c.downLeavesNothing(t, prov, "lost"); !strings.Contains(out, "removing what an interrupted up left") {
+				t.Errorf("spuff down did not say what it removed:\n%s", out)
+			}
 		})
 	}
 }
@@ -392,10 +394,12 @@ func (c *cloudHost) crash(t *testing.T, upDone <-chan string, kids []int) {
 
 // downLeavesNothing runs `spuff down name` and checks that prov's fake
 // holds nothing and the shed is no longer listed, that the provider was
-// sent its token, and that the token is nowhere on the host.
-func (c *cloudHost) downLeavesNothing(t *testing.T, prov, name string) {
+// sent its token, and that the token is nowhere on the host. It returns
+// what the down printed.
+func (c *cloudHost) downLeavesNothing(t *testing.T, prov, name string) string {
 	t.Helper()
-	if out, err := c.spuff(time.Minute, "down", name); err != nil {
+	out, err := c.spuff(time.Minute, "down", name)
+	if err != nil {
 		t.Fatalf("spuff down: %v\n%s", err, out)
 	}
 	if l := c.left(prov); l != "" {
@@ -406,6 +410,7 @@ func (c *cloudHost) downLeavesNothing(t *testing.T, prov, name string) {
 	}
 	c.tokenUsed(t, prov)
 	c.noTokenOnHost(t)
+	return out
 }
 
 // children returns the pids of parent's children whose command is comm.
