@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -575,12 +576,27 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 			names = append(names, s.Provider)
 		}
 	}
-	for _, name := range names {
-		p, err := m.o.Provider(name)
-		if err == nil {
-			byProvider[name], err = p.List(ctx)
-		}
-		if err != nil {
+	// Every provider is asked at once: a cloud's listing is a child
+	// process and an API round trip, so `spuff list` waits for the slowest
+	// alone, not for the sum.
+	listed := make([]struct {
+		ms  []Machine
+		err error
+	}, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			p, err := m.o.Provider(name)
+			if err == nil {
+				listed[i].ms, err = p.List(ctx)
+			}
+			listed[i].err = err
+		})
+	}
+	wg.Wait()
+	for i, name := range names {
+		byProvider[name] = listed[i].ms
+		if err := listed[i].err; err != nil {
 			unasked[name] = true
 			// A provider with no token and no shed is one the developer
 			// does not use: saying so at every list is noise.

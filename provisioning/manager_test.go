@@ -683,6 +683,51 @@ func TestListIsQuietAboutAnUnusedProviderWithoutCredentials(t *testing.T) {
 	}
 }
 
+// meetingProvider's List returns only once every provider in its group is
+// being listed, so a Manager that asks them one at a time is caught (each
+// gives up after a while and says so).
+type meetingProvider struct {
+	*fakeProvider
+	meet *sync.WaitGroup
+}
+
+func (p meetingProvider) List(ctx context.Context) ([]Machine, error) {
+	p.meet.Done()
+	met := make(chan struct{})
+	go func() { p.meet.Wait(); close(met) }()
+	select {
+	case <-met:
+		return nil, nil
+	case <-time.After(10 * time.Second):
+		return nil, errors.New("listed one at a time")
+	}
+}
+
+// Every provider is asked at the same time: `spuff list` with two clouds
+// waits for the slower one, not for both in turn.
+func TestListAsksEveryProviderAtOnce(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	var meet sync.WaitGroup
+	meet.Add(2)
+	inner := m.o.Provider
+	m.o.Provider = func(name string) (Provider, error) {
+		if strings.HasPrefix(name, "meet-") {
+			return meetingProvider{fp, &meet}, nil
+		}
+		return inner(name)
+	}
+	for _, p := range []string{"meet-a", "meet-b"} {
+		if err := db.CreateShed(ctx, state.Shed{Name: "on-" + p, Provider: p, State: state.Ready, User: "dev"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, notes, err := m.List(ctx)
+	if err != nil || slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "one at a time") }) {
+		t.Fatalf("List: notes %q, %v", notes, err)
+	}
+}
+
 // A row left mid-step by a spuff-app that stopped (a crash, a reboot) is
 // no step under way: after MarkInterrupted it is failed, saying what was
 // interrupted and what to run, and start, stop and down take it again.
