@@ -197,9 +197,9 @@ func (c *Client) Made(ctx context.Context) (*api.MadeList, error) {
 	return &l, c.do(ctx, http.MethodGet, "/v1/made", nil, &l)
 }
 
-// MadeRows lists the made sheds as spuff-app's state holds them, without
-// asking any provider (GET /v1/made?reconcile=false): no cloud API call,
-// no orphans, no machine states.
+// MadeRows lists the made sheds as spuff-app's state holds them, listing
+// no provider's machines (GET /v1/made?reconcile=false): no cloud API
+// call, no orphans, no machine states.
 func (c *Client) MadeRows(ctx context.Context) (*api.MadeList, error) {
 	var l api.MadeList
 	return &l, c.do(ctx, http.MethodGet, "/v1/made?reconcile=false", nil, &l)

@@ -18,8 +18,8 @@ type Provisioner interface {
 	Start(ctx context.Context, name string) (api.MadeShed, error)
 	Stop(ctx context.Context, name string) error
 	List(ctx context.Context) (api.MadeList, error)
-	// Rows lists made sheds as state.db holds them, asking no provider:
-	// what a command that needs one shed's address reads.
+	// Rows lists made sheds as state.db holds them, listing no provider's
+	// machines: what a command that needs one shed's address reads.
 	Rows(ctx context.Context) (api.MadeList, error)
 }
 

@@ -275,7 +275,8 @@ func (md *made) List(ctx context.Context) (api.MadeList, error) {
 	return out, nil
 }
 
-// Rows lists made sheds as state.db holds them, asking no provider.
+// Rows lists made sheds as state.db holds them, listing no provider's
+// machines (a provider may still be built once, for its capabilities).
 func (md *made) Rows(ctx context.Context) (api.MadeList, error) {
 	rows, err := md.db.Sheds(ctx)
 	if err != nil {
