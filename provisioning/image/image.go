@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 )
 
 //go:embed recipes/*.sh
@@ -135,23 +137,8 @@ func (c Cache) Build(ctx context.Context, name, arch string, progress Progress) 
 		return Image{}, fmt.Errorf("image: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	script := tmp + ".sh"
-	if err := os.WriteFile(script, recipe, 0o600); err != nil {
-		return Image{}, fmt.Errorf("image: %w", err)
-	}
-	defer os.Remove(script)
-	cmd := exec.CommandContext(ctx, "bash", script, tmp, arch)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return Image{}, fmt.Errorf("image: %w", err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return Image{}, fmt.Errorf("image: build %s: %w", name, err)
-	}
-	tail := lines(out, progress)
-	if err := cmd.Wait(); err != nil {
-		return Image{}, fmt.Errorf("image: build %s/%s: %w; last output:\n%s", name, arch, err, strings.Join(<-tail, "\n"))
+	if err := runRecipe(ctx, recipe, tmp, arch, progress); err != nil {
+		return Image{}, fmt.Errorf("image: build %s/%s: %w", name, arch, err)
 	}
 	if err := Verify(tmp); err != nil {
 		return Image{}, err
@@ -163,6 +150,52 @@ func (c Cache) Build(ctx context.Context, name, arch string, progress Progress) 
 		// Another build finished first; use it.
 	}
 	return c.Lookup(name, arch)
+}
+
+// runRecipe runs recipe with bash into out.
+func runRecipe(ctx context.Context, recipe []byte, out, arch string, progress Progress) error {
+	script := out + ".sh"
+	if err := os.WriteFile(script, recipe, 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(script)
+	cmd := exec.CommandContext(ctx, "bash", script, out, arch)
+	// The recipe's tools (mmdebstrap, apt, qemu-img) are its children, in
+	// a process group of their own: a stop asks the whole group to end, so
+	// mmdebstrap unmounts and removes its tree, and none of them goes on
+	// downloading and writing into a folder about to be removed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = groupGrace
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	tail := lines(stdout, progress)
+	err = cmd.Wait()
+	endGroup(cmd.Process.Pid, groupGrace)
+	if err != nil {
+		return fmt.Errorf("%w; last output:\n%s", err, strings.Join(<-tail, "\n"))
+	}
+	return nil
+}
+
+// groupGrace is how long a stopped recipe's processes get to clean up.
+const groupGrace = 10 * time.Second
+
+// endGroup waits up to grace for process group pgid to be gone, then
+// kills what is left of it.
+func endGroup(pgid int, grace time.Duration) {
+	for end := time.Now().Add(grace); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if syscall.Kill(-pgid, 0) == syscall.ESRCH {
+			return
+		}
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
 // lines passes each output line to progress and keeps the last 20 for an

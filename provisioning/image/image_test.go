@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -110,4 +113,52 @@ func FuzzParseSums(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A build that is stopped (a down of the shed whose up builds it, or
+// spuff-app quitting) leaves none of the recipe's processes running: the
+// recipe's tools run as its children, and they would go on downloading
+// and writing as root into a folder about to be removed.
+func TestAStoppedBuildLeavesNothingRunning(t *testing.T) {
+	out := t.TempDir()
+	recipe := []byte(`set -e
+sleep 300 &
+echo $! > "$1/pid"
+echo "step: started"
+wait
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := runRecipe(ctx, recipe, out, "amd64", func(l string) {
+		if l == "step: started" {
+			cancel()
+		}
+	})
+	if err == nil {
+		t.Fatal("a stopped build reported success")
+	}
+	b, rerr := os.ReadFile(filepath.Join(out, "pid"))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid <= 0 {
+		t.Fatalf("pid file: %q", b)
+	}
+	if alive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("the recipe's child %d still runs after its build was stopped", pid)
+	}
+}
+
+// alive says whether pid runs: it exists and is not a zombie waiting for
+// a parent that does not reap.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
