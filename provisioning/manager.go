@@ -104,6 +104,86 @@ type ManagerOptions struct {
 // provider by name: every call goes through the Provider contract.
 type Manager struct {
 	o ManagerOptions
+
+	mu   sync.Mutex
+	busy map[string]*claim // the action under way on each shed
+}
+
+// claim is the one lifecycle action under way on a shed in this process.
+type claim struct {
+	op     string // OpUp, OpDown, OpStart or OpStop
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed once the action has returned
+}
+
+// errStoppedByDown is why an action a down stopped failed.
+var errStoppedByDown = errors.New("provisioning: stopped by `spuff down`")
+
+// claim makes op the action under way on name, under a context a down can
+// end, and returns its release. A down stops the action under way and
+// waits for it to return, so it removes all that action made (an up's
+// machine, even one whose create answer it never got); any other action
+// beside one under way is refused, as state alone cannot refuse it in
+// time: two actions would write the row over each other.
+func (m *Manager) claim(ctx context.Context, name, op string, progress func(string)) (context.Context, func(), error) {
+	m.mu.Lock()
+	for {
+		c, ok := m.busy[name]
+		if !ok {
+			break
+		}
+		if c.op == OpDown {
+			m.mu.Unlock()
+			return nil, nil, refused{fmt.Errorf("provisioning: %s is being removed (a `spuff down %s` is under way)", name, name)}
+		}
+		if op != OpDown {
+			m.mu.Unlock()
+			return nil, nil, refused{fmt.Errorf("provisioning: a `spuff %s %s` is under way; wait for it, or `spuff down %s` stops it and removes the shed", c.op, name, name)}
+		}
+		c.cancel(errStoppedByDown)
+		m.mu.Unlock()
+		progress("stopping the " + c.op + " under way")
+		<-c.done
+		m.mu.Lock()
+	}
+	cctx, cancel := context.WithCancelCause(ctx)
+	c := &claim{op: op, cancel: cancel, done: make(chan struct{})}
+	if m.busy == nil {
+		m.busy = map[string]*claim{}
+	}
+	m.busy[name] = c
+	m.mu.Unlock()
+	return cctx, func() {
+		m.mu.Lock()
+		delete(m.busy, name)
+		m.mu.Unlock()
+		cancel(nil)
+		close(c.done)
+	}, nil
+}
+
+// claimed runs act as op, the action under way on name (see claim).
+func (m *Manager) claimed(ctx context.Context, name, op string, act func(context.Context) (state.Shed, error)) (state.Shed, error) {
+	progress := func(step string) { run{m: m, name: name, start: time.Now()}.step(step, state.Destroying) }
+	ctx, release, err := m.claim(ctx, name, op, progress)
+	if err != nil {
+		return state.Shed{}, err
+	}
+	defer release()
+	s, err := act(ctx)
+	if err != nil && stoppedByDown(ctx) && !errors.Is(err, errStoppedByDown) {
+		err = fmt.Errorf("%w: %w", errStoppedByDown, err)
+	}
+	return s, err
+}
+
+func stoppedByDown(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errStoppedByDown) }
+
+// underWay says whether an action is under way on name.
+func (m *Manager) underWay(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.busy[name] != nil
 }
 
 // NewManager checks o and returns a Manager.
@@ -147,7 +227,7 @@ func (r run) step(step, st string) {
 // wait and the bootstrap. Any failure leaves the row failed with its
 // reason, for `spuff down` to clean.
 func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
-	s, err := m.up(ctx, req)
+	s, err := m.claimed(ctx, req.Name, OpUp, func(ctx context.Context) (state.Shed, error) { return m.up(ctx, req) })
 	return s, m.audit(ctx, OpUp, req.Name, req.Provider, s.Reason, err)
 }
 
@@ -353,6 +433,14 @@ func interrupted(s state.Shed) (op, next string) {
 }
 
 func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, err error) (state.Shed, error) {
+	stopped := stoppedByDown(ctx)
+	switch {
+	case stopped && errors.Is(err, context.Canceled):
+		// What the step said on the way out is only that it was stopped.
+		err = errStoppedByDown
+	case stopped:
+		err = fmt.Errorf("%w: %w", errStoppedByDown, err)
+	}
 	s.State, s.Reason = state.Failed, step+": "+err.Error()
 	// The row must record the failure even when the caller has given up.
 	if uerr := m.o.DB.UpdateShed(context.WithoutCancel(ctx), s); uerr != nil {
@@ -361,13 +449,16 @@ func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, er
 	if m.o.Events != nil {
 		m.o.Events(Event{Shed: s.Name, Step: step, State: s.State, Elapsed: time.Since(r.start), Error: err.Error()})
 	}
+	if stopped {
+		return s, fmt.Errorf("provisioning: %s %s: %w", step, s.Name, err) // the down under way removes it
+	}
 	return s, fmt.Errorf("provisioning: %s %s: %w; `spuff down %s` removes it", step, s.Name, err, s.Name)
 }
 
 // Down destroys a shed's machine and forgets its row. When the provider
 // errs the row stays (failed, with the reason) unless force.
 func (m *Manager) Down(ctx context.Context, name string, force bool) error {
-	s, err := m.down(ctx, name, force)
+	s, err := m.claimed(ctx, name, OpDown, func(ctx context.Context) (state.Shed, error) { return m.down(ctx, name, force) })
 	return m.audit(ctx, OpDown, name, s.Provider, s.Reason, err)
 }
 
@@ -462,7 +553,9 @@ func (m *Manager) ours(mc Machine) bool {
 
 // Stop powers a local shed off, keeping its disk.
 func (m *Manager) Stop(ctx context.Context, name string) error {
-	s, err := m.power(ctx, name, state.Stopping, state.Stopped, Provider.Stop)
+	s, err := m.claimed(ctx, name, OpStop, func(ctx context.Context) (state.Shed, error) {
+		return m.power(ctx, name, state.Stopping, state.Stopped, Provider.Stop)
+	})
 	return m.audit(ctx, OpStop, name, s.Provider, s.Reason, err)
 }
 
@@ -483,7 +576,7 @@ func canPower(s state.Shed, during string) error {
 
 // Start powers a stopped shed on and bootstraps it again.
 func (m *Manager) Start(ctx context.Context, name string) error {
-	s, err := m.start(ctx, name)
+	s, err := m.claimed(ctx, name, OpStart, func(ctx context.Context) (state.Shed, error) { return m.start(ctx, name) })
 	return m.audit(ctx, OpStart, name, s.Provider, s.Reason, err)
 }
 
@@ -608,6 +701,8 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 	seen := map[string]bool{}
 	for _, s := range rows {
 		l := Listed{Shed: s}
+		// The action under way on a row owns it: a list only reports it.
+		owned := m.underWay(s.Name)
 		if unasked[s.Provider] {
 			out = append(out, l)
 			continue
@@ -621,6 +716,9 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 				seen[s.Provider+"\x00"+mc.ID] = true
 				if adopt {
 					l.ProviderID = mc.ID
+					if owned {
+						break
+					}
 					if err := m.o.DB.UpdateShed(ctx, l.Shed); err != nil {
 						notes = append(notes, err.Error())
 					}
@@ -630,6 +728,7 @@ func (m *Manager) List(ctx context.Context) (out []Listed, notes []string, err e
 		}
 		busy := s.State == state.Creating || s.State == state.Destroying
 		switch {
+		case owned:
 		case l.Machine == nil && !busy:
 			l.Orphan = "no machine"
 			if s.State != state.Failed {

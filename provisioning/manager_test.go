@@ -35,6 +35,14 @@ type fakeProvider struct {
 	userData []byte
 	loginKey string
 	sweeps   []SweepRequest
+	// gate, when set, holds Create until it is closed or Create's context
+	// ends; entered is closed as Create begins to wait. A Create whose
+	// context ends makes its machine anyway and loses the answer, as a
+	// cloud API that accepted the request before the client gave up does.
+	gate, entered chan struct{}
+	// delGate and delEntered do the same for Delete.
+	delGate, delEntered chan struct{}
+	listHides           bool // List shows no machine, as a cloud's may just after a create
 }
 
 func (f *fakeProvider) Name() string { return "fake" }
@@ -42,6 +50,15 @@ func (f *fakeProvider) Capabilities() Capabilities {
 	return Capabilities{StartStop: f.startOK, PrivateSeed: f.seed, Local: true}
 }
 func (f *fakeProvider) Create(ctx context.Context, req CreateRequest) (Machine, error) {
+	var lost error
+	if f.gate != nil {
+		close(f.entered)
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			lost = ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, err := f.db.GetShed(ctx, req.Name)
@@ -57,6 +74,9 @@ func (f *fakeProvider) Create(ctx context.Context, req CreateRequest) (Machine, 
 	f.n++
 	m := Machine{ID: fmt.Sprintf("m-%d", f.n), Name: req.Name, State: Running, SSHAddr: "127.0.0.1:2222", Labels: req.Labels}
 	f.ms[m.ID] = m
+	if lost != nil {
+		return Machine{}, lost
+	}
 	if f.failAt == "create" {
 		return Machine{ID: m.ID}, errors.New("quota exceeded")
 	}
@@ -75,6 +95,10 @@ func (f *fakeProvider) Get(_ context.Context, id string) (Machine, error) {
 	return m, nil
 }
 func (f *fakeProvider) Delete(_ context.Context, id string) error {
+	if f.delGate != nil {
+		close(f.delEntered)
+		<-f.delGate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failAt == "delete" {
@@ -86,6 +110,9 @@ func (f *fakeProvider) Delete(_ context.Context, id string) error {
 func (f *fakeProvider) List(context.Context) ([]Machine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.listHides {
+		return nil, nil
+	}
 	var out []Machine
 	for _, m := range f.ms {
 		out = append(out, m)
@@ -125,6 +152,16 @@ func (f *fakeProvider) Start(_ context.Context, id string) error {
 }
 
 type fakeBoot struct{ err error }
+
+// gatedBoot holds Bootstrap until gate is closed; entered is closed as it
+// begins to wait.
+type gatedBoot struct{ gate, entered chan struct{} }
+
+func (b gatedBoot) Bootstrap(context.Context, state.Shed, func(string)) (string, error) {
+	close(b.entered)
+	<-b.gate
+	return "x86_64", nil
+}
 
 func (b fakeBoot) Bootstrap(_ context.Context, s state.Shed, progress func(string)) (string, error) {
 	progress("waiting for cloud-init")
@@ -514,6 +551,129 @@ func TestDownSweepsWhatACreateLeftWithoutAMachine(t *testing.T) {
 	}
 	if len(fp.sweeps) != 1 || fp.sweeps[0].LoginKey != "" {
 		t.Fatalf("sweep without a readable identity: %+v", fp.sweeps)
+	}
+}
+
+// A down of a shed whose up is under way (the developer gave up on it)
+// stops that up, waits for it, and then removes all it made: nothing is
+// left at the provider to bill, even a machine whose create answer the up
+// never got, and the up's caller hears that a down stopped it.
+func TestDownStopsTheUpUnderWay(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, events := newManager(t, fakeBoot{})
+	fp.gate, fp.entered = make(chan struct{}), make(chan struct{})
+	upErr := make(chan error, 1)
+	go func() {
+		_, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"})
+		upErr <- err
+	}()
+	<-fp.entered
+	if err := m.Start(ctx, "demo"); err == nil {
+		t.Error("a start beside the up under way was not refused")
+	}
+	if err := m.Down(ctx, "demo", false); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	var err error
+	select {
+	case err = <-upErr:
+	default:
+		// The down did not wait for the up: let it finish, to see what it leaves.
+		close(fp.gate)
+		err = <-upErr
+	}
+	if err == nil || !strings.Contains(err.Error(), "stopped by `spuff down`") {
+		t.Errorf("the up's error: %v, want one saying a down stopped it", err)
+	}
+	fp.mu.Lock()
+	left := len(fp.ms)
+	fp.mu.Unlock()
+	if left != 0 {
+		t.Errorf("machines at the provider after the down: %d", left)
+	}
+	if s, err := db.GetShed(ctx, "demo"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("the row after the down: %+v %v", s, err)
+	}
+	stopped := false
+	for _, e := range *events {
+		stopped = stopped || (e.State == state.Destroying && strings.Contains(e.Step, "stopping the up"))
+	}
+	if !stopped {
+		t.Error("the down did not say it was stopping the up")
+	}
+}
+
+// Beside an action under way on a shed, another is refused with what to
+// do, and a second down is refused, not run twice.
+func TestActionsBesideOneUnderWayAreRefused(t *testing.T) {
+	ctx := context.Background()
+	m, fp, _, _ := newManager(t, fakeBoot{})
+	fp.startOK = true
+	fp.gate, fp.entered = make(chan struct{}), make(chan struct{})
+	upErr := make(chan error, 1)
+	go func() {
+		_, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"})
+		upErr <- err
+	}()
+	<-fp.entered
+	for what, err := range map[string]error{
+		"a second up": func() error { _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); return err }(),
+		"a stop":      m.Stop(ctx, "demo"),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "`spuff up demo` is under way") {
+			t.Errorf("%s beside the up: %v", what, err)
+		}
+	}
+	close(fp.gate)
+	if err := <-upErr; err != nil {
+		t.Fatal(err)
+	}
+
+	fp.delGate, fp.delEntered = make(chan struct{}), make(chan struct{})
+	downErr := make(chan error, 1)
+	go func() { downErr <- m.Down(ctx, "demo", false) }()
+	<-fp.delEntered
+	if err := m.Down(ctx, "demo", false); err == nil || !strings.Contains(err.Error(), "demo is being removed") {
+		t.Errorf("a second down: %v", err)
+	}
+	if err := m.Start(ctx, "demo"); err == nil || !strings.Contains(err.Error(), "demo is being removed") {
+		t.Errorf("a start beside the down: %v", err)
+	}
+	close(fp.delGate)
+	if err := <-downErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Down(ctx, "demo", false); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("a down after the down: %v", err)
+	}
+}
+
+// A list while an up is under way reports the row but does not rewrite
+// it: the up owns it, and a verdict from a provider that does not list the
+// new machine yet would fail a shed that is about to be ready.
+func TestListLeavesARowUnderWayAlone(t *testing.T) {
+	ctx := context.Background()
+	boot := gatedBoot{gate: make(chan struct{}), entered: make(chan struct{})}
+	m, fp, db, _ := newManager(t, boot)
+	upErr := make(chan error, 1)
+	go func() {
+		_, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"})
+		upErr <- err
+	}()
+	<-boot.entered
+	fp.mu.Lock()
+	fp.listHides = true
+	fp.mu.Unlock()
+	if _, _, err := m.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.GetShed(ctx, "demo")
+	close(boot.gate)
+	if uerr := <-upErr; uerr != nil {
+		t.Fatal(uerr)
+	}
+	if err != nil || s.State != state.Bootstrapping || s.Reason != "" {
+		t.Fatalf("the row under way after a list: %+v %v, want it bootstrapping still", s, err)
 	}
 }
 

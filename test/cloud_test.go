@@ -351,6 +351,36 @@ func TestCloudPowerLossBeforeTheMachine(t *testing.T) {
 	}
 }
 
+// TestCloudDownStopsTheUpUnderWay: `spuff down` of a shed whose `spuff up`
+// still waits on the provider's create (the developer gave up on it)
+// stops that up, whose spuff-cloud child ends its request, and then
+// removes all the create made: the VM too, though the up never learnt its
+// id. The up's own output says a down stopped it.
+func TestCloudDownStopsTheUpUnderWay(t *testing.T) {
+	for _, prov := range cloudProviders {
+		t.Run(prov, func(t *testing.T) {
+			hold := make(chan struct{})
+			defer close(hold)
+			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
+				d.HoldCreate, h.HoldCreate = hold, hold
+			}})
+			upDone := c.upInBackground(prov, "gaveup")
+			c.await(t, func() bool { return c.machines(prov) > 0 })
+			if out := c.downLeavesNothing(t, prov, "gaveup"); !strings.Contains(out, "stopping the up under way") {
+				t.Errorf("spuff down did not say it stopped the up:\n%s", out)
+			}
+			select {
+			case out := <-upDone:
+				if !strings.Contains(out, "stopped by `spuff down`") {
+					t.Errorf("spuff up does not say a down stopped it:\n%s", out)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the up outlived the down that removed its shed")
+			}
+		})
+	}
+}
+
 // upInBackground runs `spuff up name` on prov; its output arrives on the
 // channel once it ends.
 func (c *cloudHost) upInBackground(prov, name string) <-chan string {
