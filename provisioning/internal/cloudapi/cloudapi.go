@@ -129,7 +129,7 @@ type Checked struct {
 	Sources []netip.Prefix
 }
 
-// Check refuses a CreateRequest a cloud must not be sent (a bad name,
+// Check refuses a CreateRequest a cloud must not be sent (a bad name or label,
 // user-data that is too big or holds a secret, a bad ssh_from), before
 // any API call.
 func Check(req provisioning.CreateRequest, maxUserData int, provider, token string, sshFrom []string) (Checked, error) {
@@ -137,8 +137,11 @@ func Check(req provisioning.CreateRequest, maxUserData int, provider, token stri
 	if c.Progress == nil {
 		c.Progress = func(string) {}
 	}
-	if !config.ValidShedName(req.Name) {
-		return c, fmt.Errorf("%q is not a shed name", req.Name)
+	if c.Labels == nil {
+		c.Labels = provisioning.Labels(req.Name, "")
+	}
+	if err := checkLabels(req.Name, c.Labels); err != nil {
+		return c, err
 	}
 	if err := CheckUserData(req.UserData, maxUserData, provider, token); err != nil {
 		return c, err
@@ -147,12 +150,6 @@ func Check(req provisioning.CreateRequest, maxUserData int, provider, token stri
 	if c.Sources, err = SSHSources(sshFrom); err != nil {
 		return c, err
 	}
-	if c.Labels == nil {
-		c.Labels = provisioning.Labels(req.Name, "")
-	}
-	if c.Labels[provisioning.Label] != req.Name {
-		return c, fmt.Errorf("the labels must carry %s=%s", provisioning.Label, req.Name)
-	}
 	return c, nil
 }
 
@@ -160,18 +157,28 @@ func Check(req provisioning.CreateRequest, maxUserData int, provider, token stri
 // shed name, and labels that carry it. Hetzner turns the labels into a
 // label selector, so a value may hold only what a label value may.
 func CheckSweep(req provisioning.SweepRequest) (map[string]string, error) {
-	if !config.ValidShedName(req.Name) {
-		return nil, fmt.Errorf("%q is not a shed name", req.Name)
-	}
-	if req.Labels[provisioning.Label] != req.Name {
-		return nil, fmt.Errorf("the labels must carry %s=%s", provisioning.Label, req.Name)
-	}
-	for k, v := range req.Labels {
-		if !labelValue.MatchString(v) {
-			return nil, fmt.Errorf("label %s=%q is not a label value", k, v)
-		}
+	if err := checkLabels(req.Name, req.Labels); err != nil {
+		return nil, err
 	}
 	return maps.Clone(req.Labels), nil
+}
+
+// checkLabels says whether labels are name's: a valid shed name, carried
+// under provisioning.Label, and every value one that both APIs take, so
+// that what a create tags a sweep can find by the same labels.
+func checkLabels(name string, labels map[string]string) error {
+	if !config.ValidShedName(name) {
+		return fmt.Errorf("%q is not a shed name", name)
+	}
+	if labels[provisioning.Label] != name {
+		return fmt.Errorf("the labels must carry %s=%s", provisioning.Label, name)
+	}
+	for k, v := range labels {
+		if !labelValue.MatchString(v) {
+			return fmt.Errorf("label %s=%q is not a label value", k, v)
+		}
+	}
+	return nil
 }
 
 var labelValue = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)

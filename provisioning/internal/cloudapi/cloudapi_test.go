@@ -130,3 +130,27 @@ func TestTestOverrides(t *testing.T) {
 		t.Errorf("Poll = %s", p)
 	}
 }
+
+// A create and a sweep refuse the same labels: what a create may tag, a
+// sweep can find again by the same labels.
+func TestCheckAndCheckSweepTakeTheSameLabels(t *testing.T) {
+	for _, tc := range []struct {
+		what   string
+		name   string
+		labels map[string]string
+		ok     bool
+	}{
+		{"a shed's labels", "demo", provisioning.Labels("demo", "alice-laptop"), true},
+		{"a bad name", "-demo", provisioning.Labels("-demo", "alice-laptop"), false},
+		{"another shed's name", "demo", provisioning.Labels("other", "alice-laptop"), false},
+		{"no name label", "demo", map[string]string{provisioning.OwnerLabel: "alice-laptop"}, false},
+		{"an owner no API takes", "demo", provisioning.Labels("demo", "alice laptop"), false},
+		{"an empty value", "demo", map[string]string{provisioning.Label: "demo", "x": ""}, false},
+	} {
+		_, cerr := Check(provisioning.CreateRequest{Name: tc.name, Labels: tc.labels, UserData: []byte("#cloud-config\n")}, 1<<10, "Cloud", "tok", nil)
+		_, serr := CheckSweep(provisioning.SweepRequest{Name: tc.name, Labels: tc.labels})
+		if (cerr == nil) != tc.ok || (serr == nil) != tc.ok {
+			t.Errorf("%s: Check says %v, CheckSweep says %v; want ok=%v from both", tc.what, cerr, serr, tc.ok)
+		}
+	}
+}
