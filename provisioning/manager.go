@@ -529,7 +529,7 @@ func (m *Manager) sweep(ctx context.Context, p Provider, name string, progress f
 	if !ok {
 		return nil
 	}
-	progress("no machine at " + p.Name() + "; removing what an interrupted up left there (a login key, a firewall)")
+	progress("no machine at " + p.Name() + "; removing what an interrupted up left there")
 	req := SweepRequest{Name: name, Labels: Labels(name, m.o.Owner)}
 	if m.o.LoginKey != nil {
 		if k, err := m.o.LoginKey(); err != nil {
