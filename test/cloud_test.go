@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -379,6 +380,50 @@ func TestCloudDownStopsTheUpUnderWay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCloudInterruptedUp: a `spuff up` the developer interrupts (Ctrl-C)
+// while the provider holds its create says that the up goes on in
+// spuff-app and how to stop it, rather than a bare "context canceled";
+// the shed is listed mid-step, and `spuff down` then removes all of it.
+func TestCloudInterruptedUp(t *testing.T) {
+	const prov = "digitalocean"
+	hold := make(chan struct{})
+	defer close(hold)
+	c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) { d.HoldCreate = hold }})
+	var out bytes.Buffer
+	up := exec.Command(c.cli, "--socket", c.h.Socket, "up", "gaveup", "--provider", prov, "--no-connect")
+	up.Env, up.Stdout, up.Stderr = c.h.Env(), &out, &out
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- up.Wait() }()
+	c.await(t, func() bool { return c.machines(prov) > 0 })
+	if err := up.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Errorf("an interrupted spuff up exited 0:\n%s", out.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = up.Process.Kill()
+		t.Fatal("spuff up did not end on an interrupt")
+	}
+	c.mu.Lock()
+	c.printed = append(c.printed, "spuff up (interrupted):\n"+out.String())
+	c.mu.Unlock()
+	for _, want := range []string{"goes on in spuff-app", "`spuff down gaveup` stops it"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the interrupted spuff up does not say %q:\n%s", want, out.String())
+		}
+	}
+	if line, all := c.made(t, "gaveup"); !strings.Contains(line, "creating") {
+		t.Errorf("the shed of the interrupted up is not listed as creating:\n%s", all)
+	}
+	c.downLeavesNothing(t, prov, "gaveup")
 }
 
 // upInBackground runs `spuff up name` on prov; its output arrives on the

@@ -44,9 +44,27 @@ func follow(ctx context.Context, g *globals, w io.Writer, shed string, call func
 	case <-time.After(5 * time.Second):
 	}
 	err := call()
+	if err != nil && ctx.Err() != nil {
+		return err // interrupted: the steps that follow are spuff-app's to take
+	}
 	// Let the last steps arrive before the result line.
 	time.Sleep(100 * time.Millisecond)
 	return err
+}
+
+// interrupted is what an interrupted (Ctrl-C) lifecycle command says: its
+// action is spuff-app's, which carries it on to the end so that no row is
+// left half-way, so the developer learns where it goes on and how to stop
+// it, not that a context was canceled.
+func interrupted(ctx context.Context, err error, op, name string) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	name = api.Printable(name)
+	if op == "down" {
+		return fmt.Errorf("interrupted; spuff-app goes on removing %s (`spuff list` shows it)", name)
+	}
+	return fmt.Errorf("interrupted; the %s of %s goes on in spuff-app (`spuff list` shows its state); `spuff down %s` stops it and removes the shed", op, name, name)
 }
 
 func upCmd(g *globals) *cobra.Command {
@@ -77,7 +95,7 @@ func upCmd(g *globals) *cobra.Command {
 			})
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
 			if err != nil {
-				return err
+				return interrupted(cmd.Context(), err, "up", name)
 			}
 			fmt.Fprintf(w, "%s is %s at %s (%s); spuff ssh %s\n", api.Printable(m.Name), api.Printable(m.State), api.Printable(m.Addr), api.Printable(m.Provider), api.Printable(m.Name))
 			return nil
@@ -99,7 +117,7 @@ func downCmd(g *globals) *cobra.Command {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
 			if err := follow(cmd.Context(), g, w, args[0], func() error { return g.client.Down(cmd.Context(), args[0], force) }); err != nil {
-				return err
+				return interrupted(cmd.Context(), err, "down", args[0])
 			}
 			fmt.Fprintf(w, "%s is gone\n", args[0])
 			return nil
@@ -117,10 +135,10 @@ func startCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
-			return follow(cmd.Context(), g, w, args[0], func() error {
+			return interrupted(cmd.Context(), follow(cmd.Context(), g, w, args[0], func() error {
 				_, err := g.client.Start(cmd.Context(), args[0])
 				return err
-			})
+			}), "start", args[0])
 		},
 	}
 }
@@ -133,7 +151,7 @@ func stopCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
-			return follow(cmd.Context(), g, w, args[0], func() error { return g.client.Stop(cmd.Context(), args[0]) })
+			return interrupted(cmd.Context(), follow(cmd.Context(), g, w, args[0], func() error { return g.client.Stop(cmd.Context(), args[0]) }), "stop", args[0])
 		},
 	}
 }
