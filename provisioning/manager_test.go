@@ -554,6 +554,20 @@ func TestDownSweepsWhatACreateLeftWithoutAMachine(t *testing.T) {
 	}
 }
 
+// upHeldAtCreate starts an up of name whose Create fp holds (until
+// fp.gate is closed or the up is stopped); it returns once Create waits,
+// and the up's error arrives on the channel.
+func upHeldAtCreate(m *Manager, fp *fakeProvider, name string) <-chan error {
+	fp.gate, fp.entered = make(chan struct{}), make(chan struct{})
+	upErr := make(chan error, 1)
+	go func() {
+		_, err := m.Up(context.Background(), UpRequest{Name: name, Provider: "fake", User: "dev"})
+		upErr <- err
+	}()
+	<-fp.entered
+	return upErr
+}
+
 // A down of a shed whose up is under way (the developer gave up on it)
 // stops that up, waits for it, and then removes all it made: nothing is
 // left at the provider to bill, even a machine whose create answer the up
@@ -561,13 +575,7 @@ func TestDownSweepsWhatACreateLeftWithoutAMachine(t *testing.T) {
 func TestDownStopsTheUpUnderWay(t *testing.T) {
 	ctx := context.Background()
 	m, fp, db, events := newManager(t, fakeBoot{})
-	fp.gate, fp.entered = make(chan struct{}), make(chan struct{})
-	upErr := make(chan error, 1)
-	go func() {
-		_, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"})
-		upErr <- err
-	}()
-	<-fp.entered
+	upErr := upHeldAtCreate(m, fp, "demo")
 	if err := m.Start(ctx, "demo"); err == nil {
 		t.Error("a start beside the up under way was not refused")
 	}
@@ -609,13 +617,7 @@ func TestActionsBesideOneUnderWayAreRefused(t *testing.T) {
 	ctx := context.Background()
 	m, fp, _, _ := newManager(t, fakeBoot{})
 	fp.startOK = true
-	fp.gate, fp.entered = make(chan struct{}), make(chan struct{})
-	upErr := make(chan error, 1)
-	go func() {
-		_, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"})
-		upErr <- err
-	}()
-	<-fp.entered
+	upErr := upHeldAtCreate(m, fp, "demo")
 	for what, err := range map[string]error{
 		"a second up": func() error { _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); return err }(),
 		"a stop":      m.Stop(ctx, "demo"),

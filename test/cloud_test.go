@@ -290,13 +290,7 @@ func TestCloudHalfFailedUp(t *testing.T) {
 func TestCloudCrashBetweenCreateAndState(t *testing.T) {
 	for _, prov := range cloudProviders {
 		t.Run(prov, func(t *testing.T) {
-			hold := make(chan struct{})
-			defer close(hold)
-			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
-				d.HoldCreate, h.HoldCreate = hold, hold
-			}})
-			upDone := c.upInBackground(prov, "crash")
-			c.await(t, func() bool { return c.machines(prov) > 0 })
+			c, upDone := upHeldAtCreate(t, prov, "crash")
 			c.crash(t, upDone, nil)
 
 			line, all := c.made(t, "crash")
@@ -360,13 +354,7 @@ func TestCloudPowerLossBeforeTheMachine(t *testing.T) {
 func TestCloudDownStopsTheUpUnderWay(t *testing.T) {
 	for _, prov := range cloudProviders {
 		t.Run(prov, func(t *testing.T) {
-			hold := make(chan struct{})
-			defer close(hold)
-			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
-				d.HoldCreate, h.HoldCreate = hold, hold
-			}})
-			upDone := c.upInBackground(prov, "gaveup")
-			c.await(t, func() bool { return c.machines(prov) > 0 })
+			c, upDone := upHeldAtCreate(t, prov, "gaveup")
 			if out := c.downLeavesNothing(t, prov, "gaveup"); !strings.Contains(out, "stopping the up under way") {
 				t.Errorf("spuff down did not say it stopped the up:\n%s", out)
 			}
@@ -424,6 +412,22 @@ func TestCloudInterruptedUp(t *testing.T) {
 		t.Errorf("the shed of the interrupted up is not listed as creating:\n%s", all)
 	}
 	c.downLeavesNothing(t, prov, "gaveup")
+}
+
+// upHeldAtCreate starts a cloud host whose fakes hold every create's
+// answer (the VM exists at the provider; the up never learns its id) until
+// the test ends, and runs `spuff up name` on prov in the background. It
+// returns once the VM exists, with the channel the up's output arrives on.
+func upHeldAtCreate(t *testing.T, prov, name string) (*cloudHost, <-chan string) {
+	t.Helper()
+	hold := make(chan struct{})
+	c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
+		d.HoldCreate, h.HoldCreate = hold, hold
+	}})
+	t.Cleanup(func() { close(hold) })
+	upDone := c.upInBackground(prov, name)
+	c.await(t, func() bool { return c.machines(prov) > 0 })
+	return c, upDone
 }
 
 // upInBackground runs `spuff up name` on prov; its output arrives on the
