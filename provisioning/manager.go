@@ -105,8 +105,9 @@ type ManagerOptions struct {
 type Manager struct {
 	o ManagerOptions
 
-	mu   sync.Mutex
-	busy map[string]*claim // the action under way on each shed
+	mu       sync.Mutex
+	busy     map[string]*claim // the action under way on each shed
+	quitting bool              // Quit has begun: no new action
 }
 
 // claim is the one lifecycle action under way on a shed in this process.
@@ -116,8 +117,12 @@ type claim struct {
 	done   chan struct{} // closed once the action has returned
 }
 
-// errStoppedByDown is why an action a down stopped failed.
-var errStoppedByDown = errors.New("provisioning: stopped by `spuff down`")
+// Why an action failed that something else stopped: a down of its shed,
+// or spuff-app quitting.
+var (
+	errStoppedByDown = errors.New("provisioning: stopped by `spuff down`")
+	errQuit          = errors.New("provisioning: spuff-app quit")
+)
 
 // claim makes op the action under way on name, under a context a down can
 // end, and returns its release. A down stops the action under way and
@@ -128,6 +133,10 @@ var errStoppedByDown = errors.New("provisioning: stopped by `spuff down`")
 func (m *Manager) claim(ctx context.Context, name, op string, progress func(string)) (context.Context, func(), error) {
 	m.mu.Lock()
 	for {
+		if m.quitting {
+			m.mu.Unlock()
+			return nil, nil, refused{errors.New("provisioning: spuff-app is quitting; start it again to " + op + " " + name)}
+		}
 		c, ok := m.busy[name]
 		if !ok {
 			break
@@ -162,22 +171,63 @@ func (m *Manager) claim(ctx context.Context, name, op string, progress func(stri
 	}, nil
 }
 
-// claimed runs act as op, the action under way on name (see claim).
-func (m *Manager) claimed(ctx context.Context, name, op string, act func(context.Context) (state.Shed, error)) (state.Shed, error) {
+// claimed runs act as op, the action under way on name (see claim), and
+// writes op's audit line before it lets go of the shed, so that whoever
+// waits for the action (a down, Quit) finds the line written. provider
+// names the provider for that line where the row may not (an up refused
+// before its row exists); "" takes the row's.
+func (m *Manager) claimed(ctx context.Context, name, op, provider string, act func(context.Context) (state.Shed, error)) (state.Shed, error) {
 	progress := func(step string) { run{m: m, name: name, start: time.Now()}.step(step, state.Destroying) }
-	ctx, release, err := m.claim(ctx, name, op, progress)
-	if err != nil {
-		return state.Shed{}, err
+	actx, release, err := m.claim(ctx, name, op, progress)
+	var s state.Shed
+	if err == nil {
+		defer release()
+		s, err = act(actx)
+		if why := stopCause(actx); err != nil && why != nil && !errors.Is(err, why) {
+			err = fmt.Errorf("%w: %w", why, err)
+		}
 	}
-	defer release()
-	s, err := act(ctx)
-	if err != nil && stoppedByDown(ctx) && !errors.Is(err, errStoppedByDown) {
-		err = fmt.Errorf("%w: %w", errStoppedByDown, err)
+	if provider == "" {
+		provider = s.Provider
 	}
-	return s, err
+	return s, m.audit(ctx, op, name, provider, s.Reason, err)
 }
 
-func stoppedByDown(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errStoppedByDown) }
+// stopCause is why an action's context ended when a down or the quit ended
+// it, else nil.
+func stopCause(ctx context.Context) error {
+	if why := context.Cause(ctx); errors.Is(why, errStoppedByDown) || errors.Is(why, errQuit) {
+		return why
+	}
+	return nil
+}
+
+// Quit stops every up, start and stop under way (cause: spuff-app quit),
+// so that each fails now with its own row and audit line and its provider
+// removes what it made where it can, rather than dying half-way with the
+// process; a down under way is let finish. It refuses any new action and
+// waits for those under way until ctx ends. What is still under way then
+// is marked failed at the next start (MarkInterrupted).
+func (m *Manager) Quit(ctx context.Context) error {
+	m.mu.Lock()
+	m.quitting = true
+	var under []*claim
+	for _, c := range m.busy {
+		if c.op != OpDown {
+			c.cancel(errQuit)
+		}
+		under = append(under, c)
+	}
+	m.mu.Unlock()
+	for _, c := range under {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return fmt.Errorf("provisioning: a %s was still under way at quit: %w", c.op, ctx.Err())
+		}
+	}
+	return nil
+}
 
 // underWay says whether an action is under way on name.
 func (m *Manager) underWay(name string) bool {
@@ -227,8 +277,7 @@ func (r run) step(step, st string) {
 // wait and the bootstrap. Any failure leaves the row failed with its
 // reason, for `spuff down` to clean.
 func (m *Manager) Up(ctx context.Context, req UpRequest) (state.Shed, error) {
-	s, err := m.claimed(ctx, req.Name, OpUp, func(ctx context.Context) (state.Shed, error) { return m.up(ctx, req) })
-	return s, m.audit(ctx, OpUp, req.Name, req.Provider, s.Reason, err)
+	return m.claimed(ctx, req.Name, OpUp, req.Provider, func(ctx context.Context) (state.Shed, error) { return m.up(ctx, req) })
 }
 
 // audit writes op's line and returns err, joined with the audit error when
@@ -433,13 +482,13 @@ func interrupted(s state.Shed) (op, next string) {
 }
 
 func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, err error) (state.Shed, error) {
-	stopped := stoppedByDown(ctx)
+	why := stopCause(ctx)
 	switch {
-	case stopped && errors.Is(err, context.Canceled):
+	case why != nil && errors.Is(err, context.Canceled):
 		// What the step said on the way out is only that it was stopped.
-		err = errStoppedByDown
-	case stopped:
-		err = fmt.Errorf("%w: %w", errStoppedByDown, err)
+		err = why
+	case why != nil:
+		err = fmt.Errorf("%w: %w", why, err)
 	}
 	s.State, s.Reason = state.Failed, step+": "+err.Error()
 	// The row must record the failure even when the caller has given up.
@@ -449,7 +498,7 @@ func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, er
 	if m.o.Events != nil {
 		m.o.Events(Event{Shed: s.Name, Step: step, State: s.State, Elapsed: time.Since(r.start), Error: err.Error()})
 	}
-	if stopped {
+	if errors.Is(why, errStoppedByDown) {
 		return s, fmt.Errorf("provisioning: %s %s: %w", step, s.Name, err) // the down under way removes it
 	}
 	return s, fmt.Errorf("provisioning: %s %s: %w; `spuff down %s` removes it", step, s.Name, err, s.Name)
@@ -458,8 +507,8 @@ func (m *Manager) fail(ctx context.Context, r run, s state.Shed, step string, er
 // Down destroys a shed's machine and forgets its row. When the provider
 // errs the row stays (failed, with the reason) unless force.
 func (m *Manager) Down(ctx context.Context, name string, force bool) error {
-	s, err := m.claimed(ctx, name, OpDown, func(ctx context.Context) (state.Shed, error) { return m.down(ctx, name, force) })
-	return m.audit(ctx, OpDown, name, s.Provider, s.Reason, err)
+	_, err := m.claimed(ctx, name, OpDown, "", func(ctx context.Context) (state.Shed, error) { return m.down(ctx, name, force) })
+	return err
 }
 
 func (m *Manager) down(ctx context.Context, name string, force bool) (state.Shed, error) {
@@ -553,10 +602,10 @@ func (m *Manager) ours(mc Machine) bool {
 
 // Stop powers a local shed off, keeping its disk.
 func (m *Manager) Stop(ctx context.Context, name string) error {
-	s, err := m.claimed(ctx, name, OpStop, func(ctx context.Context) (state.Shed, error) {
+	_, err := m.claimed(ctx, name, OpStop, "", func(ctx context.Context) (state.Shed, error) {
 		return m.power(ctx, name, state.Stopping, state.Stopped, Provider.Stop)
 	})
-	return m.audit(ctx, OpStop, name, s.Provider, s.Reason, err)
+	return err
 }
 
 // canPower refuses a start or stop that would undo a step under way, or
@@ -576,8 +625,8 @@ func canPower(s state.Shed, during string) error {
 
 // Start powers a stopped shed on and bootstraps it again.
 func (m *Manager) Start(ctx context.Context, name string) error {
-	s, err := m.claimed(ctx, name, OpStart, func(ctx context.Context) (state.Shed, error) { return m.start(ctx, name) })
-	return m.audit(ctx, OpStart, name, s.Provider, s.Reason, err)
+	_, err := m.claimed(ctx, name, OpStart, "", func(ctx context.Context) (state.Shed, error) { return m.start(ctx, name) })
+	return err
 }
 
 func (m *Manager) start(ctx context.Context, name string) (state.Shed, error) {

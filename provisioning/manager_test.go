@@ -679,6 +679,52 @@ func TestListLeavesARowUnderWayAlone(t *testing.T) {
 	}
 }
 
+// Quit stops the up under way, which fails at once with its own row and
+// audit line (not a row left mid-step for the next start), lets a down
+// under way finish, waits no longer than its context, and refuses any new
+// action.
+func TestQuitStopsWhatIsUnderWay(t *testing.T) {
+	ctx := context.Background()
+	m, fp, db, _ := newManager(t, fakeBoot{})
+	aud := m.o.Audit.(*memAudit)
+	upErr := upHeldAtCreate(m, fp, "demo")
+	if err := db.CreateShed(ctx, state.Shed{Name: "old", Provider: "fake", ProviderID: "m-9", State: state.Failed, User: "dev", HostKeyAlias: "spuff-old"}); err != nil {
+		t.Fatal(err)
+	}
+	fp.delGate, fp.delEntered = make(chan struct{}), make(chan struct{})
+	downErr := make(chan error, 1)
+	go func() { downErr <- m.Down(ctx, "old", false) }()
+	<-fp.delEntered
+
+	qctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := m.Quit(qctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("quit with a down still at work: %v, want it to give up when its context ends", err)
+	}
+	select {
+	case err := <-upErr:
+		if err == nil || !strings.Contains(err.Error(), "spuff-app quit") || !strings.Contains(err.Error(), "spuff down demo") {
+			t.Errorf("the up's error: %v, want one saying spuff-app quit and how to remove the shed", err)
+		}
+	default:
+		t.Fatal("quit did not stop the up under way")
+	}
+	if s, err := db.GetShed(ctx, "demo"); err != nil || s.State != state.Failed || !strings.Contains(s.Reason, "spuff-app quit") {
+		t.Errorf("the row of the stopped up: %+v %v", s, err)
+	}
+	lines := aud.take()
+	if len(lines) != 1 || lines[0].Op != OpUp || lines[0].Result != ResultError || !strings.Contains(lines[0].Detail, "spuff-app quit") {
+		t.Errorf("audit lines at quit: %+v, want the up's own error line", lines)
+	}
+	if err := m.Start(ctx, "demo"); err == nil || !strings.Contains(err.Error(), "quitting") {
+		t.Errorf("a start after quit: %v", err)
+	}
+	close(fp.delGate)
+	if err := <-downErr; err != nil {
+		t.Errorf("the down under way at quit: %v, want it finished", err)
+	}
+}
+
 // The host identity's public key reaches Create, for providers whose API
 // registers a login key.
 func TestLoginKeyReachesCreate(t *testing.T) {

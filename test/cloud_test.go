@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spuff-dev/spuff/app/audit"
 	"github.com/spuff-dev/spuff/provisioning/digitalocean/dofake"
 	"github.com/spuff-dev/spuff/provisioning/hetzner/hcloudfake"
 	"github.com/spuff-dev/spuff/test/harness"
@@ -319,14 +320,8 @@ func TestCloudPowerLossBeforeTheMachine(t *testing.T) {
 			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
 				d.StallCreate, h.StallCreate = stall, stall
 			}})
-			stalled := func() int {
-				if prov == "digitalocean" {
-					return c.do.Stalled()
-				}
-				return c.hc.Stalled()
-			}
 			upDone := c.upInBackground(prov, "lost")
-			c.await(t, func() bool { return stalled() > 0 })
+			c.await(t, func() bool { return c.stalled(prov) > 0 })
 			if c.left(prov) == "" {
 				t.Fatal("the create stalled before it registered anything: this test would pass on any code")
 			}
@@ -428,6 +423,55 @@ func upHeldAtCreate(t *testing.T, prov, name string) (*cloudHost, <-chan string)
 	upDone := c.upInBackground(prov, name)
 	c.await(t, func() bool { return c.machines(prov) > 0 })
 	return c, upDone
+}
+
+// TestCloudQuitDuringUp: spuff-app told to stop (SIGTERM to its process
+// group, as Ctrl-C in its terminal or a service manager's stop sends)
+// while the provider stalls an up's create. The up is stopped rather than
+// killed half-way: its spuff-cloud child removes the login key (and at
+// Hetzner the firewall) that create made, and the up writes its own failed
+// row and audit line before spuff-app exits, so nothing waits for the next
+// start to be found.
+func TestCloudQuitDuringUp(t *testing.T) {
+	for _, prov := range cloudProviders {
+		t.Run(prov, func(t *testing.T) {
+			stall := make(chan struct{})
+			defer close(stall)
+			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
+				d.StallCreate, h.StallCreate = stall, stall
+			}})
+			upDone := c.upInBackground(prov, "quit")
+			c.await(t, func() bool { return c.stalled(prov) > 0 })
+			if c.left(prov) == "" {
+				t.Fatal("the create stalled before it registered anything: this test would pass on any code")
+			}
+			c.h.Stop(t)
+			<-upDone
+			c.mu.Lock()
+			c.printed = append(c.printed, "spuff-app (stopped):\n"+c.h.Log())
+			c.mu.Unlock()
+			if l := c.left(prov); l != "" {
+				t.Errorf("left at %s after spuff-app quit: %s", prov, l)
+			}
+			lines := c.h.FindAudit(t, func(r audit.Record) bool { return r.Shed == "quit" && r.Op == "up" })
+			if len(lines) != 1 || lines[0].Result != audit.ResultError || !strings.Contains(lines[0].Detail, "spuff-app quit") {
+				t.Fatalf("the up's audit lines after the quit: %+v, want its own error line saying spuff-app quit", lines)
+			}
+			c.h.Restart(t)
+			if line, all := c.made(t, "quit"); !strings.Contains(line, "failed") || !strings.Contains(line, "spuff-app quit") {
+				t.Errorf("the row after the quit is not failed with its reason:\n%s", all)
+			}
+			c.downLeavesNothing(t, prov, "quit")
+		})
+	}
+}
+
+// stalled is how many creates prov's fake holds before making anything.
+func (c *cloudHost) stalled(prov string) int {
+	if prov == "digitalocean" {
+		return c.do.Stalled()
+	}
+	return c.hc.Stalled()
 }
 
 // upInBackground runs `spuff up name` on prov; its output arrives on the

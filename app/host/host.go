@@ -154,6 +154,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
+	quit := md.quitOn(ctx)
 	go md.idle.Run(ctx)
 	if !opts.Headless {
 		client := control.NewClient(config.SocketPath())
@@ -178,5 +179,7 @@ func Run(ctx context.Context, opts Options) error {
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
+	cancel()
+	<-quit
 	return err
 }

@@ -318,3 +318,26 @@ func (md *made) dial(ctx context.Context, url string, other *bus.DialConfig) (io
 	}
 	return bus.Dial(ctx, url, other)
 }
+
+// quitOn stops the lifecycle actions under way once ctx ends, beside the
+// control server's own shutdown, whose requests they are: an action must
+// not die half-way with the process, so each is given quitGrace to record
+// its own end. The returned channel is closed when that is done.
+func (md *made) quitOn(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		qctx, cancel := context.WithTimeout(context.Background(), quitGrace)
+		defer cancel()
+		if err := md.m.Quit(qctx); err != nil {
+			md.log.Warn("provisioning: quitting before every action under way ended; the next start marks those failed", "err", err)
+		}
+	}()
+	return done
+}
+
+// quitGrace is how long spuff-app's quit waits for the lifecycle actions
+// it stopped: a cloud call's cleanup takes a second or two, and a service
+// manager kills a process that takes much longer to stop.
+const quitGrace = 4 * time.Second

@@ -6,6 +6,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spuff-dev/spuff/provisioning/child"
 	// The providers that run here: every one in config.Providers that
@@ -19,5 +21,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "%s runs one cloud provider call for spuff-app, read as JSON on stdin; it takes no arguments and is not run by hand.\n", child.Binary)
 		os.Exit(2)
 	}
+	// spuff-app alone ends a call, by closing stdin: a signal to its whole
+	// process group (Ctrl-C in its terminal, a service manager's stop) must
+	// not kill a create half-way, before it removed what it made.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	os.Exit(child.Serve(os.Stdin, os.Stdout, os.Stderr))
 }
