@@ -135,7 +135,7 @@ func (m *Manager) claim(ctx context.Context, name, op string, progress func(stri
 	for {
 		if m.quitting {
 			m.mu.Unlock()
-			return nil, nil, refused{errors.New("provisioning: spuff-app is quitting; start it again to " + op + " " + name)}
+			return nil, nil, refused{fmt.Errorf("provisioning: spuff-app is quitting; run `spuff %s %s` again once it is back", op, name)}
 		}
 		c, ok := m.busy[name]
 		if !ok {

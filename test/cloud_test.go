@@ -315,16 +315,7 @@ func TestCloudCrashBetweenCreateAndState(t *testing.T) {
 func TestCloudPowerLossBeforeTheMachine(t *testing.T) {
 	for _, prov := range cloudProviders {
 		t.Run(prov, func(t *testing.T) {
-			stall := make(chan struct{})
-			defer close(stall)
-			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
-				d.StallCreate, h.StallCreate = stall, stall
-			}})
-			upDone := c.upInBackground(prov, "lost")
-			c.await(t, func() bool { return c.stalled(prov) > 0 })
-			if c.left(prov) == "" {
-				t.Fatal("the create stalled before it registered anything: this test would pass on any code")
-			}
+			c, upDone := upStalledAtCreate(t, prov, "lost")
 			kids := children(t, c.h.PID(), "spuff-cloud")
 			if len(kids) == 0 {
 				t.Fatal("no spuff-cloud child is making the VM")
@@ -435,16 +426,7 @@ func upHeldAtCreate(t *testing.T, prov, name string) (*cloudHost, <-chan string)
 func TestCloudQuitDuringUp(t *testing.T) {
 	for _, prov := range cloudProviders {
 		t.Run(prov, func(t *testing.T) {
-			stall := make(chan struct{})
-			defer close(stall)
-			c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
-				d.StallCreate, h.StallCreate = stall, stall
-			}})
-			upDone := c.upInBackground(prov, "quit")
-			c.await(t, func() bool { return c.stalled(prov) > 0 })
-			if c.left(prov) == "" {
-				t.Fatal("the create stalled before it registered anything: this test would pass on any code")
-			}
+			c, upDone := upStalledAtCreate(t, prov, "quit")
 			c.h.Stop(t)
 			<-upDone
 			c.mu.Lock()
@@ -464,6 +446,26 @@ func TestCloudQuitDuringUp(t *testing.T) {
 			c.downLeavesNothing(t, prov, "quit")
 		})
 	}
+}
+
+// upStalledAtCreate starts a cloud host whose fakes stall every create
+// once its login key (and at Hetzner its firewall) exist, before any VM,
+// until the test ends, and runs `spuff up name` on prov in the background.
+// It returns once the create stalls, with the channel the up's output
+// arrives on.
+func upStalledAtCreate(t *testing.T, prov, name string) (*cloudHost, <-chan string) {
+	t.Helper()
+	stall := make(chan struct{})
+	c := startCloudHost(t, cloudOptions{Tune: func(d *dofake.Server, h *hcloudfake.Fake) {
+		d.StallCreate, h.StallCreate = stall, stall
+	}})
+	t.Cleanup(func() { close(stall) })
+	upDone := c.upInBackground(prov, name)
+	c.await(t, func() bool { return c.stalled(prov) > 0 })
+	if c.left(prov) == "" {
+		t.Fatal("the create stalled before it registered anything: this test would pass on any code")
+	}
+	return c, upDone
 }
 
 // stalled is how many creates prov's fake holds before making anything.
