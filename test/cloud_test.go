@@ -96,10 +96,15 @@ func startCloudHost(t *testing.T, o cloudOptions) *cloudHost {
 func (c *cloudHost) spuff(timeout time.Duration, args ...string) (string, error) {
 	var out bytes.Buffer
 	err := runSpuff(c.h, c.cli, timeout, nil, &out, &out, args...)
-	c.mu.Lock()
-	c.printed = append(c.printed, "spuff "+strings.Join(args, " ")+":\n"+out.String())
-	c.mu.Unlock()
+	c.keep("spuff "+strings.Join(args, " "), out.String())
 	return out.String(), err
+}
+
+// keep records what a process printed, for the token grep.
+func (c *cloudHost) keep(what, printed string) {
+	c.mu.Lock()
+	c.printed = append(c.printed, what+":\n"+printed)
+	c.mu.Unlock()
 }
 
 // made returns the line of `spuff list` for the made shed name ("" if
@@ -386,9 +391,7 @@ func TestCloudInterruptedUp(t *testing.T) {
 		_ = up.Process.Kill()
 		t.Fatal("spuff up did not end on an interrupt")
 	}
-	c.mu.Lock()
-	c.printed = append(c.printed, "spuff up (interrupted):\n"+out.String())
-	c.mu.Unlock()
+	c.keep("spuff up (interrupted)", out.String())
 	for _, want := range []string{"goes on in spuff-app", "`spuff down gaveup` stops it"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the interrupted spuff up does not say %q:\n%s", want, out.String())
@@ -429,9 +432,7 @@ func TestCloudQuitDuringUp(t *testing.T) {
 			c, upDone := upStalledAtCreate(t, prov, "quit")
 			c.h.Stop(t)
 			<-upDone
-			c.mu.Lock()
-			c.printed = append(c.printed, "spuff-app (stopped):\n"+c.h.Log())
-			c.mu.Unlock()
+			c.keep("spuff-app (stopped)", c.h.Log())
 			if l := c.left(prov); l != "" {
 				t.Errorf("left at %s after spuff-app quit: %s", prov, l)
 			}
@@ -510,9 +511,7 @@ func (c *cloudHost) crash(t *testing.T, upDone <-chan string, kids []int) {
 	for _, pid := range kids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	c.mu.Lock()
-	c.printed = append(c.printed, "spuff-app (killed):\n"+c.h.Log())
-	c.mu.Unlock()
+	c.keep("spuff-app (killed)", c.h.Log())
 	<-upDone
 	c.h.Restart(t)
 }

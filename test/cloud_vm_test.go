@@ -243,9 +243,7 @@ func (c *cloudHost) shedGrep(t *testing.T, name, script, patterns string) string
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("spuff ssh: %v", err)
 	}
-	c.mu.Lock()
-	c.printed = append(c.printed, "spuff ssh "+name+" (grep):\n"+string(out))
-	c.mu.Unlock()
+	c.keep("spuff ssh "+name+" (grep)", string(out))
 	return string(out)
 }
 

@@ -16,9 +16,9 @@ import (
 	"github.com/spuff-dev/spuff/app/control/api"
 )
 
-// follow prints the provisioning steps of shed while call runs: the event
-// stream is open before call starts, so no step is missed.
-func follow(ctx context.Context, g *globals, w io.Writer, shed string, call func() error) error {
+// follow prints the provisioning steps of shed while call runs op on it:
+// the event stream is open before call starts, so no step is missed.
+func follow(ctx context.Context, g *globals, w io.Writer, op, shed string, call func() error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opened, done := make(chan struct{}), make(chan struct{})
@@ -45,7 +45,7 @@ func follow(ctx context.Context, g *globals, w io.Writer, shed string, call func
 	}
 	err := call()
 	if err != nil && ctx.Err() != nil {
-		return err // interrupted: the steps that follow are spuff-app's to take
+		return interrupted(op, shed) // the steps that follow are spuff-app's to take
 	}
 	// Let the last steps arrive before the result line.
 	time.Sleep(100 * time.Millisecond)
@@ -56,10 +56,7 @@ func follow(ctx context.Context, g *globals, w io.Writer, shed string, call func
 // action is spuff-app's, which carries it on to the end so that no row is
 // left half-way, so the developer learns where it goes on and how to stop
 // it, not that a context was canceled.
-func interrupted(ctx context.Context, err error, op, name string) error {
-	if err == nil || ctx.Err() == nil {
-		return err
-	}
+func interrupted(op, name string) error {
 	name = api.Printable(name)
 	if op == "down" {
 		return fmt.Errorf("interrupted; spuff-app goes on removing %s (`spuff list` shows it)", name)
@@ -89,13 +86,13 @@ func upCmd(g *globals) *cobra.Command {
 				req.IdleTimeoutSeconds = new(int64(idle / time.Second))
 			}
 			var m *api.MadeShed
-			err := follow(cmd.Context(), g, w, name, func() (err error) {
+			err := follow(cmd.Context(), g, w, "up", name, func() (err error) {
 				m, err = g.client.Up(cmd.Context(), req)
 				return err
 			})
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
 			if err != nil {
-				return interrupted(cmd.Context(), err, "up", name)
+				return err
 			}
 			fmt.Fprintf(w, "%s is %s at %s (%s); spuff ssh %s\n", api.Printable(m.Name), api.Printable(m.State), api.Printable(m.Addr), api.Printable(m.Provider), api.Printable(m.Name))
 			return nil
@@ -116,8 +113,8 @@ func downCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
-			if err := follow(cmd.Context(), g, w, args[0], func() error { return g.client.Down(cmd.Context(), args[0], force) }); err != nil {
-				return interrupted(cmd.Context(), err, "down", args[0])
+			if err := follow(cmd.Context(), g, w, "down", args[0], func() error { return g.client.Down(cmd.Context(), args[0], force) }); err != nil {
+				return err
 			}
 			fmt.Fprintf(w, "%s is gone\n", args[0])
 			return nil
@@ -135,10 +132,10 @@ func startCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
-			return interrupted(cmd.Context(), follow(cmd.Context(), g, w, args[0], func() error {
+			return follow(cmd.Context(), g, w, "start", args[0], func() error {
 				_, err := g.client.Start(cmd.Context(), args[0])
 				return err
-			}), "start", args[0])
+			})
 		},
 	}
 }
@@ -151,7 +148,7 @@ func stopCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
-			return interrupted(cmd.Context(), follow(cmd.Context(), g, w, args[0], func() error { return g.client.Stop(cmd.Context(), args[0]) }), "stop", args[0])
+			return follow(cmd.Context(), g, w, "stop", args[0], func() error { return g.client.Stop(cmd.Context(), args[0]) })
 		},
 	}
 }
