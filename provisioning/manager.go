@@ -513,7 +513,7 @@ func (m *Manager) Down(ctx context.Context, name string, force bool) error {
 
 func (m *Manager) down(ctx context.Context, name string, force bool) (state.Shed, error) {
 	r := run{m: m, name: name, start: time.Now()}
-	s, err := m.o.DB.GetShed(ctx, name)
+	s, err := m.row(ctx, name)
 	if err != nil {
 		return s, err
 	}
@@ -827,13 +827,35 @@ func newHostKey() (*HostKey, ssh.PublicKey, error) {
 
 // load reads a shed's row and builds its provider.
 func (m *Manager) load(ctx context.Context, name string) (state.Shed, Provider, error) {
-	s, err := m.o.DB.GetShed(ctx, name)
+	s, err := m.row(ctx, name)
 	if err != nil {
 		return s, nil, err
 	}
 	p, err := m.o.Provider(s.Provider)
 	return s, p, err
 }
+
+// row reads a shed's row; a name with none is told as the developer meets
+// it, a mistyped name or a shed already gone.
+func (m *Manager) row(ctx context.Context, name string) (state.Shed, error) {
+	s, err := m.o.DB.GetShed(ctx, name)
+	if errors.Is(err, state.ErrNotFound) {
+		return s, noShed{name: name, err: err}
+	}
+	return s, err
+}
+
+// noShed is a lifecycle action on a name spuff made no shed of.
+type noShed struct {
+	name string
+	err  error // state.ErrNotFound, wrapped
+}
+
+func (e noShed) Error() string {
+	return fmt.Sprintf("provisioning: spuff made no shed %q; `spuff list` shows the sheds there are", e.name)
+}
+
+func (e noShed) Unwrap() error { return e.err }
 
 // BusURL is the ssh:// URL a made shed's bus is attached on: its login
 // user at its sshd; the host dials it with the bus key.

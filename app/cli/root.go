@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,8 +39,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
-		// An error may quote the broker, which may quote a shed.
-		fmt.Fprintln(stderr, "spuff:", api.Printable(err.Error()))
+		// An error may quote the broker, which may quote a shed. This
+		// package's own errors already begin with the command's name.
+		fmt.Fprintln(stderr, "spuff:", api.Printable(strings.TrimPrefix(err.Error(), "spuff: ")))
 		return 1
 	}
 	return 0

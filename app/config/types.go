@@ -14,6 +14,9 @@ import (
 // one copy per repeat, held for the process's life.
 var shedName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
+// ShedNameRule says what ValidShedName accepts, for the errors that refuse a name.
+const ShedNameRule = "lowercase letters, digits and dashes (at most 63, not starting with a dash)"
+
 // ValidShedName reports whether name can name a shed: lowercase letters,
 // digits and dashes, at most 63 characters, as in a host name label.
 func ValidShedName(name string) bool { return len(name) <= 63 && shedName.MatchString(name) }

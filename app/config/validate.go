@@ -90,7 +90,7 @@ func (c *Config) Validate() error {
 		s := c.Sheds[name]
 		p := "sheds." + name
 		if !ValidShedName(name) {
-			v.addf(p, "shed name %q must be lowercase letters, digits and dashes (at most 63, not starting with a dash)", name)
+			v.addf(p, "shed name %q must be "+ShedNameRule, name)
 		}
 		for i, ns := range s.Namespaces {
 			if !bus.IsNamespace(ns) {

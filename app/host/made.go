@@ -192,7 +192,7 @@ func (md *made) Up(ctx context.Context, req api.UpRequest) (api.MadeShed, error)
 		req.Provider = md.cfg.Provision.Provider
 	}
 	if !config.ValidShedName(req.Name) {
-		return api.MadeShed{}, errors.New("host: " + api.Printable(req.Name) + " is not a shed name")
+		return api.MadeShed{}, errors.New("host: " + api.Printable(req.Name) + " is not a shed name: use " + config.ShedNameRule)
 	}
 	up := provisioning.UpRequest{Name: req.Name, Provider: req.Provider, User: md.cfg.Provision.User}
 	if sec := req.IdleTimeoutSeconds; sec != nil {

@@ -80,7 +80,7 @@ func (d *DB) UpdateShed(ctx context.Context, s Shed) error {
 		return fmt.Errorf("state: updating shed %q: %w", s.Name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("state: shed %q: %w", s.Name, ErrNotFound)
+		return fmt.Errorf("%w: %q", ErrNotFound, s.Name)
 	}
 	return nil
 }
@@ -90,7 +90,7 @@ func (d *DB) GetShed(ctx context.Context, name string) (Shed, error) {
 	row := d.db.QueryRowContext(ctx, `SELECT `+shedCols+` FROM sheds WHERE name = ?`, name)
 	s, err := scanShed(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Shed{}, fmt.Errorf("state: shed %q: %w", name, ErrNotFound)
+		return Shed{}, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	return s, err
 }
@@ -102,7 +102,7 @@ func (d *DB) DeleteShed(ctx context.Context, name string) error {
 		return fmt.Errorf("state: deleting shed %q: %w", name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("state: shed %q: %w", name, ErrNotFound)
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	return nil
 }

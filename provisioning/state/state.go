@@ -152,7 +152,7 @@ func (d *DB) ForgetAttachment(ctx context.Context, name string) error {
 		return fmt.Errorf("state: forgetting attachment %q: %w", name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
+		return fmt.Errorf("%w: attachment %q", ErrNotFound, name)
 	}
 	return nil
 }

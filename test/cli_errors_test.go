@@ -1,0 +1,43 @@
+package test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spuff-dev/spuff/test/harness"
+)
+
+// TestAWrongShedNameIsToldOnce: each command given a shed spuff never
+// made, or a name no shed can have, fails with one plain sentence that
+// says what to do: one "spuff:" before it, no layer's prefix said twice,
+// and the command that shows the sheds there are (or the rule for a name).
+func TestAWrongShedNameIsToldOnce(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"down", "nosuch"}, "spuff list"},
+		{[]string{"stop", "nosuch"}, "spuff list"},
+		{[]string{"start", "nosuch"}, "spuff list"},
+		{[]string{"ssh", "nosuch"}, "spuff list"},
+		{[]string{"ssh-config", "nosuch"}, "spuff list"},
+		{[]string{"up", "Bad_Name"}, "lowercase letters, digits and dashes"},
+	} {
+		_, err := h.Spuff(t, tc.args...)
+		if err == nil {
+			t.Errorf("spuff %s succeeded", strings.Join(tc.args, " "))
+			continue
+		}
+		// The harness's error ends with what spuff wrote on stderr.
+		_, said, _ := strings.Cut(err.Error(), "exit status 1: ")
+		if !strings.HasPrefix(said, "spuff: ") || !strings.Contains(said, tc.want) {
+			t.Errorf("spuff %s said %q, want a message naming %q", strings.Join(tc.args, " "), said, tc.want)
+		}
+		for _, prefix := range []string{"spuff:", "state:", "provisioning:", "host:", "broker:", "control:"} {
+			if strings.Count(said, prefix) > 1 {
+				t.Errorf("spuff %s said %q: %q more than once", strings.Join(tc.args, " "), said, prefix)
+			}
+		}
+	}
+}
