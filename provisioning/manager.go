@@ -118,10 +118,11 @@ type claim struct {
 }
 
 // Why an action failed that something else stopped: a down of its shed,
-// or spuff-app quitting.
+// or spuff-app quitting. They are only ever wrapped in an error of this
+// package, and a row's reason shows them as they are.
 var (
-	errStoppedByDown = errors.New("provisioning: stopped by `spuff down`")
-	errQuit          = errors.New("provisioning: spuff-app quit")
+	errStoppedByDown = errors.New("stopped by `spuff down`")
+	errQuit          = errors.New("spuff-app quit")
 )
 
 // claim makes op the action under way on name, under a context a down can
@@ -184,7 +185,7 @@ func (m *Manager) claimed(ctx context.Context, name, op, provider string, act fu
 		defer release()
 		s, err = act(actx)
 		if why := stopCause(actx); err != nil && why != nil && !errors.Is(err, why) {
-			err = fmt.Errorf("%w: %w", why, err)
+			err = fmt.Errorf("provisioning: %w: %w", why, err)
 		}
 	}
 	if provider == "" {

@@ -590,8 +590,8 @@ func TestDownStopsTheUpUnderWay(t *testing.T) {
 		close(fp.gate)
 		err = <-upErr
 	}
-	if err == nil || !strings.Contains(err.Error(), "stopped by `spuff down`") {
-		t.Errorf("the up's error: %v, want one saying a down stopped it", err)
+	if err == nil || !strings.Contains(err.Error(), "stopped by `spuff down`") || strings.Count(err.Error(), "provisioning:") > 1 {
+		t.Errorf("the up's error: %v, want one saying a down stopped it, with its package named once", err)
 	}
 	fp.mu.Lock()
 	left := len(fp.ms)
@@ -703,13 +703,14 @@ func TestQuitStopsWhatIsUnderWay(t *testing.T) {
 	}
 	select {
 	case err := <-upErr:
-		if err == nil || !strings.Contains(err.Error(), "spuff-app quit") || !strings.Contains(err.Error(), "spuff down demo") {
-			t.Errorf("the up's error: %v, want one saying spuff-app quit and how to remove the shed", err)
+		if err == nil || !strings.Contains(err.Error(), "spuff-app quit") || !strings.Contains(err.Error(), "spuff down demo") || strings.Count(err.Error(), "provisioning:") > 1 {
+			t.Errorf("the up's error: %v, want one saying spuff-app quit and how to remove the shed, with its package named once", err)
 		}
 	default:
 		t.Fatal("quit did not stop the up under way")
 	}
-	if s, err := db.GetShed(ctx, "demo"); err != nil || s.State != state.Failed || !strings.Contains(s.Reason, "spuff-app quit") {
+	// The reason is shown as it is (spuff list, the tray): no package names.
+	if s, err := db.GetShed(ctx, "demo"); err != nil || s.State != state.Failed || s.Reason != "creating the machine: spuff-app quit" {
 		t.Errorf("the row of the stopped up: %+v %v", s, err)
 	}
 	lines := aud.take()
