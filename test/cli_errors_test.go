@@ -8,9 +8,10 @@ import (
 )
 
 // TestAWrongShedNameIsToldOnce: each command given a shed spuff never
-// made, or a name no shed can have, fails with one plain sentence that
-// says what to do: one "spuff:" before it, no layer's prefix said twice,
-// and the command that shows the sheds there are (or the rule for a name).
+// made, a name no shed can have, or an approval id that names nothing,
+// fails with one plain sentence that says what to do: one "spuff:"
+// before it, no layer's prefix said twice, and the command that shows
+// what there is (or the rule for a name).
 func TestAWrongShedNameIsToldOnce(t *testing.T) {
 	h := harness.Start(t, harness.Options{})
 	for _, tc := range []struct {
@@ -22,7 +23,10 @@ func TestAWrongShedNameIsToldOnce(t *testing.T) {
 		{[]string{"start", "nosuch"}, "spuff list"},
 		{[]string{"ssh", "nosuch"}, "spuff list"},
 		{[]string{"ssh-config", "nosuch"}, "spuff list"},
-		{[]string{"up", "Bad_Name"}, "lowercase letters, digits and dashes"},
+		{[]string{"up", "Bad_Name"}, "lowercase letters, digits and dashes (at most 63"},
+		{[]string{"attach", "Bad_Name", "unix:/nonexistent/bus.sock"}, "lowercase letters, digits and dashes (at most 63"},
+		{[]string{"approve", "nosuch"}, "spuff pending"},
+		{[]string{"approvals", "revoke", "nosuch"}, "spuff approvals"},
 	} {
 		_, err := h.Spuff(t, tc.args...)
 		if err == nil {

@@ -1,14 +1,25 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/spuff-dev/spuff/app/control"
 	"github.com/spuff-dev/spuff/app/control/api"
 )
+
+// seeing adds to an id the broker refused the command that lists the ids
+// there are; spuff-app not running needs no list.
+func seeing(err error, list string) error {
+	if errors.Is(err, control.ErrNotRunning) {
+		return err
+	}
+	return fmt.Errorf("%w (see `%s`)", err, list)
+}
 
 func pendingCmd(g *globals) *cobra.Command {
 	var asJSON bool
@@ -54,7 +65,7 @@ func decideCmd(g *globals, allow bool) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.client.Decide(cmd.Context(), args[0], allow, "cli"); err != nil {
-				return fmt.Errorf("%w (see `spuff pending`)", err)
+				return seeing(err, "spuff pending")
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", done, args[0])
 			return nil
@@ -96,7 +107,7 @@ func approvalsCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.client.Revoke(cmd.Context(), args[0]); err != nil {
-				return err
+				return seeing(err, "spuff approvals")
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
 			return nil

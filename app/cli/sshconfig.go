@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spuff-dev/spuff/app/config"
+	"github.com/spuff-dev/spuff/app/control"
 	"github.com/spuff-dev/spuff/app/control/api"
 )
 
@@ -186,7 +187,8 @@ func refreshSSHConfig(ctx context.Context, g *globals, stdout, stderr io.Writer)
 	for _, e := range skipped {
 		fmt.Fprintln(stderr, "spuff:", e)
 	}
-	if err != nil {
+	// With spuff-app not running the command itself says so.
+	if err != nil && !errors.Is(err, control.ErrNotRunning) {
 		fmt.Fprintln(stderr, "spuff: warning: ~/.spuff/ssh_config not updated:", api.Printable(err.Error()))
 	}
 }
