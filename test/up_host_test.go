@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -268,18 +269,34 @@ func killQEMU(t *testing.T, dir string) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// Gone once every thread is: the main one can be a zombie while the
+	// vCPU threads still exit, holding the disk image's lock.
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return
-		}
-		if i := bytes.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
+		if allThreadsEnded(pid) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("QEMU pid %d outlived SIGKILL by 30s", pid)
+}
+
+// allThreadsEnded reports whether every thread of pid is a zombie or gone.
+func allThreadsEnded(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true
+	}
+	for _, task := range tasks {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue // reaped since it was listed
+		}
+		if i := bytes.LastIndexByte(st, ')'); i <= 0 || len(st) <= i+2 || (st[i+2] != 'Z' && st[i+2] != 'X') {
+			return false
+		}
+	}
+	return true
 }
 
 // seedUserData reads user-data from a NoCloud seed ISO.
@@ -299,6 +316,10 @@ func qcow2Plain(t *testing.T, path string) {
 	t.Helper()
 	out, err := exec.Command("qemu-img", "info", "--output=json", path).Output()
 	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("qemu-img info: %v: %s", err, ee.Stderr)
+		}
 		t.Fatalf("qemu-img info: %v", err)
 	}
 	var info struct {

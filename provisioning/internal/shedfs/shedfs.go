@@ -87,14 +87,41 @@ func Alive(pid int, dir string) bool {
 	return bytes.Contains(cmdline, []byte(dir+"/"))
 }
 
-// zombie reports whether pid has ended and awaits its parent's wait.
+// zombie reports whether pid has ended and awaits its parent's wait:
+// every thread of it, not only its first. A QEMU's main thread can be a
+// zombie while its other threads still exit, and until the last has, the
+// process's files stay open and its disk image stays locked.
 func zombie(pid int) bool {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	// No /proc (macOS), or no such process: no zombie, as before threads.
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || !statEnded(st) {
 		return false
 	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true // no thread list, or the process is already reaped
+	}
+	for _, task := range tasks {
+		if !taskEnded(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name())) {
+			return false
+		}
+	}
+	return true
+}
+
+// taskEnded reports whether the stat file at path is a zombie's, or gone
+// (a thread reaped since it was listed).
+func taskEnded(path string) bool {
+	st, err := os.ReadFile(path)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+	}
+	return statEnded(st)
+}
+
+// statEnded reads the state field of a /proc stat line: zombie or dead.
+func statEnded(st []byte) bool {
 	i := bytes.LastIndexByte(st, ')')
-	return i > 0 && len(st) > i+2 && st[i+2] == 'Z'
+	return i > 0 && len(st) > i+2 && (st[i+2] == 'Z' || st[i+2] == 'X')
 }
 
 // WaitGone polls every `every` until pid is no longer dir's process, for
