@@ -92,7 +92,7 @@ func Alive(pid int, dir string) bool {
 // zombie while its other threads still exit, and until the last has, the
 // process's files stay open and its disk image stays locked.
 func zombie(pid int) bool {
-	// No /proc (macOS), or no such process: no zombie, as before threads.
+	// No /proc (macOS), or no such process: not a zombie.
 	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || !statEnded(st) {
 		return false
 	}
