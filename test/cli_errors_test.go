@@ -8,8 +8,8 @@ import (
 )
 
 // TestAWrongShedNameIsToldOnce: each command given a shed spuff never
-// made, a name no shed can have, or an approval id that names nothing,
-// fails with one plain sentence that says what to do: one "spuff:"
+// made, a name no shed can have, an approval id that names nothing, or
+// an audit filter no line can pass, fails with one plain sentence that says what to do: one "spuff:"
 // before it, no layer's prefix said twice, and the command that shows
 // what there is (or the rule for a name).
 func TestAWrongShedNameIsToldOnce(t *testing.T) {
@@ -27,6 +27,8 @@ func TestAWrongShedNameIsToldOnce(t *testing.T) {
 		{[]string{"attach", "Bad_Name", "unix:/nonexistent/bus.sock"}, "lowercase letters, digits and dashes (at most 63"},
 		{[]string{"approve", "nosuch"}, "spuff pending"},
 		{[]string{"approvals", "revoke", "nosuch"}, "spuff approvals"},
+		{[]string{"audit", "--result", "failed"}, "ok, denied or error"},
+		{[]string{"audit", "--shed", "Bad_Name"}, "lowercase letters, digits and dashes (at most 63"},
 	} {
 		_, err := h.Spuff(t, tc.args...)
 		if err == nil {

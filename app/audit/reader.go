@@ -19,6 +19,16 @@ type Filter struct {
 	Since  time.Time
 }
 
+// Check refuses a filter that no line can pass, so that a mistyped
+// result reads as a mistake, not as a log with nothing in it.
+func (f Filter) Check() error {
+	switch f.Result {
+	case "", ResultOK, ResultDenied, ResultError:
+		return nil
+	}
+	return fmt.Errorf("audit: no line has the result %q: a result is %s, %s or %s", f.Result, ResultOK, ResultDenied, ResultError)
+}
+
 // Match reports whether r passes the filter.
 func (f Filter) Match(r Record) bool {
 	return (f.Shed == "" || r.Shed == f.Shed) &&

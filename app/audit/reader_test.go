@@ -105,6 +105,22 @@ func rec(shed, ns string) string {
 	return string(b) + "\n"
 }
 
+// TestCheckRefusesAResultNoLineHas: the results a line can carry pass,
+// and a mistyped one is refused with the ones there are.
+func TestCheckRefusesAResultNoLineHas(t *testing.T) {
+	for _, r := range []string{"", ResultOK, ResultDenied, ResultError} {
+		if err := (Filter{Result: r}).Check(); err != nil {
+			t.Errorf("result %q: %v", r, err)
+		}
+	}
+	for _, r := range []string{"failed", "OK", "ok ", "denied,error"} {
+		err := (Filter{Result: r}).Check()
+		if err == nil || !strings.Contains(err.Error(), "ok, denied or error") {
+			t.Errorf("result %q: got %v, want a refusal naming the results there are", r, err)
+		}
+	}
+}
+
 func TestFollowSeesNewLinesAndRotation(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "a.log")
 	w, err := Open(p, nil)

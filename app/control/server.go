@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spuff-dev/spuff/app/audit"
+	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control/api"
 )
 
@@ -131,6 +133,14 @@ func (s *Server) detach(w http.ResponseWriter, r *http.Request) {
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := audit.Filter{Shed: q.Get("shed"), NS: q.Get("ns"), Result: q.Get("result")}
+	if err := f.Check(); err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if f.Shed != "" && !config.ValidShedName(f.Shed) {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("control: %q is not a shed name: a name is %s", f.Shed, config.ShedNameRule))
+		return
+	}
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
