@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -233,7 +234,7 @@ func New(name string, env Env) (Provider, error) {
 	f, ok := registry.m[name]
 	registry.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("provisioning: no provider %q (this build has %v)", name, Names())
+		return nil, fmt.Errorf("provisioning: no provider %q; this build has %s", name, strings.Join(Names(), ", "))
 	}
 	if env.Getenv == nil {
 		return nil, errors.New("provisioning: Env.Getenv is nil")

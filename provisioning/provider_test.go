@@ -32,7 +32,9 @@ func TestRegistry(t *testing.T) {
 	if err := p.Start(context.Background(), "x"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("Start without StartStop = %v, want ErrUnsupported", err)
 	}
-	if _, err := New("nope", Env{Getenv: func(string) string { return "" }}); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+	// The refusal names the providers there are as words, not a Go slice.
+	if _, err := New("nope", Env{Getenv: func(string) string { return "" }}); err == nil || !strings.Contains(err.Error(), `"nope"`) ||
+		!strings.Contains(err.Error(), "this build has "+strings.Join(Names(), ", ")) || strings.Contains(err.Error(), "[") {
 		t.Errorf("New of an unknown provider = %v", err)
 	}
 	defer func() {
