@@ -11,7 +11,7 @@ import (
 // made, a name no shed can have, an approval id that names nothing, or
 // an audit filter no line can pass, fails with one plain sentence that says what to do: one "spuff:"
 // before it, no layer's prefix said twice, and the command that shows
-// what there is (or the rule for a name).
+// what there is (or the rule for a name, in the same words everywhere).
 func TestAWrongShedNameIsToldOnce(t *testing.T) {
 	h := harness.Start(t, harness.Options{})
 	for _, tc := range []struct {
@@ -23,12 +23,12 @@ func TestAWrongShedNameIsToldOnce(t *testing.T) {
 		{[]string{"start", "nosuch"}, "spuff list"},
 		{[]string{"ssh", "nosuch"}, "spuff list"},
 		{[]string{"ssh-config", "nosuch"}, "spuff list"},
-		{[]string{"up", "Bad_Name"}, "lowercase letters, digits and dashes (at most 63"},
-		{[]string{"attach", "Bad_Name", "unix:/nonexistent/bus.sock"}, "lowercase letters, digits and dashes (at most 63"},
+		{[]string{"up", "Bad_Name"}, `"Bad_Name" is not a shed name: use lowercase letters, digits and dashes (at most 63`},
+		{[]string{"attach", "Bad_Name", "unix:/nonexistent/bus.sock"}, `"Bad_Name" is not a shed name: use lowercase letters, digits and dashes (at most 63`},
 		{[]string{"approve", "nosuch"}, "spuff pending"},
 		{[]string{"approvals", "revoke", "nosuch"}, "spuff approvals"},
 		{[]string{"audit", "--result", "failed"}, "ok, denied or error"},
-		{[]string{"audit", "--shed", "Bad_Name"}, "lowercase letters, digits and dashes (at most 63"},
+		{[]string{"audit", "--shed", "Bad_Name"}, `"Bad_Name" is not a shed name: use lowercase letters, digits and dashes (at most 63`},
 	} {
 		_, err := h.Spuff(t, tc.args...)
 		if err == nil {

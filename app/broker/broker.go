@@ -118,7 +118,7 @@ func New(opts Options) (*Broker, error) {
 // Attach starts an attachment that dials url and keeps it connected.
 func (b *Broker) Attach(name, url string) error {
 	if !config.ValidShedName(name) {
-		return fmt.Errorf("broker: shed name %q: use %s", name, config.ShedNameRule)
+		return fmt.Errorf("broker: %q is not a shed name: use %s", name, config.ShedNameRule)
 	}
 	if _, err := bus.ParseTarget(url); err != nil {
 		return fmt.Errorf("broker: attaching %q: %w", name, err)

@@ -138,7 +138,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Shed != "" && !config.ValidShedName(f.Shed) {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("control: %q is not a shed name: a name is %s", f.Shed, config.ShedNameRule))
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("control: %q is not a shed name: use %s", f.Shed, config.ShedNameRule))
 		return
 	}
 	if v := q.Get("since"); v != "" {

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -192,7 +193,7 @@ func (md *made) Up(ctx context.Context, req api.UpRequest) (api.MadeShed, error)
 		req.Provider = md.cfg.Provision.Provider
 	}
 	if !config.ValidShedName(req.Name) {
-		return api.MadeShed{}, errors.New("host: " + api.Printable(req.Name) + " is not a shed name: use " + config.ShedNameRule)
+		return api.MadeShed{}, fmt.Errorf("host: %q is not a shed name: use %s", req.Name, config.ShedNameRule)
 	}
 	up := provisioning.UpRequest{Name: req.Name, Provider: req.Provider, User: md.cfg.Provision.User}
 	if sec := req.IdleTimeoutSeconds; sec != nil {
