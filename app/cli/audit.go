@@ -19,7 +19,28 @@ func auditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Show the audit log: every credential request, allowed or not",
-		Args:  cobra.NoArgs,
+		Long: `Audit prints this computer's audit log (its path is in spuff status), oldest
+line first: one line per request a shed made, allowed, refused or failed, and one
+per lifecycle action spuff took on a shed. Its columns:
+
+  time  shed  namespace  operation  result  approval  detail
+
+The namespace is ssh-agent, aws-credentials or docker-credentials for a
+credential; agent for a shed's own pings; provision for up, down, start, stop
+and the idle timer; audit for the log's own lines (a reopen after a rotation).
+A shed that asks in a namespace spuff does not serve is logged under the name
+it sent, and one counted line for a flood of refusals across namespaces shows *.
+The result is ok, denied or error; the approval is none, cached, touchid, tray
+or cli.
+
+Every field but the time may be a shed's choice, so control characters in them
+are printed escaped; --json prints each line as JSON instead.
+
+Examples:
+  spuff audit --shed demo --result denied
+  spuff audit --ns provision
+  spuff audit -f`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			return g.client.Audit(cmd.Context(), f, follow, func(r audit.Record) error {
@@ -41,7 +62,7 @@ func auditCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines as they are written")
 	cmd.Flags().StringVar(&f.Shed, "shed", "", "only this shed")
-	cmd.Flags().StringVar(&f.NS, "ns", "", "only this namespace (ssh-agent, aws-credentials, docker-credentials, agent)")
+	cmd.Flags().StringVar(&f.NS, "ns", "", "only this namespace (ssh-agent, aws-credentials, docker-credentials, agent, provision, audit)")
 	cmd.Flags().StringVar(&f.Result, "result", "", "only this result (ok, denied, error)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON lines")
 	return cmd
