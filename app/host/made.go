@@ -189,11 +189,11 @@ func madeShed(s state.Shed) api.MadeShed {
 
 // Up makes the shed and attaches its bus (unless NoConnect).
 func (md *made) Up(ctx context.Context, req api.UpRequest) (api.MadeShed, error) {
-	if req.Provider == "" {
-		req.Provider = md.cfg.Provision.Provider
-	}
 	if !config.ValidShedName(req.Name) {
 		return api.MadeShed{}, fmt.Errorf("host: %q is not a shed name: use %s", req.Name, config.ShedNameRule)
+	}
+	if req.Provider == "" {
+		req.Provider = md.cfg.ForShed(req.Name).Provider // sheds.NAME.provider, else provision.provider
 	}
 	up := provisioning.UpRequest{Name: req.Name, Provider: req.Provider, User: md.cfg.Provision.User}
 	if sec := req.IdleTimeoutSeconds; sec != nil {
