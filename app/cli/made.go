@@ -71,7 +71,29 @@ func upCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up [NAME]",
 		Short: "Make a shed (or start a stopped one), bootstrap it and attach it",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Up makes a shed called NAME ("shed" if none is given) with the provider of
+--provider, else sheds.NAME.provider, else provision.provider (qemu, a local VM).
+It prints each step: the machine, its boot, cloud-init, the guest's install and
+the bus. When it ends, the shed is ready: ` + "`spuff ssh NAME`" + ` logs in, and so does
+` + "`ssh spuff-NAME`" + ` once ~/.ssh/config includes ~/.spuff/ssh_config. Up of a stopped
+shed starts it; up of a name that has a shed is refused.
+
+A local shed's first up builds its base image (Debian 12) once, which takes a
+few minutes; it is kept under ~/.cache/spuff/images for every later up.
+
+A cloud shed needs its provider's API token in spuff-app's environment:
+DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN) or HCLOUD_TOKEN. spuff never
+reads a token from its config and never puts one in a shed. A cloud shed bills
+until ` + "`spuff down NAME`" + `, or until it has been idle for its idle timeout.
+
+The idle timeout (--idle-timeout, else sheds.NAME.idle_timeout, else
+provision.idle_timeout, 2h; 0 is never) counts from the shed's last login
+activity or credential request. A notice comes idle_notice (10m) before; then
+a cloud shed is destroyed and a local one stopped.
+
+The up runs in spuff-app: interrupting this command leaves it going, and
+` + "`spuff down NAME`" + ` stops it and removes what it made.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := "shed"
 			if len(args) == 1 {
@@ -109,7 +131,13 @@ func downCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "down NAME",
 		Short: "Destroy a shed spuff made",
-		Args:  cobra.ExactArgs(1),
+		Long: `Down detaches the shed, deletes its machine and everything spuff made for it at
+the provider (a cloud shed's login key and firewall, a local shed's disk), and
+forgets it. A down stops an up, start or stop still under way on the shed
+first. If the provider cannot delete the machine, the shed is kept and marked
+failed, so that nothing is left billing unseen; --force forgets it anyway (then
+delete the machine in the provider's console).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
@@ -128,7 +156,10 @@ func startCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "start NAME",
 		Short: "Boot a stopped local shed and attach it",
-		Args:  cobra.ExactArgs(1),
+		Long: `Start boots a local shed that ` + "`spuff stop`" + `, its idle timeout or a restart of this
+computer stopped, with the disk it had, and attaches its bus again. A cloud shed
+is never stopped (a stopped cloud VM still bills): its idle timeout destroys it.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
@@ -144,7 +175,10 @@ func stopCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "stop NAME",
 		Short: "Power a local shed off, keeping its disk",
-		Args:  cobra.ExactArgs(1),
+		Long: `Stop asks a local shed to power off, and ends its VM if it has not after a
+while. Its disk stays; ` + "`spuff start NAME`" + ` (or ` + "`spuff up NAME`" + `) boots it again.
+Cloud sheds cannot be stopped: ` + "`spuff down NAME`" + ` removes one.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			defer refreshSSHConfig(cmd.Context(), g, w, cmd.ErrOrStderr())
