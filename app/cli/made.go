@@ -120,7 +120,7 @@ The up runs in spuff-app: interrupting this command leaves it going, and
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&provider, "provider", "", "qemu, digitalocean or hetzner (default: provision.provider)")
+	cmd.Flags().StringVar(&provider, "provider", "", "qemu, digitalocean or hetzner (default: sheds.NAME.provider, else provision.provider)")
 	cmd.Flags().BoolVar(&noConnect, "no-connect", false, "do not attach the shed's bus")
 	cmd.Flags().DurationVar(&idle, "idle-timeout", 0, "end this shed when idle this long, 0 = never (default: sheds.NAME.idle_timeout, provision.idle_timeout)")
 	return cmd
