@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +45,8 @@ type cloudOptions struct {
 	Env map[string]string
 	// Config is appended to the provision section.
 	Config string
+	// Sections are whole top-level config sections after it.
+	Sections string
 	// Agent runs an ssh-agent holding the login key for spuff-app and
 	// the OpenSSH of `spuff ssh` (which reads no $HOME/.ssh).
 	Agent bool
@@ -79,7 +82,7 @@ func startCloudHost(t *testing.T, o cloudOptions) *cloudHost {
 	for k, v := range o.Env {
 		env[k] = v
 	}
-	c.h = harness.Start(t, harness.Options{Config: "provision: {user: dev" + o.Config + "}\n", Env: env})
+	c.h = harness.Start(t, harness.Options{Config: "provision: {user: dev" + o.Config + "}\n" + o.Sections, Env: env})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("spuff-app log:\n%s", c.h.Log())
@@ -286,6 +289,55 @@ func TestCloudHalfFailedUp(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestCloudUpTakesTheShedsOwnProvider: through the real spuff-app and
+// CLI, `spuff up NAME` with no --provider goes to the cloud that
+// sheds.NAME.provider names, and to no other. The VMs never become ready,
+// so each up fails fast; `spuff list` shows the provider, and the down
+// leaves nothing at either cloud.
+func TestCloudUpTakesTheShedsOwnProvider(t *testing.T) {
+	c := startCloudHost(t, cloudOptions{
+		Tune:     func(d *dofake.Server, h *hcloudfake.Fake) { d.NeverActive, h.NeverRunning = true, true },
+		Env:      map[string]string{"SPUFF_DIGITALOCEAN_READY_TIMEOUT": "3s", "SPUFF_HCLOUD_READY_TIMEOUT": "3s"},
+		Sections: "sheds: {at-do: {provider: digitalocean}, at-hc: {provider: hetzner}}\n",
+	})
+	creates := func() (do, hc int) {
+		for _, r := range c.do.Requests() {
+			if r.Method == http.MethodPost && strings.TrimSuffix(r.Path, "/") == "/v2/droplets" {
+				do++
+			}
+		}
+		for _, r := range c.hc.Requests() {
+			if r.Method == http.MethodPost && r.Path == "/servers" {
+				hc++
+			}
+		}
+		return do, hc
+	}
+	for _, tc := range []struct{ name, prov string }{{"at-do", "digitalocean"}, {"at-hc", "hetzner"}} {
+		do0, hc0 := creates()
+		out, err := c.spuff(2*time.Minute, "up", tc.name, "--no-connect")
+		if err == nil {
+			t.Fatalf("spuff up %s succeeded though its VM never became ready:\n%s", tc.name, out)
+		}
+		do1, hc1 := creates()
+		if want := map[string][2]int{"digitalocean": {1, 0}, "hetzner": {0, 1}}[tc.prov]; [2]int{do1 - do0, hc1 - hc0} != want {
+			t.Errorf("spuff up %s: %d droplet and %d server creates, want %v for %s:\n%s", tc.name, do1-do0, hc1-hc0, want, tc.prov, out)
+		}
+		if line, all := c.made(t, tc.name); !strings.Contains(line, tc.prov) {
+			t.Errorf("spuff list does not show %s at %s:\n%s", tc.name, tc.prov, all)
+		}
+		if out, err := c.spuff(time.Minute, "down", tc.name); err != nil {
+			t.Fatalf("spuff down %s: %v\n%s", tc.name, err, out)
+		}
+	}
+	for _, prov := range cloudProviders {
+		if l := c.left(prov); l != "" {
+			t.Errorf("left at %s: %s", prov, l)
+		}
+	}
+	c.noTokenOnHost(t)
 }
 
 // TestCloudCrashBetweenCreateAndState: spuff-app is killed (-9) while the
