@@ -28,7 +28,7 @@ func TestPolicyMatrix(t *testing.T) {
 		"wide":     {Approval: &config.ApprovalOverride{Policy: PolicyPerShed}},
 		"off":      {Approval: &config.ApprovalOverride{Enabled: yes(false)}},
 		"on":       {Approval: &config.ApprovalOverride{Enabled: yes(true)}},
-		"anysig":   {Approval: &config.ApprovalOverride{Require: &config.Require{SSHSign: []string{"*"}}}},
+		"anysig":   {Approval: &config.ApprovalOverride{Require: &config.RequireOverride{SSHSign: []string{"*"}}}},
 		"shortttl": {Approval: &config.ApprovalOverride{SessionTTL: &hour}},
 	}
 	const (

@@ -94,7 +94,7 @@ sheds:                       # per-shed overrides of the sections above (example
       policy: per-request
       session_ttl: 1h
       prompt_timeout: 20s
-      require:
+      require:                                    # only the classes named here change
         ssh_login: false
         ssh_sign: [git]
         aws: true

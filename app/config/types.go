@@ -133,11 +133,22 @@ type DockerOverride struct {
 
 // ApprovalOverride is sheds.NAME.approval.
 type ApprovalOverride struct {
-	Enabled       *bool          `mapstructure:"enabled" yaml:"enabled" json:"enabled,omitempty"`
-	Policy        string         `mapstructure:"policy" yaml:"policy" json:"policy,omitempty"`
-	SessionTTL    *time.Duration `mapstructure:"session_ttl" yaml:"session_ttl" json:"session_ttl,omitempty"`
-	PromptTimeout *time.Duration `mapstructure:"prompt_timeout" yaml:"prompt_timeout" json:"prompt_timeout,omitempty"`
-	Require       *Require       `mapstructure:"require" yaml:"require" json:"require,omitempty"`
+	Enabled       *bool            `mapstructure:"enabled" yaml:"enabled" json:"enabled,omitempty"`
+	Policy        string           `mapstructure:"policy" yaml:"policy" json:"policy,omitempty"`
+	SessionTTL    *time.Duration   `mapstructure:"session_ttl" yaml:"session_ttl" json:"session_ttl,omitempty"`
+	PromptTimeout *time.Duration   `mapstructure:"prompt_timeout" yaml:"prompt_timeout" json:"prompt_timeout,omitempty"`
+	Require       *RequireOverride `mapstructure:"require" yaml:"require" json:"require,omitempty"`
+}
+
+// RequireOverride is sheds.NAME.approval.require. Each field it leaves out
+// keeps the global approval.require: a shed that adds aws must not lose
+// ssh_login and ssh_sign by saying so. An empty ssh_sign list means no
+// namespace asks.
+type RequireOverride struct {
+	SSHLogin *bool    `mapstructure:"ssh_login" yaml:"ssh_login" json:"ssh_login,omitempty"`
+	SSHSign  []string `mapstructure:"ssh_sign" yaml:"ssh_sign" json:"ssh_sign,omitempty"`
+	AWS      *bool    `mapstructure:"aws" yaml:"aws" json:"aws,omitempty"`
+	Docker   *bool    `mapstructure:"docker" yaml:"docker" json:"docker,omitempty"`
 }
 
 // Shed is the effective configuration of one shed: the global sections with
@@ -222,8 +233,19 @@ func (c *Config) ForShed(name string) Shed {
 		if a.PromptTimeout != nil {
 			s.Approval.PromptTimeout = *a.PromptTimeout
 		}
-		if a.Require != nil {
-			s.Approval.Require = *a.Require
+		if r := a.Require; r != nil {
+			if r.SSHLogin != nil {
+				s.Approval.Require.SSHLogin = *r.SSHLogin
+			}
+			if r.SSHSign != nil {
+				s.Approval.Require.SSHSign = slices.Clone(r.SSHSign)
+			}
+			if r.AWS != nil {
+				s.Approval.Require.AWS = *r.AWS
+			}
+			if r.Docker != nil {
+				s.Approval.Require.Docker = *r.Docker
+			}
 		}
 	}
 	if o.Provider != "" {
