@@ -123,7 +123,7 @@ func (c *Config) Validate() error {
 				v.positive(p+".approval.session_ttl", *o.SessionTTL)
 			}
 			if o.PromptTimeout != nil {
-				v.positive(p+".approval.prompt_timeout", *o.PromptTimeout)
+				v.promptTimeout(p+".approval.prompt_timeout", *o.PromptTimeout)
 			}
 			if o.Require != nil {
 				v.sshSign(p+".approval.require.ssh_sign", o.Require.SSHSign)
@@ -216,8 +216,18 @@ func (v *validator) region(key, r string) {
 func (v *validator) approval(key string, a Approval) {
 	v.oneOf(key+".policy", a.Policy, ApprovalPolicies)
 	v.positive(key+".session_ttl", a.SessionTTL)
-	v.positive(key+".prompt_timeout", a.PromptTimeout)
+	v.promptTimeout(key+".prompt_timeout", a.PromptTimeout)
 	v.sshSign(key+".require.ssh_sign", a.Require.SSHSign)
+}
+
+// promptTimeout keeps a question open no longer than the shed waits for its
+// answer: past that, the shed's client has failed already while the tray
+// still asks.
+func (v *validator) promptTimeout(key string, d time.Duration) {
+	v.positive(key, d)
+	if d > bus.DefaultMaxWait {
+		v.addf(key, "%s is longer than a shed waits for an answer (%s); use %s or less", d, bus.DefaultMaxWait, bus.DefaultMaxWait)
+	}
 }
 
 func (v *validator) sshSign(key string, nss []string) {

@@ -124,13 +124,18 @@ type call struct {
 	onProg   func(note string)
 }
 
+// DefaultMaxWait is how long a call waits at most, progress frames and all,
+// unless Options.MaxWait says otherwise. spuff-guest keeps it, so it bounds
+// how long a shed waits for a human's answer.
+const DefaultMaxWait = 60 * time.Second
+
 // NewConn starts serving rwc. h may be nil when this side only calls.
 func NewConn(rwc io.ReadWriteCloser, h Handler, opts Options) *Conn {
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 3 * time.Second
 	}
 	if opts.MaxWait <= 0 {
-		opts.MaxWait = 60 * time.Second
+		opts.MaxWait = DefaultMaxWait
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 256

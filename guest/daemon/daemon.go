@@ -92,7 +92,7 @@ func New(opts Options) *Daemon {
 		opts.CallTimeout = 3 * time.Second
 	}
 	if opts.MaxWait <= 0 {
-		opts.MaxWait = 60 * time.Second
+		opts.MaxWait = bus.DefaultMaxWait
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
