@@ -18,6 +18,7 @@ import (
 	"github.com/spuff-dev/spuff/app/config"
 	"github.com/spuff-dev/spuff/app/control/api"
 	"github.com/spuff-dev/spuff/app/login"
+	"github.com/spuff-dev/spuff/guest/bus"
 )
 
 // finding is one doctor line: ok, a warning, or a failure with its fix.
@@ -131,9 +132,28 @@ func configChecks(cfg *config.Config, add func(level, what, fix string)) {
 		}
 	}
 	destinationChecks(cfg, add)
-	if len(cfg.Docker.Registries) == 0 && !cfg.Docker.AllowAll {
+	if !anyShedGetsDocker(cfg) {
 		add("warn", "no docker registry is allowlisted", "add docker.registries (e.g. [ghcr.io]) to let sheds pull private images")
 	}
+}
+
+// anyShedGetsDocker reports whether some shed may get docker credentials:
+// one without a section of its own (the global allowlist), or one whose
+// section allows the namespace and names a registry or all of them.
+func anyShedGetsDocker(cfg *config.Config) bool {
+	gets := func(s config.Shed) bool {
+		return s.Allows(bus.NSDocker) && (len(s.Docker.Registries) > 0 || s.Docker.AllowAll)
+	}
+	// "" is never a shed's name, so it resolves to the global sections.
+	if gets(cfg.ForShed("")) {
+		return true
+	}
+	for name := range cfg.Sheds {
+		if gets(cfg.ForShed(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 func report(w io.Writer, fs []finding) error {
