@@ -22,3 +22,36 @@ func TestNotRunningIsToldAlone(t *testing.T) {
 		}
 	}
 }
+
+// A command given the wrong number of arguments, a flag it does not have
+// or a subcommand there is not says how it is used and where the help is,
+// on one line, before it dials spuff-app.
+func TestWrongArgumentsGiveTheUsage(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "spuff.sock")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"down"}, "usage: spuff down NAME [flags] (`spuff down --help` says more)"},
+		{[]string{"down", "a", "b"}, "usage: spuff down NAME [flags] (`spuff down --help` says more)"},
+		{[]string{"start"}, "usage: spuff start NAME [flags] (`spuff start --help` says more)"},
+		{[]string{"ssh"}, "usage: spuff ssh NAME [-- CMD...] [flags] (`spuff ssh --help` says more)"},
+		{[]string{"attach", "web"}, "usage: spuff attach NAME URL [flags] (`spuff attach --help` says more)"},
+		{[]string{"up", "a", "b"}, "usage: spuff up [NAME] [flags] (`spuff up --help` says more)"},
+		{[]string{"status", "extra"}, "usage: spuff status [flags] (`spuff status --help` says more)"},
+		{[]string{"approvals", "revoke"}, "usage: spuff approvals revoke ID [flags] (`spuff approvals revoke --help` says more)"},
+		{[]string{"down", "--forse", "x"}, "unknown flag: --forse; `spuff down --help` lists the flags"},
+		{[]string{"dwn"}, `unknown command "dwn" for "spuff"; did you mean deny or down?; ` + "`spuff --help` lists the commands"},
+		{[]string{"bogus"}, `unknown command "bogus" for "spuff"; ` + "`spuff --help` lists the commands"},
+		{[]string{"approvals", "revok"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(append([]string{"--socket", sock}, c.args...), &out, &errb); code == 0 {
+			t.Errorf("spuff %v succeeded", c.args)
+		}
+		said := errb.String()
+		if !strings.Contains(said, c.want) || strings.Contains(said, "not running") || strings.Count(said, "\n") != 1 {
+			t.Errorf("spuff %v said %q, want %q", c.args, said, c.want)
+		}
+	}
+}

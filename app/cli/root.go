@@ -60,6 +60,12 @@ writes an audit line for every request. This command talks to that broker.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
+		// With Args and RunE of its own, an unknown command reaches
+		// explainMisuse as any wrong argument does; cobra's own refusal is a
+		// multi-line one that Printable would escape onto one line.
+		Args:               cobra.NoArgs,
+		RunE:               func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		DisableSuggestions: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			if g.socket == "" {
 				g.socket = config.SocketPath()
@@ -71,7 +77,42 @@ writes an audit line for every request. This command talks to that broker.`,
 	root.AddCommand(upCmd(g), downCmd(g), startCmd(g), stopCmd(g), sshCmd(g), sshConfigCmd(g))
 	root.AddCommand(statusCmd(g), listCmd(g), attachCmd(g), detachCmd(g), auditCmd(g),
 		pendingCmd(g), decideCmd(g, true), decideCmd(g, false), approvalsCmd(g), lockCmd(g), doctorCmd(g), autostartCmd())
+	explainMisuse(root)
 	return root
+}
+
+// explainMisuse makes every command in the tree answer a wrong argument
+// count with its usage line, and an unknown flag with where its flags are
+// listed: cobra's own words ("accepts 1 arg(s), received 0") say neither,
+// and SilenceUsage keeps it from printing the usage after a real failure.
+func explainMisuse(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			switch {
+			case err == nil:
+				return nil
+			case len(args) > 0 && cmd.HasSubCommands():
+				// A command with subcommands takes no argument of its own.
+				hint := ""
+				if cmd.SuggestionsMinimumDistance <= 0 {
+					cmd.SuggestionsMinimumDistance = 2
+				}
+				if near := cmd.SuggestionsFor(args[0]); len(near) > 0 {
+					hint = "; did you mean " + strings.Join(near, " or ") + "?"
+				}
+				return fmt.Errorf("unknown command %q for %q%s; `%s --help` lists the commands", args[0], cmd.CommandPath(), hint, cmd.CommandPath())
+			default:
+				return fmt.Errorf("%w; usage: %s (`%s --help` says more)", err, cmd.UseLine(), cmd.CommandPath())
+			}
+		}
+	}
+	c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w; `%s --help` lists the flags", err, cmd.CommandPath())
+	})
+	for _, sub := range c.Commands() {
+		explainMisuse(sub)
+	}
 }
 
 func printJSON(w io.Writer, v any) error {
