@@ -36,6 +36,13 @@ func TestSSHConfigReachesAShed(t *testing.T) {
 	sshd := testenv.StartSSHD(t, pub)
 	h := harness.Start(t, harness.Options{Env: map[string]string{"SSH_AUTH_SOCK": agentSock, "HCLOUD_TOKEN": ""}})
 
+	// An up that fails while there is no shed writes a file with no Host in
+	// it: a tip to include it would come just before the error, for nothing
+	// it could reach, and never again once a shed is there.
+	if out, err := h.Spuff(t, "up", "first", "--provider", "hetzner"); err == nil || strings.Contains(out, "Include") {
+		t.Fatalf("a failed up with no shed (err %v) gave the include tip:\n%s", err, out)
+	}
+
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
@@ -57,14 +64,15 @@ func TestSSHConfigReachesAShed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A failed up still rewrites the file (the set may have changed).
+	// A failed up still rewrites the file (the set may have changed), and
+	// the first rewrite with a shed in it says how to include it.
 	cfgPath := filepath.Join(h.Home, "ssh_config")
 	out, err := h.Spuff(t, "up", "other", "--provider", "hetzner")
 	if err == nil {
 		t.Fatalf("up with no hetzner token succeeded:\n%s", out)
 	}
 	if !strings.Contains(out, "Include "+cfgPath) {
-		t.Errorf("the first up does not say how to include %s:\n%s", cfgPath, out)
+		t.Errorf("the first up with a shed to reach does not say how to include %s:\n%s", cfgPath, out)
 	}
 	fi, err := os.Stat(cfgPath)
 	if err != nil || fi.Mode().Perm() != 0o600 {

@@ -178,9 +178,11 @@ func currentSSHConfig(ctx context.Context, g *globals, only string) (string, []e
 func refreshSSHConfig(ctx context.Context, g *globals, stdout, stderr io.Writer) {
 	out, skipped, err := currentSSHConfig(context.WithoutCancel(ctx), g, "")
 	if err == nil {
-		var created bool
-		created, err = writeSSHConfig(sshConfigPath(), fmt.Sprintf(sshConfigHeader, sshConfigPath())+out)
-		if err == nil && created && !includedBySSH() {
+		// The tip comes with the first shed it lets ssh reach, once: not
+		// with an up that failed before there was any.
+		var first bool
+		first, err = writeSSHConfig(sshConfigPath(), fmt.Sprintf(sshConfigHeader, sshConfigPath())+out)
+		if err == nil && first && !includedBySSH() {
 			fmt.Fprintf(stdout, "spuff keeps an OpenSSH config of your sheds in %s; to reach them as `ssh spuff-NAME` (scp, rsync, editors too), add this line at the top of ~/.ssh/config:\n  Include %s\n", sshConfigPath(), sshConfigPath())
 		}
 	}
@@ -193,18 +195,18 @@ func refreshSSHConfig(ctx context.Context, g *globals, stdout, stderr io.Writer)
 	}
 }
 
-// writeSSHConfig replaces path (0600) with content, atomically; created
-// says the file did not exist before.
-func writeSSHConfig(path, content string) (created bool, err error) {
+// writeSSHConfig replaces path (0600) with content, atomically; firstHost
+// says content has the file's first Host block: never written before, or
+// written with no shed in it.
+func writeSSHConfig(path, content string) (firstHost bool, err error) {
 	old, err := os.ReadFile(path)
 	switch {
 	case err == nil && bytes.Equal(old, []byte(content)):
 		return false, nil
-	case errors.Is(err, os.ErrNotExist):
-		created = true
-	case err != nil:
+	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return false, fmt.Errorf("spuff: reading %s: %w", path, err)
 	}
+	firstHost = !hasHost(string(old)) && hasHost(content)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return false, fmt.Errorf("spuff: %w", err)
 	}
@@ -225,8 +227,11 @@ func writeSSHConfig(path, content string) (created bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("spuff: writing %s: %w", path, err)
 	}
-	return created, nil
+	return firstHost, nil
 }
+
+// hasHost says whether an ssh_config spuff wrote has a Host block.
+func hasHost(config string) bool { return strings.Contains(config, "\nHost ") }
 
 // includedBySSH says whether ~/.ssh/config already names spuff's file.
 func includedBySSH() bool {

@@ -112,13 +112,14 @@ func TestSSHConfigRefusesWhatSSHWouldMisread(t *testing.T) {
 
 func TestWriteSSHConfig(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "spuff", "ssh_config")
+	const header, box, web = "# spuff\n", "\nHost spuff-box\n", "\nHost spuff-web\n"
 	for i, tc := range []struct {
 		content string
-		created bool
-	}{{"a\n", true}, {"a\n", false}, {"b\n", false}} {
-		created, err := writeSSHConfig(p, tc.content)
-		if err != nil || created != tc.created {
-			t.Fatalf("write %d: created %v, %v", i, created, err)
+		first   bool
+	}{{header, false}, {header, false}, {header + box, true}, {header + box + web, false}, {header, false}, {header + web, true}} {
+		first, err := writeSSHConfig(p, tc.content)
+		if err != nil || first != tc.first {
+			t.Fatalf("write %d: first host %v, %v", i, first, err)
 		}
 		fi, err := os.Stat(p)
 		if b, _ := os.ReadFile(p); err != nil || string(b) != tc.content || fi.Mode().Perm() != 0o600 {
