@@ -318,6 +318,25 @@ func auditLine(op, name, provider, reason string, err error) AuditLine {
 	return l
 }
 
+// taken says why an up of name is refused, with what to do for the state
+// its shed is in.
+func (m *Manager) taken(ctx context.Context, name string) error {
+	s, err := m.o.DB.GetShed(ctx, name)
+	if err != nil {
+		return fmt.Errorf("provisioning: a shed named %q exists; `spuff list` shows it, and `spuff down %s` removes it", name, name)
+	}
+	switch s.State {
+	case state.Ready:
+		return fmt.Errorf("provisioning: shed %q is ready; `spuff ssh %s` logs in, or `spuff down %s` first to make it anew", name, name, name)
+	case state.Stopped:
+		return fmt.Errorf("provisioning: shed %q is stopped; `spuff start %s` starts it", name, name)
+	case state.Failed:
+		return fmt.Errorf("provisioning: shed %q failed (%s); `spuff down %s` removes what is left, then `spuff up %s` makes it anew", name, s.Reason, name, name)
+	default:
+		return fmt.Errorf("provisioning: shed %q is %s; `spuff list` shows it, and `spuff down %s` removes it", name, s.State, name)
+	}
+}
+
 func (m *Manager) up(ctx context.Context, req UpRequest) (state.Shed, error) {
 	r := run{m: m, name: req.Name, start: time.Now()}
 	p, err := m.o.Provider(req.Provider)
@@ -338,7 +357,7 @@ func (m *Manager) up(ctx context.Context, req UpRequest) (state.Shed, error) {
 	}
 	if err := m.o.DB.CreateShed(ctx, s); err != nil {
 		if errors.Is(err, state.ErrExists) {
-			return state.Shed{}, refused{fmt.Errorf("provisioning: a shed named %q exists; `spuff start %s`, or `spuff down %s` first", req.Name, req.Name, req.Name)}
+			return state.Shed{}, refused{m.taken(ctx, req.Name)}
 		}
 		return state.Shed{}, err
 	}

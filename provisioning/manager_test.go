@@ -785,7 +785,7 @@ func TestLifecycleIsAudited(t *testing.T) {
 	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err == nil {
 		t.Fatal("a second up of demo succeeded")
 	}
-	want("up of a taken name", AuditLine{"demo", OpUp, ResultDenied, `fake: provisioning: a shed named "demo" exists; ` + "`spuff start demo`, or `spuff down demo` first"})
+	want("up of a taken name", AuditLine{"demo", OpUp, ResultDenied, `fake: provisioning: shed "demo" is ready; ` + "`spuff ssh demo` logs in, or `spuff down demo` first to make it anew"})
 	if err := m.Stop(ctx, "demo"); err == nil {
 		t.Fatal("stop without StartStop succeeded")
 	}
@@ -1009,4 +1009,39 @@ func TestMarkInterruptedUnsticksRowsLeftMidStep(t *testing.T) {
 	if err := m.Down(ctx, "creating", false); err != nil {
 		t.Fatalf("down of an interrupted up: %v", err)
 	}
+}
+
+// An up of a name that has a shed is refused with what to do for the state
+// that shed is in: log in to a ready one, start a stopped one, remove a
+// failed one first.
+func TestUpOfATakenNameSaysWhatToDo(t *testing.T) {
+	ctx := context.Background()
+	m, fp, _, _ := newManager(t, fakeBoot{})
+	fp.startOK = true
+	again := func(name, want string) {
+		t.Helper()
+		_, err := m.Up(ctx, UpRequest{Name: name, Provider: "fake", User: "dev"})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("up of %s again: %v, want %q", name, err, want)
+		}
+	}
+	if _, err := m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	again("demo", `provisioning: shed "demo" is ready; `+"`spuff ssh demo` logs in, or `spuff down demo` first to make it anew")
+	if err := m.Stop(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	again("demo", `provisioning: shed "demo" is stopped; `+"`spuff start demo` starts it")
+	fp.mu.Lock()
+	fp.failAt = "create"
+	fp.mu.Unlock()
+	if _, err := m.Up(ctx, UpRequest{Name: "broken", Provider: "fake", User: "dev"}); err == nil {
+		t.Fatal("an up whose create fails succeeded")
+	}
+	fp.mu.Lock()
+	fp.failAt = ""
+	fp.mu.Unlock()
+	again("broken", `provisioning: shed "broken" failed (creating the machine: `)
+	again("broken", "; `spuff down broken` removes what is left, then `spuff up broken` makes it anew")
 }
