@@ -80,6 +80,11 @@ func Parse(data []byte, name string) (*Config, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("config: %s is invalid", name), decodeErrors(err))
 	}
+	if !v.IsSet("aws.cache_refresh_before") && c.AWS.CacheRefreshBefore >= c.AWS.SessionDuration {
+		// The default window does not fit a session as short as STS
+		// allows (15m); half the session keeps it useful.
+		c.AWS.CacheRefreshBefore = c.AWS.SessionDuration / 2
+	}
 	c.resolve()
 	if err := c.Validate(); err != nil {
 		return nil, errors.Join(fmt.Errorf("config: %s is invalid", name), err)

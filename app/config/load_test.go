@@ -206,6 +206,12 @@ sheds: {dev: {approval: {session_ttl: 10m, prompt_timeout: 5s}}}
 	if s.Approval.SessionTTL != 10*time.Minute || s.Approval.PromptTimeout != 5*time.Second {
 		t.Fatalf("override durations %+v", s.Approval)
 	}
+	if d := Default().AWS.CacheRefreshBefore; d != 15*time.Minute {
+		t.Errorf("default cache_refresh_before %s, want botocore's 15m", d)
+	}
+	if c := mustLoad(t, "aws: {session_duration: 15m}"); c.AWS.CacheRefreshBefore != 450*time.Second {
+		t.Errorf("the shortest session STS grants keeps a refresh window of %s, want half of it", c.AWS.CacheRefreshBefore)
+	}
 }
 
 func TestValidateRules(t *testing.T) {
@@ -244,7 +250,8 @@ func TestValidateRules(t *testing.T) {
 		{"sheds: {dev: {approval: {prompt_timeout: -1s}}}", "config: sheds.dev.approval.prompt_timeout:"},
 		{"approval: {require: {ssh_sign: [git, '']}}", "config: approval.require.ssh_sign[1]:"},
 
-		{"aws: {session_duration: 15m}", ""},
+		{"aws: {session_duration: 15m}", ""}, // the default refresh window halves to fit
+		{"aws: {session_duration: 15m, cache_refresh_before: 15m}", "config: aws.cache_refresh_before: 15m0s must be shorter than aws.session_duration (15m0s)"},
 		{"aws: {session_duration: 12h}", ""},
 		{"aws: {session_duration: 14m}", "config: aws.session_duration:"},
 		{"aws: {session_duration: 13h}", "config: aws.session_duration:"},

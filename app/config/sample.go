@@ -22,7 +22,7 @@ aws:
   default_role: arn:aws:iam::123456789012:role/dev   # example; empty = no AWS for sheds without a role
   external_id: ""            # sts:ExternalId, when the role's trust policy asks for one
   session_duration: 1h       # 15m to 12h
-  cache_refresh_before: 5m   # mint new credentials this long before the old ones expire
+  cache_refresh_before: 15m  # mint new credentials this long before the old ones expire (botocore asks again at 15m)
   sts_endpoint: ""           # override: MinIO in tests, a VPC endpoint in real life
   session_tags: false        # tag sessions with shed=NAME (the role must allow sts:TagSession)
 

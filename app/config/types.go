@@ -277,7 +277,7 @@ func Default() *Config {
 			SourceProfile:      "default",
 			Region:             "us-east-1",
 			SessionDuration:    time.Hour,
-			CacheRefreshBefore: 5 * time.Minute,
+			CacheRefreshBefore: 15 * time.Minute,
 		},
 		Docker: Docker{},
 		Approval: Approval{

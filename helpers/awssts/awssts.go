@@ -23,8 +23,11 @@ import (
 
 // Defaults applied when the config leaves a duration unset.
 const (
-	DefaultSessionDuration    = time.Hour
-	DefaultCacheRefreshBefore = 5 * time.Minute
+	DefaultSessionDuration = time.Hour
+	// DefaultCacheRefreshBefore is botocore's advisory window: it asks a
+	// container endpoint again once its credentials have less than 15
+	// minutes left, so the host must not serve ones that old.
+	DefaultCacheRefreshBefore = 15 * time.Minute
 	// assumeTimeout bounds one AssumeRole (with loading the source profile,
 	// which may run a credential_process or an SSO refresh).
 	assumeTimeout = 30 * time.Second

@@ -298,19 +298,23 @@ func TestCacheAndRefresh(t *testing.T) {
 	if st := f.svc.Stats(); st.AssumeRoleCalls != 1 || st.CacheHits != 1 || st.CacheMisses != 1 || st.Sessions != 1 {
 		t.Errorf("stats %+v", st)
 	}
-	// Six minutes before expiry the session is still used…
-	f.clock.Set(first.Expiration.Add(-6 * time.Minute))
+	// By default a session is replaced 15 minutes before it expires:
+	// botocore (the AWS CLI, boto3) asks a container endpoint again once
+	// its credentials have less than 15 minutes left, and would ask on
+	// every call if the host kept serving the old ones. Sixteen minutes
+	// before expiry the session is still used…
+	f.clock.Set(first.Expiration.Add(-16 * time.Minute))
 	if _, got, _ := f.get(t, c, "alpha", ""); got != first {
-		t.Errorf("refreshed 6m before expiry; cache_refresh_before is 5m")
+		t.Errorf("refreshed 16m before expiry; cache_refresh_before is 15m")
 	}
-	// …four minutes before, it is replaced.
-	f.clock.Set(first.Expiration.Add(-4 * time.Minute))
+	// …fourteen minutes before, it is replaced.
+	f.clock.Set(first.Expiration.Add(-14 * time.Minute))
 	a, third, err := f.get(t, c, "alpha", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if third.AccessKeyID == first.AccessKeyID || len(f.sts.calls()) != 2 || a.Class != helper.ClassAWS {
-		t.Errorf("4m before expiry: key changed %t, %d AssumeRole calls, class %q", third.AccessKeyID != first.AccessKeyID, len(f.sts.calls()), a.Class)
+		t.Errorf("14m before expiry: key changed %t, %d AssumeRole calls, class %q", third.AccessKeyID != first.AccessKeyID, len(f.sts.calls()), a.Class)
 	}
 }
 
