@@ -38,10 +38,12 @@ func TestWrongArgumentsGiveTheUsage(t *testing.T) {
 		{[]string{"ssh"}, "usage: spuff ssh NAME [-- CMD...] [flags] (`spuff ssh --help` says more)"},
 		{[]string{"attach", "web"}, "usage: spuff attach NAME URL [flags] (`spuff attach --help` says more)"},
 		{[]string{"up", "a", "b"}, "usage: spuff up [NAME] [flags] (`spuff up --help` says more)"},
-		{[]string{"status", "extra"}, "usage: spuff status [flags] (`spuff status --help` says more)"},
+		{[]string{"status", "extra"}, `spuff status takes no arguments ("extra" given); usage: spuff status [flags] (` + "`spuff status --help` says more)"},
 		{[]string{"approvals", "revoke"}, "usage: spuff approvals revoke ID [flags] (`spuff approvals revoke --help` says more)"},
 		{[]string{"down", "--forse", "x"}, "unknown flag: --forse; `spuff down --help` lists the flags"},
 		{[]string{"dwn"}, `unknown command "dwn" for "spuff"; did you mean deny or down?; ` + "`spuff --help` lists the commands"},
+		{[]string{"dwn", "web", "--force"}, `unknown command "dwn" for "spuff"; did you mean deny or down?; ` + "`spuff --help` lists the commands"},
+		{[]string{"stauts", "--json"}, `unknown command "stauts" for "spuff"; did you mean start or status?; ` + "`spuff --help` lists the commands"},
 		{[]string{"bogus"}, `unknown command "bogus" for "spuff"; ` + "`spuff --help` lists the commands"},
 		{[]string{"approvals", "revok"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
 	} {
@@ -52,6 +54,28 @@ func TestWrongArgumentsGiveTheUsage(t *testing.T) {
 		said := errb.String()
 		if !strings.Contains(said, c.want) || strings.Contains(said, "not running") || strings.Count(said, "\n") != 1 {
 			t.Errorf("spuff %v said %q, want %q", c.args, said, c.want)
+		}
+	}
+}
+
+// The root answers help and no command at all with help, as cobra does,
+// and an unknown help topic says so instead of printing the root's help.
+func TestRootHelpIsCobras(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "spuff.sock")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "Available Commands:"},
+		{[]string{"help"}, "Available Commands:"},
+		{[]string{"help", "bogus"}, `Unknown help topic [` + "`bogus`]"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(append([]string{"--socket", sock}, c.args...), &out, &errb); code != 0 {
+			t.Errorf("spuff %v exited %d: %s", c.args, code, errb.String())
+		}
+		if said := out.String(); !strings.Contains(said, c.want) || strings.Contains(said, "spuff [flags]") {
+			t.Errorf("spuff %v said %q, want %q and no usage line of its own", c.args, said, c.want)
 		}
 	}
 }

@@ -38,7 +38,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := root.ExecuteContext(ctx); err != nil {
+	if c, err := root.ExecuteContextC(ctx); err != nil {
+		err = explainUnknown(c, err)
 		// An error may quote the broker, which may quote a shed. This
 		// package's own errors already begin with the command's name.
 		fmt.Fprintln(stderr, "spuff:", api.Printable(strings.TrimPrefix(err.Error(), "spuff: ")))
@@ -60,11 +61,8 @@ writes an audit line for every request. This command talks to that broker.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
-		// With Args and RunE of its own, an unknown command reaches
-		// explainMisuse as any wrong argument does; cobra's own refusal is a
-		// multi-line one that Printable would escape onto one line.
-		Args:               cobra.NoArgs,
-		RunE:               func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		// Cobra's suggestions come on lines of their own, which Printable
+		// would escape onto one; explainUnknown words them instead.
 		DisableSuggestions: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			if g.socket == "" {
@@ -94,14 +92,10 @@ func explainMisuse(c *cobra.Command) {
 				return nil
 			case len(args) > 0 && cmd.HasSubCommands():
 				// A command with subcommands takes no argument of its own.
-				hint := ""
-				if cmd.SuggestionsMinimumDistance <= 0 {
-					cmd.SuggestionsMinimumDistance = 2
-				}
-				if near := cmd.SuggestionsFor(args[0]); len(near) > 0 {
-					hint = "; did you mean " + strings.Join(near, " or ") + "?"
-				}
-				return fmt.Errorf("unknown command %q for %q%s; `%s --help` lists the commands", args[0], cmd.CommandPath(), hint, cmd.CommandPath())
+				return unknownCommand(cmd, args[0])
+			case len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command "):
+				// cobra.NoArgs calls any argument an unknown command.
+				return fmt.Errorf("%s takes no arguments (%q given); usage: %s (`%s --help` says more)", cmd.CommandPath(), args[0], cmd.UseLine(), cmd.CommandPath())
 			default:
 				return fmt.Errorf("%w; usage: %s (`%s --help` says more)", err, cmd.UseLine(), cmd.CommandPath())
 			}
@@ -113,6 +107,31 @@ func explainMisuse(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		explainMisuse(sub)
 	}
+}
+
+// explainUnknown rewords cobra's refusal of an unknown command under the
+// root, which cobra makes before it parses a flag or calls an Args check, so
+// that a misspelt command is blamed and not the flags after it.
+func explainUnknown(c *cobra.Command, err error) error {
+	var word, parent string
+	if c == nil || !c.HasSubCommands() {
+		return err
+	}
+	if n, _ := fmt.Sscanf(err.Error(), "unknown command %q for %q", &word, &parent); n != 2 {
+		return err
+	}
+	return unknownCommand(c, word)
+}
+
+func unknownCommand(cmd *cobra.Command, word string) error {
+	hint := ""
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if near := cmd.SuggestionsFor(word); len(near) > 0 {
+		hint = "; did you mean " + strings.Join(near, " or ") + "?"
+	}
+	return fmt.Errorf("unknown command %q for %q%s; `%s --help` lists the commands", word, cmd.CommandPath(), hint, cmd.CommandPath())
 }
 
 func printJSON(w io.Writer, v any) error {
