@@ -331,7 +331,20 @@ func (m *Manager) taken(ctx context.Context, name string) error {
 	case state.Stopped:
 		return fmt.Errorf("provisioning: shed %q is stopped; `spuff start %s` starts it", name, name)
 	case state.Failed:
-		return fmt.Errorf("provisioning: shed %q failed (%s); `spuff down %s` removes what is left, then `spuff up %s` makes it anew", name, s.Reason, name, name)
+		why := ""
+		if s.Reason != "" {
+			why = " (" + s.Reason + ")"
+		}
+		if strings.Contains(s.Reason, "`spuff ") {
+			// The reason already names what to run for how it failed.
+			return fmt.Errorf("provisioning: shed %q failed%s", name, why)
+		}
+		if p, err := m.o.Provider(s.Provider); err == nil && p.Capabilities().StartStop && s.ProviderID != "" && s.Arch != "" {
+			// It was made once (bootstrapped), so its disk holds work: a
+			// down would lose what a start keeps.
+			return fmt.Errorf("provisioning: shed %q failed%s; `spuff start %s` tries again, or `spuff down %s` removes it", name, why, name, name)
+		}
+		return fmt.Errorf("provisioning: shed %q failed%s; `spuff down %s` removes what is left, then `spuff up %s` makes it anew", name, why, name, name)
 	default:
 		return fmt.Errorf("provisioning: shed %q is %s; `spuff list` shows it, and `spuff down %s` removes it", name, s.State, name)
 	}

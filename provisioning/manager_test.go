@@ -137,6 +137,9 @@ func (f *fakeProvider) Stop(_ context.Context, id string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failAt == "stop" {
+		return errors.New("acpi shutdown timed out")
+	}
 	m := f.ms[id]
 	m.State = Stopped
 	f.ms[id] = m
@@ -1044,4 +1047,38 @@ func TestUpOfATakenNameSaysWhatToDo(t *testing.T) {
 	fp.mu.Unlock()
 	again("broken", `provisioning: shed "broken" failed (creating the machine: `)
 	again("broken", "; `spuff down broken` removes what is left, then `spuff up broken` makes it anew")
+
+	// A shed that was made once keeps its disk through a failed start or
+	// stop: start tries again before down loses it.
+	if err := m.Start(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	fp.mu.Lock()
+	fp.failAt = "stop"
+	fp.mu.Unlock()
+	if err := m.Stop(ctx, "demo"); err == nil {
+		t.Fatal("a stop that fails succeeded")
+	}
+	fp.mu.Lock()
+	fp.failAt = ""
+	fp.mu.Unlock()
+	again("demo", `provisioning: shed "demo" failed (stopping: `)
+	again("demo", "; `spuff start demo` tries again, or `spuff down demo` removes it")
+
+	// A reason that already says what to run is not followed by more.
+	s, err := m.o.DB.GetShed(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.State = state.Stopping
+	if err := m.o.DB.UpdateShed(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MarkInterrupted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Up(ctx, UpRequest{Name: "demo", Provider: "fake", User: "dev"})
+	if err == nil || strings.Count(err.Error(), "`spuff start demo`") != 1 || !strings.HasSuffix(err.Error(), "removes it)") {
+		t.Errorf("up of an interrupted shed: %v, want its reason's advice once", err)
+	}
 }
