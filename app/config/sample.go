@@ -34,7 +34,7 @@ approval:
   enabled: false             # ask a human (Touch ID, tray, spuff approve) before handing out
   policy: per-session        # per-request | per-session | per-shed | none
   session_ttl: 4h            # how long a yes lasts under per-session and per-shed
-  prompt_timeout: 30s        # an unanswered prompt is a no; at most 60s, as long as a shed waits
+  prompt_timeout: 30s        # an unanswered prompt is a no; at most 45s (a shed waits 60s in all)
   require:                   # which operation classes ask, when enabled
     ssh_login: true
     ssh_sign: ["*"]          # sshsig namespaces ("git", "file"…); "*" = all

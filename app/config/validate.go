@@ -220,13 +220,19 @@ func (v *validator) approval(key string, a Approval) {
 	v.sshSign(key+".require.ssh_sign", a.Require.SSHSign)
 }
 
-// promptTimeout keeps a question open no longer than the shed waits for its
-// answer: past that, the shed's client has failed already while the tray
-// still asks.
+// MaxPromptTimeout is the longest approval.prompt_timeout. A shed's call
+// waits bus.DefaultMaxWait from the moment it asks, and a yes starts work
+// of its own (an AssumeRole, a credential helper) that must answer inside
+// that wait too; 15 s is left for it, where such work takes well under one.
+const MaxPromptTimeout = bus.DefaultMaxWait - 15*time.Second
+
+// promptTimeout keeps a question open no longer than the shed can wait for
+// its answer: past that, the shed's client has failed already while the
+// tray still asks.
 func (v *validator) promptTimeout(key string, d time.Duration) {
 	v.positive(key, d)
-	if d > bus.DefaultMaxWait {
-		v.addf(key, "%s is longer than a shed waits for an answer (%s); use %s or less", d, bus.DefaultMaxWait, bus.DefaultMaxWait)
+	if d > MaxPromptTimeout {
+		v.addf(key, "%s is longer than a shed can wait for an answer and the work a yes starts (%s in all); use %s or less", d, bus.DefaultMaxWait, MaxPromptTimeout)
 	}
 }
 
