@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/spuff-dev/spuff/app/config"
@@ -29,6 +30,23 @@ sheds:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The provider child gets the config as JSON; an empty ssh_sign must
+	// cross as empty, not as unset.
+	body, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crossed := new(config.Config)
+	if err := json.Unmarshal(body, crossed); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*config.Config{c, crossed} {
+		asks(t, c)
+	}
+}
+
+func asks(t *testing.T, c *config.Config) {
+	t.Helper()
 	type ask struct{ login, signGit, signFile, aws, docker bool }
 	for shed, want := range map[string]ask{
 		"other":   {true, true, true, false, false},

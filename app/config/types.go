@@ -146,7 +146,7 @@ type ApprovalOverride struct {
 // namespace asks.
 type RequireOverride struct {
 	SSHLogin *bool    `mapstructure:"ssh_login" yaml:"ssh_login" json:"ssh_login,omitempty"`
-	SSHSign  []string `mapstructure:"ssh_sign" yaml:"ssh_sign" json:"ssh_sign,omitempty"`
+	SSHSign  []string `mapstructure:"ssh_sign" yaml:"ssh_sign" json:"ssh_sign"`
 	AWS      *bool    `mapstructure:"aws" yaml:"aws" json:"aws,omitempty"`
 	Docker   *bool    `mapstructure:"docker" yaml:"docker" json:"docker,omitempty"`
 }
