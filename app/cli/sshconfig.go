@@ -172,14 +172,15 @@ func currentSSHConfig(ctx context.Context, g *globals, only string) (string, []e
 }
 
 // refreshSSHConfig rewrites ~/.spuff/ssh_config after a lifecycle command,
-// whatever its result (a failed up may still have changed the set). The
-// first time the file appears it says how to include it, unless
+// whatever its result (a failed up may still have changed the set). When
+// the file goes from no shed to one it says how to include it, unless
 // ~/.ssh/config already does. A failure here warns; the command stands.
 func refreshSSHConfig(ctx context.Context, g *globals, stdout, stderr io.Writer) {
 	out, skipped, err := currentSSHConfig(context.WithoutCancel(ctx), g, "")
 	if err == nil {
-		// The tip comes with the first shed it lets ssh reach, once: not
-		// with an up that failed before there was any.
+		// The tip comes with a shed ssh can reach, not with an up that
+		// failed before there was one; it comes again after the last
+		// shed went and a new one came, which is rare and harmless.
 		var first bool
 		first, err = writeSSHConfig(sshConfigPath(), fmt.Sprintf(sshConfigHeader, sshConfigPath())+out)
 		if err == nil && first && !includedBySSH() {
