@@ -80,9 +80,10 @@ func Parse(data []byte, name string) (*Config, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("config: %s is invalid", name), decodeErrors(err))
 	}
-	if !v.IsSet("aws.cache_refresh_before") && c.AWS.CacheRefreshBefore >= c.AWS.SessionDuration {
-		// The default window does not fit a session as short as STS
-		// allows (15m); half the session keeps it useful.
+	if !v.IsSet("aws.cache_refresh_before") && c.AWS.CacheRefreshBefore > c.AWS.SessionDuration/2 {
+		// The default window would spend most of a short session (STS
+		// grants 15m at least) re-minting; half the session keeps each
+		// token in use at least as long as it waits to be replaced.
 		c.AWS.CacheRefreshBefore = c.AWS.SessionDuration / 2
 	}
 	c.resolve()

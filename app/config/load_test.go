@@ -212,6 +212,14 @@ sheds: {dev: {approval: {session_ttl: 10m, prompt_timeout: 5s}}}
 	if c := mustLoad(t, "aws: {session_duration: 15m}"); c.AWS.CacheRefreshBefore != 450*time.Second {
 		t.Errorf("the shortest session STS grants keeps a refresh window of %s, want half of it", c.AWS.CacheRefreshBefore)
 	}
+	for session, want := range map[string]time.Duration{"16m": 8 * time.Minute, "30m": 15 * time.Minute, "2h": 15 * time.Minute} {
+		if c := mustLoad(t, "aws: {session_duration: "+session+"}"); c.AWS.CacheRefreshBefore != want {
+			t.Errorf("a %s session refreshes %s before it ends, want %s", session, c.AWS.CacheRefreshBefore, want)
+		}
+	}
+	if c := mustLoad(t, "aws: {session_duration: 16m, cache_refresh_before: 10m}"); c.AWS.CacheRefreshBefore != 10*time.Minute {
+		t.Errorf("a window the config sets became %s", c.AWS.CacheRefreshBefore)
+	}
 }
 
 func TestValidateRules(t *testing.T) {
