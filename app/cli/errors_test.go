@@ -38,7 +38,7 @@ func TestWrongArgumentsGiveTheUsage(t *testing.T) {
 		{[]string{"ssh"}, "usage: spuff ssh NAME [-- CMD...] [flags] (`spuff ssh --help` says more)"},
 		{[]string{"attach", "web"}, "usage: spuff attach NAME URL [flags] (`spuff attach --help` says more)"},
 		{[]string{"up", "a", "b"}, "usage: spuff up [NAME] [flags] (`spuff up --help` says more)"},
-		{[]string{"status", "extra"}, `spuff status takes no arguments ("extra" given); usage: spuff status [flags] (` + "`spuff status --help` says more)"},
+		{[]string{"status", "extra"}, `spuff: unexpected argument "extra": ` + "`spuff status` takes none; usage: spuff status [flags] (`spuff status --help` says more)"},
 		{[]string{"approvals", "revoke"}, "usage: spuff approvals revoke ID [flags] (`spuff approvals revoke --help` says more)"},
 		{[]string{"down", "--forse", "x"}, "unknown flag: --forse; `spuff down --help` lists the flags"},
 		{[]string{"dwn"}, `unknown command "dwn" for "spuff"; did you mean deny or down?; ` + "`spuff --help` lists the commands"},
@@ -52,7 +52,7 @@ func TestWrongArgumentsGiveTheUsage(t *testing.T) {
 			t.Errorf("spuff %v succeeded", c.args)
 		}
 		said := errb.String()
-		if !strings.Contains(said, c.want) || strings.Contains(said, "not running") || strings.Count(said, "\n") != 1 {
+		if !strings.Contains(said, c.want) || strings.Contains(said, "not running") || strings.Count(said, "\n") != 1 || strings.HasPrefix(said, "spuff: spuff ") {
 			t.Errorf("spuff %v said %q, want %q", c.args, said, c.want)
 		}
 	}

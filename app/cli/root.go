@@ -95,7 +95,7 @@ func explainMisuse(c *cobra.Command) {
 				return unknownCommand(cmd, args[0])
 			case len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command "):
 				// cobra.NoArgs calls any argument an unknown command.
-				return fmt.Errorf("%s takes no arguments (%q given); usage: %s (`%s --help` says more)", cmd.CommandPath(), args[0], cmd.UseLine(), cmd.CommandPath())
+				return fmt.Errorf("unexpected argument %q: `%s` takes none; usage: %s (`%s --help` says more)", args[0], cmd.CommandPath(), cmd.UseLine(), cmd.CommandPath())
 			default:
 				return fmt.Errorf("%w; usage: %s (`%s --help` says more)", err, cmd.UseLine(), cmd.CommandPath())
 			}
