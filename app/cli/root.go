@@ -84,6 +84,8 @@ writes an audit line for every request. This command talks to that broker.`,
 // listed: cobra's own words ("accepts 1 arg(s), received 0") say neither,
 // and SilenceUsage keeps it from printing the usage after a real failure.
 func explainMisuse(c *cobra.Command) {
+	// SuggestionsFor, unlike cobra's own refusal, does not default it to 2.
+	c.SuggestionsMinimumDistance = 2
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			err := check(cmd, args)
@@ -125,9 +127,6 @@ func explainUnknown(c *cobra.Command, err error) error {
 
 func unknownCommand(cmd *cobra.Command, word string) error {
 	hint := ""
-	if cmd.SuggestionsMinimumDistance <= 0 {
-		cmd.SuggestionsMinimumDistance = 2
-	}
 	if near := cmd.SuggestionsFor(word); len(near) > 0 {
 		hint = "; did you mean " + strings.Join(near, " or ") + "?"
 	}
