@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,11 +138,14 @@ func (c *cloudHost) made(t *testing.T, name string) (line, all string) {
 func (c *cloudHost) left(provider string) string {
 	switch provider {
 	case "digitalocean":
+		// The label tags stay, as other sheds share them; a firewall's
+		// tag is the shed's own.
 		d, fw, k := c.do.Droplets(), c.do.Firewalls(), c.do.Keys()
-		if len(d)+len(fw)+len(k) == 0 {
+		tags := slices.DeleteFunc(c.do.Tags(), func(t string) bool { return !strings.HasPrefix(t, "spuff-fw:") })
+		if len(d)+len(fw)+len(k)+len(tags) == 0 {
 			return ""
 		}
-		return fmt.Sprintf("droplets %+v, firewalls %+v, keys %+v", d, fw, k)
+		return fmt.Sprintf("droplets %+v, firewalls %+v, keys %+v, tags %q", d, fw, k, tags)
 	default:
 		s, fw, k := c.hc.Servers(), c.hc.Firewalls(), c.hc.Keys()
 		if len(s)+len(fw)+len(k) == 0 {
@@ -365,8 +369,8 @@ func TestCloudCrashBetweenCreateAndState(t *testing.T) {
 
 // TestCloudPowerLossBeforeTheMachine: spuff-app and the spuff-cloud child
 // making the VM die together (-9: a power cut, a killed session) while the
-// create request is in flight, so the login key is registered (and, at
-// Hetzner, the firewall made) but no VM exists, and nothing was left
+// create request is in flight, so the login key is registered and the
+// firewall made but no VM exists, and nothing was left
 // alive to clean up. After a restart the row is failed, and `spuff down`
 // removes what that create left, though no machine carries it.
 func TestCloudPowerLossBeforeTheMachine(t *testing.T) {
@@ -474,8 +478,8 @@ func upHeldAtCreate(t *testing.T, prov, name string) (*cloudHost, <-chan string)
 // TestCloudQuitDuringUp: spuff-app told to stop (SIGTERM to its process
 // group, as Ctrl-C in its terminal or a service manager's stop sends)
 // while the provider stalls an up's create. The up is stopped rather than
-// killed half-way: its spuff-cloud child removes the login key (and at
-// Hetzner the firewall) that create made, and the up writes its own failed
+// killed half-way: its spuff-cloud child removes the login key and the
+// firewall that create made, and the up writes its own failed
 // row and audit line before spuff-app exits, so nothing waits for the next
 // start to be found.
 func TestCloudQuitDuringUp(t *testing.T) {
@@ -502,7 +506,7 @@ func TestCloudQuitDuringUp(t *testing.T) {
 }
 
 // upStalledAtCreate starts a cloud host whose fakes stall every create
-// once its login key (and at Hetzner its firewall) exist, before any VM,
+// once its login key and its firewall exist, before any VM,
 // until the test ends, and runs `spuff up name` on prov in the background.
 // It returns once the create stalls, with the channel the up's output
 // arrives on.

@@ -9,8 +9,12 @@
 //     (DigitalOcean tags are plain strings of letters, digits, colons,
 //     dashes and underscores, so a label k=v becomes the tag "k:v", and the
 //     bare "spuff" tag lets List find every shed in one paginated call);
-//   - a firewall named "spuff-NAME-ID" admitting tcp/22 from ssh_from
-//     (anywhere when empty), all outbound allowed;
+//   - a firewall admitting tcp/22 from ssh_from (anywhere when empty), all
+//     outbound allowed, made before the droplet and applied to it through
+//     a tag of its own, "spuff-fw:NAME:OWNER:NONCE", that the droplet is
+//     created with: its sshd never faces the internet unfiltered. It is
+//     made as "spuff-NAME" and, once the droplet exists, renamed
+//     "spuff-NAME-ID" and given the droplet's ID as well;
 //   - the developer's login key, only when the account does not have it
 //     (DigitalOcean emails a root password for a droplet made without
 //     one), registered as "spuff-NAME" and renamed "spuff-NAME-ID" once
@@ -31,6 +35,7 @@ package digitalocean
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -159,6 +164,13 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 		}
 	}
 
+	progress("creating the firewall (ssh only)")
+	fw, err := p.firewall(ctx, req.Name, labels[provisioning.OwnerLabel], sources)
+	if err != nil {
+		dropKey()
+		return provisioning.Machine{}, err
+	}
+
 	progress(fmt.Sprintf("creating droplet %s (%s, %s, %s)", req.Name, p.cfg.Region, p.cfg.Size, p.cfg.Image))
 	d, _, err := p.c.Droplets.Create(ctx, &godo.DropletCreateRequest{
 		Name:     req.Name,
@@ -167,9 +179,16 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 		Image:    godo.DropletCreateImage{Slug: p.cfg.Image},
 		SSHKeys:  []godo.DropletCreateSSHKey{{ID: key.ID}},
 		UserData: string(req.UserData),
-		Tags:     tags,
+		Tags:     append(tags, fw.tag),
 	})
 	if err != nil {
+		// Without the API's refusal the droplet may exist all the same
+		// (the answer lost, the up cancelled): it keeps its firewall,
+		// which Delete finds through the droplet's tag, or Sweep through
+		// the shed's name once no droplet has the tag.
+		if refused(err) {
+			p.dropFirewall(context.WithoutCancel(ctx), fw)
+		}
 		dropKey()
 		return provisioning.Machine{}, p.explain("create the droplet", err)
 	}
@@ -185,9 +204,11 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 		return m, fmt.Errorf("%w (droplet %s was destroyed)", p.explain(what, err), m.ID)
 	}
 
-	progress("creating the firewall (ssh only)")
-	if err := p.firewall(ctx, req.Name, d.ID, sources); err != nil {
-		return fail("create the firewall", err)
+	// Named for the droplet, the firewall is found by its ID even when the
+	// droplet, and with it the tag's only holder, is gone.
+	fw.req.Name, fw.req.DropletIDs = resourceName(req.Name, d.ID), []int{d.ID}
+	if _, _, err := p.c.Firewalls.Update(ctx, fw.id, &fw.req); err != nil {
+		return fail("name the firewall", err)
 	}
 	if registered {
 		if _, _, err := p.c.Keys.UpdateByID(ctx, key.ID, &godo.KeyUpdateRequest{Name: resourceName(req.Name, d.ID)}); err != nil {
@@ -220,7 +241,7 @@ func (p *Provider) loginKey(ctx context.Context, shed, authorized string) (godo.
 		return godo.Key{}, false, p.explain("look up your ssh key", err)
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-	k, resp, err = p.c.Keys.Create(ctx, &godo.KeyCreateRequest{Name: pendingKeyName(shed), PublicKey: line})
+	k, resp, err = p.c.Keys.Create(ctx, &godo.KeyCreateRequest{Name: pendingName(shed), PublicKey: line})
 	if err != nil {
 		// Another `spuff up` may have registered it since the lookup.
 		if resp != nil && resp.StatusCode == http.StatusUnprocessableEntity {
@@ -239,27 +260,60 @@ func (p *Provider) deleteKey(ctx context.Context, id int) {
 	}
 }
 
-// firewall admits tcp/22 from sources to droplet id, and lets every
-// outbound packet out (a DigitalOcean firewall without outbound rules
-// blocks all outbound traffic).
-func (p *Provider) firewall(ctx context.Context, shed string, id int, sources []netip.Prefix) error {
+// shedFirewall is the firewall Create makes before the droplet, and the
+// request it was made with (a PUT takes the whole firewall again).
+type shedFirewall struct {
+	id, tag string
+	req     godo.FirewallRequest
+}
+
+// firewall makes the shed's tag and the firewall applied to it, which
+// admits tcp/22 from sources and lets every outbound packet out (a
+// DigitalOcean firewall without outbound rules blocks all outbound
+// traffic). The API takes only a tag that exists, so the tag comes first;
+// a firewall that fails takes the tag with it.
+func (p *Provider) firewall(ctx context.Context, shed, owner string, sources []netip.Prefix) (shedFirewall, error) {
+	fw := shedFirewall{tag: firewallTag(shed, owner, rand.Text()[:10])}
+	if _, _, err := p.c.Tags.Create(ctx, &godo.TagCreateRequest{Name: fw.tag}); err != nil {
+		return fw, p.explain("create the firewall's tag", err)
+	}
 	from := make([]string, len(sources))
 	for i, s := range sources {
 		from[i] = s.String()
 	}
 	all := &godo.Destinations{Addresses: []string{"0.0.0.0/0", "::/0"}}
-	_, _, err := p.c.Firewalls.Create(ctx, &godo.FirewallRequest{
-		Name:         resourceName(shed, id),
+	fw.req = godo.FirewallRequest{
+		Name:         pendingName(shed),
 		InboundRules: []godo.InboundRule{{Protocol: "tcp", PortRange: "22", Sources: &godo.Sources{Addresses: from}}},
 		OutboundRules: []godo.OutboundRule{
 			{Protocol: "tcp", PortRange: "0", Destinations: all},
 			{Protocol: "udp", PortRange: "0", Destinations: all},
 			{Protocol: "icmp", Destinations: all},
 		},
-		DropletIDs: []int{id},
-		Tags:       []string{},
-	})
-	return err
+		DropletIDs: []int{},
+		Tags:       []string{fw.tag},
+	}
+	made, _, err := p.c.Firewalls.Create(ctx, &fw.req)
+	if err != nil {
+		p.deleteTag(context.WithoutCancel(ctx), fw.tag)
+		return fw, p.explain("create the firewall", err)
+	}
+	fw.id = made.ID
+	return fw, nil
+}
+
+// dropFirewall removes a firewall no droplet was made behind, and its tag.
+func (p *Provider) dropFirewall(ctx context.Context, fw shedFirewall) {
+	if _, err := p.c.Firewalls.Delete(ctx, fw.id); err != nil && !notFound(err) {
+		p.log.Warn("digitalocean: removing the firewall failed", "firewall", fw.id, "error", err)
+	}
+	p.deleteTag(ctx, fw.tag)
+}
+
+func (p *Provider) deleteTag(ctx context.Context, tag string) {
+	if _, err := p.c.Tags.Delete(ctx, tag); err != nil && !notFound(err) {
+		p.log.Warn("digitalocean: removing the firewall's tag failed", "tag", tag, "error", err)
+	}
 }
 
 // Get implements provisioning.Provider.
@@ -279,7 +333,8 @@ func (p *Provider) Get(ctx context.Context, id string) (provisioning.Machine, er
 }
 
 // Delete implements provisioning.Provider: the droplet, its firewall and
-// the key spuff registered for it; each already gone is no error.
+// the firewall's tag, and the key spuff registered for it; each already
+// gone is no error.
 func (p *Provider) Delete(ctx context.Context, id string) error {
 	n, err := dropletID(id)
 	if err != nil {
@@ -289,9 +344,14 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	// A key registered by a Create that never returned (spuff-app killed
 	// while the droplet was being made) still has its first name,
 	// spuff-NAME: the droplet's name is read first to find it.
+	// Its firewall tag finds a firewall not yet named for it.
 	var unnamed string
-	if d, _, err := p.c.Droplets.Get(ctx, n); err == nil && d != nil && d.Name != "" {
-		unnamed = pendingKeyName(d.Name)
+	var tags []string
+	if d, _, err := p.c.Droplets.Get(ctx, n); err == nil && d != nil {
+		if d.Name != "" {
+			unnamed = pendingName(d.Name)
+		}
+		tags = firewallTags(d.Tags)
 	} else if err != nil && !notFound(err) {
 		errs = append(errs, p.explain("read droplet "+id, err))
 	}
@@ -304,10 +364,19 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 		errs = append(errs, err)
 	}
 	for _, fw := range fws {
-		if ours(fw.Name, suffix) || (strings.HasPrefix(fw.Name, "spuff-") && slices.Contains(fw.DropletIDs, n)) {
-			if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
-				errs = append(errs, p.explain("remove firewall "+fw.Name, err))
-			}
+		mine := ours(fw.Name, suffix) || (strings.HasPrefix(fw.Name, "spuff-") && slices.Contains(fw.DropletIDs, n))
+		if !mine && !slices.ContainsFunc(fw.Tags, func(t string) bool { return slices.Contains(tags, t) }) {
+			continue
+		}
+		if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
+			errs = append(errs, p.explain("remove firewall "+fw.Name, err))
+		}
+		tags = append(tags, firewallTags(fw.Tags)...)
+	}
+	slices.Sort(tags)
+	for _, t := range slices.Compact(tags) {
+		if _, err := p.c.Tags.Delete(ctx, t); err != nil && !notFound(err) {
+			errs = append(errs, p.explain("remove tag "+t, err))
 		}
 	}
 	keys, err := p.keys(ctx)
@@ -326,16 +395,79 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 
 var _ provisioning.Sweeper = (*Provider)(nil)
 
-// Sweep implements provisioning.Sweeper: the login key a Create registered
-// and never renamed for its droplet, which only a Create that died before
-// its droplet existed leaves. It is found by the login key's fingerprint
-// and kept unless it still has the shed's pending name, so another
-// developer's key, or one a droplet was named for, is never removed. (The
-// firewall is made after the droplet, so none is left.)
+// Sweep implements provisioning.Sweeper: what a Create that died before
+// its droplet existed leaves. That is the shed's firewall tag, found by
+// the shed's name and owner and kept while any droplet carries it, with
+// the firewalls applied through it; and the login key the Create
+// registered and never renamed, found by the login key's fingerprint and
+// kept unless it still has the shed's pending name, so another
+// developer's key, or one a droplet was named for, is never removed.
 func (p *Provider) Sweep(ctx context.Context, req provisioning.SweepRequest) error {
-	if _, err := cloudapi.CheckSweep(req); err != nil {
+	labels, err := cloudapi.CheckSweep(req)
+	if err != nil {
 		return fmt.Errorf("digitalocean: %w", err)
 	}
+	errs := p.sweepFirewalls(ctx, req.Name, labels[provisioning.OwnerLabel])
+	if err := p.sweepKey(ctx, req); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// sweepFirewalls removes the firewall tags of shed and owner that no
+// droplet carries, and the firewalls applied through them.
+func (p *Provider) sweepFirewalls(ctx context.Context, shed, owner string) []error {
+	var left []string
+	err := pages(ctx, func(opt *godo.ListOptions) (*godo.Response, error) {
+		ts, resp, err := p.c.Tags.List(ctx, opt)
+		for _, t := range ts {
+			if firewallTagOf(t.Name, shed, owner) {
+				left = append(left, t.Name)
+			}
+		}
+		return resp, err
+	})
+	if err != nil {
+		return []error{p.explain("list tags", err)}
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	var errs []error
+	var orphans []string
+	for _, t := range left {
+		ds, _, err := p.c.Droplets.ListByTag(ctx, t, &godo.ListOptions{PerPage: 1})
+		switch {
+		case err != nil:
+			errs = append(errs, p.explain("list the droplets tagged "+t, err))
+		case len(ds) == 0:
+			orphans = append(orphans, t)
+		}
+	}
+	if len(orphans) == 0 {
+		return errs
+	}
+	fws, err := p.firewalls(ctx)
+	if err != nil {
+		return append(errs, err)
+	}
+	for _, fw := range fws {
+		if slices.ContainsFunc(fw.Tags, func(t string) bool { return slices.Contains(orphans, t) }) {
+			if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
+				errs = append(errs, p.explain("remove firewall "+fw.Name, err))
+			}
+		}
+	}
+	for _, t := range orphans {
+		if _, err := p.c.Tags.Delete(ctx, t); err != nil && !notFound(err) {
+			errs = append(errs, p.explain("remove tag "+t, err))
+		}
+	}
+	return errs
+}
+
+// sweepKey removes the login key a Create registered and never renamed.
+func (p *Provider) sweepKey(ctx context.Context, req provisioning.SweepRequest) error {
 	if req.LoginKey == "" {
 		return nil
 	}
@@ -349,7 +481,7 @@ func (p *Provider) Sweep(ctx context.Context, req provisioning.SweepRequest) err
 		return nil
 	case err != nil:
 		return p.explain("look up your ssh key", err)
-	case k == nil || k.Name != pendingKeyName(req.Name):
+	case k == nil || k.Name != pendingName(req.Name):
 		return nil
 	}
 	if _, err := p.c.Keys.DeleteByID(ctx, k.ID); err != nil && !notFound(err) {
@@ -429,8 +561,9 @@ func pages(ctx context.Context, list func(*godo.ListOptions) (*godo.Response, er
 
 func resourceName(shed string, id int) string { return "spuff-" + shed + "-" + strconv.Itoa(id) }
 
-// pendingKeyName is a registered key's name until its droplet exists.
-func pendingKeyName(shed string) string { return "spuff-" + shed }
+// pendingName is a registered key's and a firewall's name until the
+// droplet exists.
+func pendingName(shed string) string { return "spuff-" + shed }
 
 func ours(name, suffix string) bool {
 	return strings.HasPrefix(name, "spuff-") && strings.HasSuffix(name, suffix)
@@ -447,4 +580,11 @@ func dropletID(id string) (int, error) {
 func notFound(err error) bool {
 	var e *godo.ErrorResponse
 	return errors.As(err, &e) && e.Response != nil && e.Response.StatusCode == http.StatusNotFound
+}
+
+// refused says whether err is the API's 4xx answer, after which the
+// request made nothing.
+func refused(err error) bool {
+	var e *godo.ErrorResponse
+	return errors.As(err, &e) && e.Response != nil && e.Response.StatusCode >= 400 && e.Response.StatusCode < 500
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -69,6 +70,16 @@ func (f *fixture) request(name string) provisioning.CreateRequest {
 	return provisioning.CreateRequest{Name: name, Labels: provisioning.Labels(name, "alice-laptop"), UserData: ud, LoginKey: f.key}
 }
 
+// left says what the fake still holds of a shed's; "" when nothing. The
+// label tags ("spuff", "spuff:NAME") stay: other sheds share them.
+func (f *fixture) left() string {
+	d, fw, k, tags := f.fake.Droplets(), f.fake.Firewalls(), f.fake.Keys(), firewallTags(f.fake.Tags())
+	if len(d)+len(fw)+len(k)+len(tags) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("droplets %v, firewalls %v, keys %v, tags %q", d, fw, k, tags)
+}
+
 func (f *fixture) sent(method, path string) []dofake.Request {
 	var out []dofake.Request
 	for _, r := range f.fake.Requests() {
@@ -117,8 +128,27 @@ func TestCreateAndDelete(t *testing.T) {
 	if body.Name != "demo" || body.Region != "ams3" || body.Size != "s-1vcpu-2gb" || body.Image != "debian-12-x64" {
 		t.Errorf("droplet request = %s", posts[0].Body)
 	}
-	if want := []string{"spuff", "spuff:demo", "spuff-owner:alice-laptop"}; !slices.Equal(body.Tags, want) {
+	if len(body.Tags) != 4 || !firewallTagOf(body.Tags[3], "demo", "alice-laptop") {
+		t.Fatalf("tags = %q, want the labels' and the firewall's last", body.Tags)
+	}
+	fwTag := body.Tags[3]
+	if want := []string{"spuff", "spuff:demo", "spuff-owner:alice-laptop", fwTag}; !slices.Equal(body.Tags, want) {
 		t.Errorf("tags = %q, want %q", body.Tags, want)
+	}
+	if _, ok := m.Labels[fwTagKey]; ok {
+		t.Errorf("the firewall's tag is read back as a label: %v", m.Labels)
+	}
+	// The firewall is there before the droplet, applied through the tag
+	// the droplet is made with; the fake also flags a droplet made with
+	// no firewall covering it (Violations, checked at cleanup).
+	var order []string
+	for _, r := range f.fake.Requests() {
+		if r.Method != "GET" {
+			order = append(order, r.Method+" "+r.Path)
+		}
+	}
+	if want := []string{"POST /v2/account/keys", "POST /v2/tags", "POST /v2/firewalls", "POST /v2/droplets"}; len(order) < 4 || !slices.Equal(order[:4], want) {
+		t.Errorf("requests = %q, want them to begin %q", order, want)
 	}
 	if body.UD != string(req.UserData) || strings.Contains(body.UD, "PRIVATE KEY") || strings.Contains(body.UD, f.token) {
 		t.Errorf("user_data sent = %q", body.UD)
@@ -136,7 +166,7 @@ func TestCreateAndDelete(t *testing.T) {
 		t.Fatalf("%d firewalls, want 1", len(fws))
 	}
 	fw := fws[0]
-	if fw.Name != "spuff-demo-"+m.ID || !slices.Equal(fw.DropletIDs, []int{mustAtoi(t, m.ID)}) {
+	if fw.Name != "spuff-demo-"+m.ID || !slices.Equal(fw.DropletIDs, []int{mustAtoi(t, m.ID)}) || !slices.Equal(fw.Tags, []string{fwTag}) {
 		t.Errorf("firewall = %+v", fw)
 	}
 	if len(fw.InboundRules) != 1 {
@@ -165,8 +195,8 @@ func TestCreateAndDelete(t *testing.T) {
 	if err := f.p.Delete(context.Background(), m.ID); err != nil {
 		t.Fatal(err)
 	}
-	if d, fw, k := f.fake.Droplets(), f.fake.Firewalls(), f.fake.Keys(); len(d)+len(fw)+len(k) != 0 {
-		t.Errorf("left after Delete: droplets %v, firewalls %v, keys %v", d, fw, k)
+	if l := f.left(); l != "" {
+		t.Errorf("left after Delete: %s", l)
 	}
 	if err := f.p.Delete(context.Background(), m.ID); err != nil {
 		t.Errorf("a second Delete = %v, want nil (404 is already gone)", err)
@@ -218,13 +248,15 @@ func TestCreateReusesTheAccountKey(t *testing.T) {
 
 func TestCreateFailingHalfWayLeavesNothing(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		tune func(*fixture)
-		want string
+		name    string
+		tune    func(*fixture)
+		want    string
+		droplet bool // whether a droplet was made, and its ID returned
 	}{
-		{"firewall refused", func(f *fixture) { f.fake.FailFirewall = 422 }, "Firewall limit exceeded"},
-		{"firewall 500", func(f *fixture) { f.fake.FailFirewall = 500 }, "try again later"},
-		{"never active", func(f *fixture) { f.fake.NeverActive = true; f.p.ready = 150 * time.Millisecond }, "not active with a public IPv4 within"},
+		{"firewall refused", func(f *fixture) { f.fake.FailFirewall = 422 }, "Firewall limit exceeded", false},
+		{"firewall 500", func(f *fixture) { f.fake.FailFirewall = 500 }, "try again later", false},
+		{"droplet refused", func(f *fixture) { f.p.cfg.Region = "nowhere1" }, "Region is not available", false},
+		{"never active", func(f *fixture) { f.fake.NeverActive = true; f.p.ready = 150 * time.Millisecond }, "not active with a public IPv4 within", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := setup(t, nil)
@@ -233,11 +265,14 @@ func TestCreateFailingHalfWayLeavesNothing(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Create = %v, want an error saying %q", err, tc.want)
 			}
-			if m.ID == "" {
+			if tc.droplet && m.ID == "" {
 				t.Error("the failed Create did not return the droplet's ID for the state row")
 			}
-			if d, fw, k := f.fake.Droplets(), f.fake.Firewalls(), f.fake.Keys(); len(d)+len(fw)+len(k) != 0 {
-				t.Errorf("left behind: droplets %v, firewalls %v, keys %v", d, fw, k)
+			if !tc.droplet && (m.ID != "" || len(f.sent("POST", "/v2/droplets")) > 1) {
+				t.Errorf("Create = %+v after %d droplet creates; want none made", m, len(f.sent("POST", "/v2/droplets")))
+			}
+			if l := f.left(); l != "" {
+				t.Errorf("left behind: %s", l)
 			}
 			if strings.Contains(err.Error(), f.token) {
 				t.Error("the error holds the token")
@@ -260,8 +295,8 @@ func TestCreateCancelledDestroysTheDroplet(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || m.ID == "" {
 		t.Fatalf("Create = %+v, %v; want the ID and context.Canceled", m, err)
 	}
-	if d := f.fake.Droplets(); len(d) != 0 {
-		t.Errorf("a cancelled Create left %v", d)
+	if l := f.left(); l != "" {
+		t.Errorf("a cancelled Create left %s", l)
 	}
 }
 
@@ -314,8 +349,8 @@ func TestListRecoversACreateWhoseIDWasLost(t *testing.T) {
 	if err := f.p.Delete(context.Background(), ms[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.fake.Firewalls())+len(f.fake.Keys()) != 0 {
-		t.Error("Delete by the listed ID left the firewall or key")
+	if l := f.left(); l != "" {
+		t.Errorf("Delete by the listed ID left %s", l)
 	}
 }
 
@@ -546,5 +581,130 @@ func TestSweepRemovesTheKeyOfACreateThatDiedBeforeItsDroplet(t *testing.T) {
 	sweep("lost", f.busKey) // already gone
 	if err := f.p.Sweep(ctx, provisioning.SweepRequest{Name: "a,b", Labels: provisioning.Labels("a,b", ""), LoginKey: f.busKey}); err == nil {
 		t.Error("Sweep of a name that is not a shed's: no error")
+	}
+}
+
+// A Create that died after making the firewall, before the droplet
+// existed, left the firewall under the shed's pending name and its tag.
+// Sweep removes them, found by the shed's name and owner, and nothing
+// else: not another developer's for a shed of the same name, not one a
+// droplet still carries, not another shed's.
+func TestSweepRemovesTheFirewallOfACreateThatDiedBeforeItsDroplet(t *testing.T) {
+	f := setup(t, nil)
+	ctx := context.Background()
+	anywhere := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+	made := func(shed, owner string) shedFirewall {
+		t.Helper()
+		fw, err := f.p.firewall(ctx, shed, owner, anywhere)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fw
+	}
+	lost := made("lost", "alice-laptop")
+	others := made("lost", "bob-desktop")
+	kept := made("lost", "alice-laptop")
+	f.fake.AddDroplet(dofake.Droplet{Name: "lost", Tags: []string{"spuff", "spuff:lost", kept.tag}})
+	made("keep", "alice-laptop")
+
+	if err := f.p.Sweep(ctx, provisioning.SweepRequest{Name: "lost", Labels: provisioning.Labels("lost", "alice-laptop")}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, fw := range f.fake.Firewalls() {
+		ids = append(ids, fw.ID)
+	}
+	if len(ids) != 3 || slices.Contains(ids, lost.id) || !slices.Contains(ids, others.id) || !slices.Contains(ids, kept.id) {
+		t.Errorf("firewalls after Sweep = %+v, want all but %s", f.fake.Firewalls(), lost.id)
+	}
+	if tags := f.fake.Tags(); slices.Contains(tags, lost.tag) || !slices.Contains(tags, others.tag) || !slices.Contains(tags, kept.tag) {
+		t.Errorf("tags after Sweep = %q, want all but %s", tags, lost.tag)
+	}
+	if err := f.p.Sweep(ctx, provisioning.SweepRequest{Name: "lost", Labels: provisioning.Labels("lost", "alice-laptop")}); err != nil {
+		t.Errorf("a second Sweep = %v, want nil", err)
+	}
+}
+
+// A Create that never returned after its droplet was made (spuff-app
+// killed) left the firewall under its pending name, with no droplet ID
+// in it; Delete of the droplet, found by reconcile, finds it through the
+// droplet's tag and removes it and the tag.
+func TestDeleteRemovesTheFirewallOfACreateThatNeverReturned(t *testing.T) {
+	f := setup(t, nil)
+	ctx := context.Background()
+	fw, err := f.p.firewall(ctx, "lost", "alice-laptop", []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.p.firewall(ctx, "other", "alice-laptop", []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := f.fake.AddDroplet(dofake.Droplet{Name: "lost", Tags: []string{"spuff", "spuff:lost", fw.tag}})
+	if err := f.p.Delete(ctx, fmt.Sprint(id)); err != nil {
+		t.Fatal(err)
+	}
+	if fws := f.fake.Firewalls(); len(fws) != 1 || fws[0].ID != other.id {
+		t.Errorf("firewalls after Delete = %+v, want only %s", fws, other.id)
+	}
+	if tags := firewallTags(f.fake.Tags()); !slices.Equal(tags, []string{other.tag}) {
+		t.Errorf("firewall tags after Delete = %q, want only %q", tags, other.tag)
+	}
+}
+
+// The firewall tag carries the shed's name and owner, and is told apart
+// from a label's tag and another shed's.
+func TestFirewallTag(t *testing.T) {
+	tag := firewallTag("dev", "alice-laptop", "ABC234")
+	if !tagRule.MatchString(tag) {
+		t.Errorf("%q is not a DigitalOcean tag", tag)
+	}
+	for _, tc := range []struct {
+		tag, shed, owner string
+		want             bool
+	}{
+		{tag, "dev", "alice-laptop", true},
+		{tag, "dev", "", false},
+		{tag, "dev-alice", "laptop", false},
+		{firewallTag("dev", "", "ABC234"), "dev", "", true},
+		{firewallTag("dev", "", ""), "dev", "", false},
+		{"spuff-fw:dev:alice-laptop:ABC:X", "dev", "alice-laptop", false},
+		{"spuff:dev", "dev", "", false},
+	} {
+		if got := firewallTagOf(tc.tag, tc.shed, tc.owner); got != tc.want {
+			t.Errorf("firewallTagOf(%q, %q, %q) = %v", tc.tag, tc.shed, tc.owner, got)
+		}
+	}
+	if l := Labels([]string{"spuff:dev", tag}); len(l) != 1 || l["spuff"] != "dev" {
+		t.Errorf("Labels = %v, want only spuff=dev", l)
+	}
+}
+
+// A droplet create that got no answer (the up cancelled while the API
+// held it) may have made the droplet all the same, so Create keeps the
+// firewall that droplet would be behind; with no droplet made, Sweep
+// then removes it.
+func TestCreateWithNoAnswerKeepsTheFirewallForSweep(t *testing.T) {
+	f := setup(t, nil)
+	f.fake.StallCreate = make(chan struct{})
+	defer close(f.fake.StallCreate)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for f.fake.Stalled() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	if m, err := f.p.Create(ctx, f.request("demo")); !errors.Is(err, context.Canceled) || m.ID != "" {
+		t.Fatalf("Create = %+v, %v; want no ID and context.Canceled", m, err)
+	}
+	if fws := f.fake.Firewalls(); len(fws) != 1 || len(firewallTags(f.fake.Tags())) != 1 {
+		t.Fatalf("firewalls %+v, tags %q after a create with no answer: want the firewall and its tag kept", fws, f.fake.Tags())
+	}
+	if err := f.p.Sweep(context.Background(), provisioning.SweepRequest{Name: "demo", Labels: provisioning.Labels("demo", "alice-laptop"), LoginKey: f.key}); err != nil {
+		t.Fatal(err)
+	}
+	if l := f.left(); l != "" {
+		t.Errorf("left after Sweep: %s", l)
 	}
 }

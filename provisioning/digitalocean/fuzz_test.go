@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/digitalocean/godo"
@@ -21,6 +22,7 @@ func FuzzMapDroplet(f *testing.F) {
 	f.Add([]byte(`{"id":2,"status":"new","networks":{"v4":[]}}`))
 	f.Add([]byte(`{"id":3,"status":"archive","tags":["a:b:c",":x","spuff:"],"networks":{"v4":[{"ip_address":"::1","type":"public"}]}}`))
 	f.Add([]byte(`{"status":"off","networks":null}`))
+	f.Add([]byte(`{"id":4,"status":"active","tags":["spuff","spuff:demo","spuff-fw:demo:a:ABC234"]}`))
 	states := []provisioning.State{provisioning.Pending, provisioning.Running, provisioning.Stopped, provisioning.Failed, provisioning.Unknown}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d godo.Droplet
@@ -42,6 +44,26 @@ func FuzzMapDroplet(f *testing.F) {
 			if back := Labels(tags); len(back) != len(m.Labels) {
 				t.Fatalf("labels %v → tags %v → %v", m.Labels, tags, back)
 			}
+		}
+	})
+}
+
+// FuzzFirewallTag: a tag the API lists is taken for a shed's firewall tag
+// only when it is exactly the tag spuff makes for that shed and owner.
+func FuzzFirewallTag(f *testing.F) {
+	f.Add("spuff-fw:dev:alice-laptop:ABC234", "dev", "alice-laptop")
+	f.Add("spuff-fw:dev::ABC234", "dev", "")
+	f.Add("spuff-fw:dev:alice:laptop:X", "dev", "alice")
+	f.Fuzz(func(t *testing.T, tag, shed, owner string) {
+		if !firewallTagOf(tag, shed, owner) {
+			return
+		}
+		nonce := tag[strings.LastIndex(tag, ":")+1:]
+		if nonce == "" || firewallTag(shed, owner, nonce) != tag {
+			t.Fatalf("%q taken for the tag of %q, %q", tag, shed, owner)
+		}
+		if _, ok := Labels([]string{tag})[fwTagKey]; ok {
+			t.Fatalf("%q read back as a label", tag)
 		}
 	})
 }

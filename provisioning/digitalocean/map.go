@@ -35,17 +35,45 @@ func Tags(labels map[string]string) ([]string, error) {
 	return tags, nil
 }
 
-// Labels reads labels back from droplet tags ("key:value"); other tags
-// are ignored.
+// Labels reads labels back from droplet tags ("key:value"); other tags,
+// and the firewall's, are ignored.
 func Labels(tags []string) map[string]string {
 	l := map[string]string{}
 	for _, t := range tags {
 		k, v, ok := strings.Cut(t, ":")
-		if ok && k != "" {
+		if ok && k != "" && k != fwTagKey {
 			l[k] = v
 		}
 	}
 	return l
+}
+
+// fwTagKey begins the tag a shed's firewall is applied through.
+const fwTagKey = "spuff-fw"
+
+// firewallTag is the tag that puts a droplet behind its shed's firewall:
+// the shed's name and owner (neither holds a colon), so that a sweep finds
+// the tag of a create that died before its droplet, and a nonce, so that
+// no later create of the same shed is put behind it.
+func firewallTag(shed, owner, nonce string) string {
+	return fwTagKey + ":" + shed + ":" + owner + ":" + nonce
+}
+
+// firewallTagOf reports whether tag is a firewall tag of shed and owner.
+func firewallTagOf(tag, shed, owner string) bool {
+	parts := strings.Split(tag, ":")
+	return len(parts) == 4 && parts[0] == fwTagKey && parts[1] == shed && parts[2] == owner && parts[3] != ""
+}
+
+// firewallTags are the firewall tags among tags.
+func firewallTags(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		if strings.HasPrefix(t, fwTagKey+":") {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // state maps a droplet's status (new | active | off | archive).

@@ -3,7 +3,8 @@
 // links/meta pagination, ratelimit-* headers, 429 with Retry-After, 404,
 // droplets going new → active over successive reads), recording what was
 // sent so a test can assert it, and noting every place the token turns
-// up other than the Authorization header.
+// up other than the Authorization header, and every droplet made with no
+// firewall covering it (its sshd would face the internet until one came).
 package dofake
 
 import (
@@ -108,6 +109,7 @@ type Server struct {
 	nextID           int
 	droplets         map[int]*Droplet
 	firewalls        map[string]*Firewall
+	tags             map[string]bool
 	keys             map[int]*Key
 	deleted          []Droplet // for OnDelete, once the lock is let go
 }
@@ -116,7 +118,7 @@ type Server struct {
 func New(t testing.TB, token string) *Server {
 	s := &Server{
 		Token: token, IP: "203.0.113.10", ActiveAfter: 1, limit: 5000, remaining: 5000, nextID: 1000,
-		droplets: map[int]*Droplet{}, firewalls: map[string]*Firewall{}, keys: map[int]*Key{},
+		droplets: map[int]*Droplet{}, firewalls: map[string]*Firewall{}, tags: map[string]bool{}, keys: map[int]*Key{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/"
@@ -184,6 +186,13 @@ func (s *Server) Droplets() []Droplet {
 		out = append(out, *s.droplets[id])
 	}
 	return out
+}
+
+// Tags returns the names of the tags that exist, sorted.
+func (s *Server) Tags() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedKeys(s.tags)
 }
 
 // Firewalls returns the firewalls that exist.
@@ -349,13 +358,56 @@ func (s *Server) locked(w http.ResponseWriter, r *http.Request, body []byte) {
 			fs = append(fs, s.firewalls[id])
 		}
 		s.page(w, r, "firewalls", fs)
-	case r.Method == http.MethodDelete && strings.HasPrefix(path, "/v2/firewalls/"):
+	case strings.HasPrefix(path, "/v2/firewalls/"):
 		id := strings.TrimPrefix(path, "/v2/firewalls/")
-		if _, ok := s.firewalls[id]; !ok {
+		fw, ok := s.firewalls[id]
+		if !ok {
 			s.reply(w, http.StatusNotFound, apiErr{"not_found", "The resource you were accessing could not be found."})
 			return
 		}
-		delete(s.firewalls, id)
+		switch r.Method {
+		case http.MethodPut:
+			s.putFirewall(w, fw, body)
+		case http.MethodDelete:
+			delete(s.firewalls, id)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			s.reply(w, http.StatusMethodNotAllowed, apiErr{"method_not_allowed", "method not allowed"})
+		}
+	case r.Method == http.MethodGet && path == "/v2/tags":
+		var ts []any
+		for _, t := range sortedKeys(s.tags) {
+			n := 0
+			for _, d := range s.droplets {
+				if slices.Contains(d.Tags, t) {
+					n++
+				}
+			}
+			ts = append(ts, map[string]any{"name": t, "resources": map[string]any{"count": n, "droplets": map[string]any{"count": n}}})
+		}
+		s.page(w, r, "tags", ts)
+	case r.Method == http.MethodPost && path == "/v2/tags":
+		var in struct{ Name string }
+		if json.Unmarshal(body, &in) != nil || in.Name == "" || len(in.Name) > 255 || !tagRule.MatchString(in.Name) {
+			s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", "name is invalid"})
+			return
+		}
+		s.tags[in.Name] = true
+		s.reply(w, http.StatusCreated, map[string]any{"tag": map[string]any{"name": in.Name, "resources": map[string]any{"count": 0}}})
+	case r.Method == http.MethodDelete && strings.HasPrefix(path, "/v2/tags/"):
+		// Deleting a tag untags every resource that had it.
+		tag := strings.TrimPrefix(path, "/v2/tags/")
+		if !s.tags[tag] {
+			s.reply(w, http.StatusNotFound, apiErr{"not_found", "The resource you were accessing could not be found."})
+			return
+		}
+		delete(s.tags, tag)
+		for _, d := range s.droplets {
+			d.Tags = slices.DeleteFunc(d.Tags, func(t string) bool { return t == tag })
+		}
+		for _, fw := range s.firewalls {
+			fw.Tags = slices.DeleteFunc(fw.Tags, func(t string) bool { return t == tag })
+		}
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodGet && path == "/v2/account/keys":
 		var ks []any
@@ -471,6 +523,12 @@ func (s *Server) createDroplet(w http.ResponseWriter, body []byte) {
 			return
 		}
 	}
+	if !s.covered(d.Tags) {
+		s.violations = append(s.violations, "POST /v2/droplets: no firewall covers the droplet's tags, so its sshd faces the internet until one is applied")
+	}
+	for _, t := range d.Tags {
+		s.tags[t] = true // a droplet's tags may be new ones
+	}
 	s.nextID++
 	d.ID = s.nextID
 	d.Status = "new"
@@ -502,24 +560,71 @@ func (s *Server) createFirewall(w http.ResponseWriter, body []byte) {
 		s.reply(w, http.StatusBadRequest, apiErr{"bad_request", "invalid JSON"})
 		return
 	}
-	if !fwName.MatchString(fw.Name) {
-		s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", "name is invalid"})
+	if msg := s.checkFirewall(&fw); msg != "" {
+		s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", msg})
 		return
-	}
-	for _, id := range fw.DropletIDs {
-		if _, ok := s.droplets[id]; !ok {
-			s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", "droplet not found"})
-			return
-		}
 	}
 	s.nextID++
 	fw.ID = fmt.Sprintf("fb6045f1-cf1d-4ca3-bfac-%012d", s.nextID)
 	s.firewalls[fw.ID] = &fw
-	s.reply(w, http.StatusAccepted, map[string]any{"firewall": map[string]any{
+	s.reply(w, http.StatusAccepted, map[string]any{"firewall": firewallJSON(&fw)})
+}
+
+// putFirewall is PUT /v2/firewalls/ID, which takes the whole firewall:
+// what the request leaves out is reset, as the API documents.
+func (s *Server) putFirewall(w http.ResponseWriter, fw *Firewall, body []byte) {
+	var in Firewall
+	if err := json.Unmarshal(body, &in); err != nil {
+		s.reply(w, http.StatusBadRequest, apiErr{"bad_request", "invalid JSON"})
+		return
+	}
+	if msg := s.checkFirewall(&in); msg != "" {
+		s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", msg})
+		return
+	}
+	in.ID = fw.ID
+	*fw = in
+	s.reply(w, http.StatusOK, map[string]any{"firewall": firewallJSON(fw)})
+}
+
+// checkFirewall is what the API refuses in a firewall: a bad name, a
+// droplet that does not exist, or a tag not made before (the API takes
+// only existing tag names here).
+func (s *Server) checkFirewall(fw *Firewall) string {
+	if !fwName.MatchString(fw.Name) {
+		return "name is invalid"
+	}
+	for _, id := range fw.DropletIDs {
+		if _, ok := s.droplets[id]; !ok {
+			return "droplet not found"
+		}
+	}
+	for _, t := range fw.Tags {
+		if !s.tags[t] {
+			return "tag " + t + " not found"
+		}
+	}
+	return ""
+}
+
+// covered says whether a firewall applies to a droplet made with tags.
+func (s *Server) covered(tags []string) bool {
+	for _, fw := range s.firewalls {
+		for _, t := range fw.Tags {
+			if slices.Contains(tags, t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func firewallJSON(fw *Firewall) map[string]any {
+	return map[string]any{
 		"id": fw.ID, "name": fw.Name, "status": "waiting", "inbound_rules": fw.InboundRules,
 		"outbound_rules": fw.OutboundRules, "droplet_ids": fw.DropletIDs, "tags": fw.Tags,
 		"created_at": time.Now().UTC().Format(time.RFC3339), "pending_changes": []any{},
-	}})
+	}
 }
 
 func (s *Server) dropletJSON(d *Droplet) map[string]any {
