@@ -46,6 +46,9 @@ func TestWrongArgumentsGiveTheUsage(t *testing.T) {
 		{[]string{"stauts", "--json"}, `unknown command "stauts" for "spuff"; did you mean start or status?; ` + "`spuff --help` lists the commands"},
 		{[]string{"bogus"}, `unknown command "bogus" for "spuff"; ` + "`spuff --help` lists the commands"},
 		{[]string{"approvals", "revok"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
+		{[]string{"approvals", "revok", "--force"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
+		{[]string{"approvals", "revok", "1", "--bogus=x"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
+		{[]string{"approvals", "--bogus"}, "unknown flag: --bogus; `spuff approvals --help` lists the flags"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(append([]string{"--socket", sock}, c.args...), &out, &errb); code == 0 {

@@ -104,6 +104,12 @@ func explainMisuse(c *cobra.Command) {
 		}
 	}
 	c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		// A word that named no subcommand left cobra at the group, whose
+		// flags then refuse the subcommand's: the word is what is wrong.
+		// (pflag holds the words it read before the flag it refused.)
+		if words := cmd.Flags().Args(); len(words) > 0 && cmd.HasSubCommands() {
+			return unknownCommand(cmd, words[0])
+		}
 		return fmt.Errorf("%w; `%s --help` lists the flags", err, cmd.CommandPath())
 	})
 	for _, sub := range c.Commands() {
