@@ -67,7 +67,8 @@ func newMade(cfg *config.Config, db *state.DB, identity sshconn.Identity, key bu
 	md := &made{db: db, cfg: cfg, sheds: sheds, busKey: key, known: filepath.Join(config.Home(), "known_hosts"), log: log,
 		subs: map[chan api.Event]struct{}{}, provs: map[string]provisioning.Provider{}, noCreds: map[string]error{},
 		provEnv: provisioning.Env{Config: cfg, Getenv: os.Getenv, Logger: log, Home: config.Home(), Cache: filepath.Join(cache, "spuff")}}
-	boot, err := bootstrap.New(bootstrap.Options{Auth: sshconn.Auth(identity), KnownHosts: md.known, Log: log})
+	boot, err := bootstrap.New(bootstrap.Options{Auth: sshconn.Auth(identity), KnownHosts: md.known, Log: log,
+		InstallEarly: len(cfg.Provision.Run) == 0})
 	if err != nil {
 		return nil, err
 	}

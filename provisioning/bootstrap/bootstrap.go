@@ -1,13 +1,16 @@
 // Package bootstrap turns a booted machine into a shed, the same way for
 // every provider (DESIGN §8): over ssh with the host's one SSH identity and
-// the shed's pinned (or accept-new) host key it waits for sshd, waits for
-// cloud-init, uploads the guest binaries for the shed's arch and checks
-// their SHA-256 there, and runs `spuff-guest install` with the per-shed
-// agent token on stdin.
+// the shed's pinned (or accept-new) host key it waits for sshd, uploads the
+// guest binaries for the shed's arch and checks their SHA-256 there, runs
+// `spuff-guest install` with the per-shed agent token on stdin, and waits
+// for cloud-init, which runs meanwhile (the install after it, where the
+// user-data runs the developer's commands).
 package bootstrap
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -51,6 +54,10 @@ type Options struct {
 	InstallFlags []string
 	// Sudo prefixes the install command ("sudo" unless set; "-" for none).
 	Sudo string
+	// InstallEarly runs the install while cloud-init finishes, rather
+	// than after: set when the user-data runs nothing of the developer's
+	// (provision.run), which could write what install writes.
+	InstallEarly bool
 	// SSHTimeout bounds the wait for a login (10m: a TCG VM boots slowly).
 	SSHTimeout time.Duration
 	Log        *slog.Logger
@@ -100,28 +107,44 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, s state.Shed, progress fun
 	defer c.Close()
 	// The upload runs while cloud-init finishes (a slow final stage under
 	// TCG): it needs only the login, and lands in a fresh /tmp directory.
-	// Install waits for both; cloud-init's failure is reported first.
+	// So does the install, unless cloud-init still has the developer's
+	// provision.run to run, which may write what install writes. Ready
+	// waits for both; cloud-init's failure is reported first.
 	var mu sync.Mutex
 	say := func(s string) { mu.Lock(); defer mu.Unlock(); progress(s) }
 	say("waiting for cloud-init")
 	ci := make(chan error, 1)
 	go func() { ci <- cloudInit(c, say) }()
-	arch, dir, uerr := b.archAndUpload(c, say)
+	arch, dir, err := b.archAndUpload(c, say)
 	if dir != "" {
 		defer run(c, "rm -rf "+dir, nil) //nolint:errcheck // a tmp dir left is harmless
 	}
-	if err := <-ci; err != nil {
-		return "", b.withOutputLog(c, err)
+	if err == nil && b.o.InstallEarly {
+		err = b.install(c, s.User, dir, say)
 	}
-	if uerr != nil {
-		return "", uerr
+	if cerr := <-ci; cerr != nil {
+		return "", b.withOutputLog(c, cerr)
 	}
+	if err != nil {
+		return "", err
+	}
+	if !b.o.InstallEarly {
+		if err := b.install(c, s.User, dir, progress); err != nil {
+			return "", err
+		}
+	}
+	return arch, nil
+}
+
+// install runs the uploaded `spuff-guest install` with a new agent token
+// on its stdin.
+func (b *Bootstrapper) install(c *ssh.Client, user, dir string, progress func(string)) error {
 	progress("installing spuff-guest")
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
-		return "", err
+		return err
 	}
-	cmd := dir + "/spuff-guest install --user " + s.User + " --agent-token-stdin"
+	cmd := dir + "/spuff-guest install --user " + user + " --agent-token-stdin"
 	if len(b.o.InstallFlags) > 0 {
 		cmd += " " + strings.Join(b.o.InstallFlags, " ")
 	}
@@ -129,13 +152,13 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, s state.Shed, progress fun
 		cmd = b.o.Sudo + " " + cmd
 	}
 	// The token goes on stdin only: never argv, user-data or a log.
-	_, err = run(c, cmd, strings.NewReader(hex.EncodeToString(tok)+"\n"))
+	_, err := run(c, cmd, strings.NewReader(hex.EncodeToString(tok)+"\n"))
 	clear(tok) // the shed keeps the token; the host keeps nothing of it
 	if err != nil {
-		return "", err
+		return err
 	}
 	progress("spuff-guest installed")
-	return arch, nil
+	return nil
 }
 
 // dial waits for sshd (TCP, then a real login under the shed's alias) until
@@ -216,19 +239,27 @@ func cloudInit(c *ssh.Client, progress func(string)) error {
 }
 
 // archAndUpload uploads the guest binaries of the shed's `uname -m` and
-// returns that arch and the shed's directory holding them.
+// returns that arch and the shed's directory holding them. Each ssh
+// session costs a TCG shed most of a second, so there are two: one asks
+// the arch and makes the directory, one unpacks and sums the binaries.
 func (b *Bootstrapper) archAndUpload(c *ssh.Client, progress func(string)) (arch, dir string, err error) {
-	out, err := run(c, "uname -m", nil)
+	out, err := run(c, "uname -m && mktemp -d /tmp/spuff-guest.XXXXXXXX", nil)
 	if err != nil {
 		return "", "", err
 	}
-	arch = strings.TrimSpace(out)
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return "", "", fmt.Errorf("bootstrap: uname and mktemp gave %q", api.Printable(out))
+	}
+	arch, dir = f[0], f[1]
+	if !strings.HasPrefix(dir, "/tmp/spuff-guest.") || strings.ContainsAny(dir, " ;'\"$`\\\n") {
+		return "", "", fmt.Errorf("bootstrap: mktemp gave %q", api.Printable(dir))
+	}
 	goarch, ok := map[string]string{"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[arch]
 	if !ok {
-		return "", "", fmt.Errorf("bootstrap: the shed's arch %q has no guest binaries", api.Printable(arch))
+		return "", dir, fmt.Errorf("bootstrap: the shed's arch %q has no guest binaries", api.Printable(arch))
 	}
-	dir, err = b.upload(c, filepath.Join(b.o.BinDir, "linux-"+goarch), progress)
-	return arch, dir, err
+	return arch, dir, b.upload(c, filepath.Join(b.o.BinDir, "linux-"+goarch), dir, progress)
 }
 
 // withOutputLog adds the last words of what cloud-init ran to its failure:
@@ -247,41 +278,58 @@ func (b *Bootstrapper) withOutputLog(c *ssh.Client, err error) error {
 	return fmt.Errorf("%w; the output ends: %s", err, api.Printable(tail(out)))
 }
 
-// upload sends the binaries of dir to a fresh directory in the shed and
-// checks each one's SHA-256 there. It returns the shed's directory.
-func (b *Bootstrapper) upload(c *ssh.Client, dir string, progress func(string)) (string, error) {
-	out, err := run(c, "mktemp -d /tmp/spuff-guest.XXXXXXXX", nil)
-	if err != nil {
-		return "", err
-	}
-	remote := strings.TrimSpace(out)
-	if !strings.HasPrefix(remote, "/tmp/spuff-guest.") || strings.ContainsAny(remote, " ;'\"$`\\\n") {
-		return "", fmt.Errorf("bootstrap: mktemp gave %q", api.Printable(remote))
-	}
+// upload sends the binaries of dir to the shed's directory remote as one
+// gzipped tar stream (under TCG the bytes cost more than the unpacking)
+// and checks each one's SHA-256 there.
+func (b *Bootstrapper) upload(c *ssh.Client, dir, remote string, progress func(string)) error {
+	var names []string
+	sums := map[string]string{}
+	var raw int
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	tw := tar.NewWriter(zw)
 	for i, name := range Binaries {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if errors.Is(err, os.ErrNotExist) && i > 0 {
 			continue // only spuff-guest is required
 		}
 		if err != nil {
-			return "", fmt.Errorf("bootstrap: the guest binaries (make build-guest, or set %s): %w", BinDirEnv, err)
+			return fmt.Errorf("bootstrap: the guest binaries (make build-guest, or set %s): %w", BinDirEnv, err)
 		}
-		progress(fmt.Sprintf("uploading %s (%d KiB)", name, len(data)/1024))
-		dst := remote + "/" + name
-		if _, err := run(c, "cat > "+dst+" && chmod 0755 "+dst, bytes.NewReader(data)); err != nil {
-			return "", err
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			return fmt.Errorf("bootstrap: packing %s: %w", name, err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			return fmt.Errorf("bootstrap: packing %s: %w", name, err)
 		}
 		sum := sha256.Sum256(data)
-		got, err := run(c, "sha256sum "+dst, nil)
-		if err != nil {
-			return "", err
+		sums[name], raw = hex.EncodeToString(sum[:]), raw+len(data)
+		names = append(names, name)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("bootstrap: packing the guest binaries: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("bootstrap: packing the guest binaries: %w", err)
+	}
+	progress(fmt.Sprintf("uploading %s (%d KiB, %d KiB packed)", strings.Join(names, ", "), raw/1024, buf.Len()/1024))
+	got, err := run(c, "tar -xzof - -C "+remote+" && cd "+remote+" && sha256sum -- "+strings.Join(names, " "), &buf)
+	if err != nil {
+		return err
+	}
+	seen := map[string]string{}
+	for _, l := range strings.Split(got, "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			seen[f[1]] = f[0]
 		}
-		if f := strings.Fields(got); len(f) == 0 || f[0] != hex.EncodeToString(sum[:]) {
-			return "", fmt.Errorf("bootstrap: %s arrived with SHA-256 %q, want %x", name, api.Printable(strings.TrimSpace(got)), sum)
+	}
+	for _, name := range names {
+		if seen[name] != sums[name] {
+			return fmt.Errorf("bootstrap: %s arrived with SHA-256 %q, want %s", name, api.Printable(seen[name]), sums[name])
 		}
 		progress(name + " SHA-256 checked in the shed")
 	}
-	return remote, nil
+	return nil
 }
 
 // run runs cmd in a session and returns its stdout.

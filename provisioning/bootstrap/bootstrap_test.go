@@ -2,11 +2,13 @@ package bootstrap
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,5 +169,40 @@ func TestCloudInitErrorReason(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(steps, "|"), "cloud-init: status: error") {
 		t.Errorf("progress: %q", steps)
+	}
+}
+
+// With InstallEarly the install runs while cloud-init still works, and
+// without it only after: a cloud-init that waits for the installed
+// guest.env ends well in the first case and times out in the second.
+// Either way the bootstrap ends only once cloud-init has.
+func TestInstallEarlyOverlapsCloudInit(t *testing.T) {
+	for _, early := range []bool{true, false} {
+		t.Run(fmt.Sprint("early=", early), func(t *testing.T) {
+			f := setup(t)
+			f.b.o.InstallEarly = early
+			old := cloudInitCmd
+			t.Cleanup(func() { cloudInitCmd = old })
+			env := filepath.Join(f.root, "etc/spuff/guest.env")
+			cloudInitCmd = "i=0; while [ ! -e " + env + " ]; do i=$((i+1)); [ $i -lt 100 ] || { echo 'status: error'; exit 1; }; sleep 0.1; done; sleep 0.5; echo 'status: done'"
+			var mu sync.Mutex
+			var steps []string
+			_, err := f.b.Bootstrap(context.Background(), f.shed, func(s string) { mu.Lock(); steps = append(steps, s); mu.Unlock() })
+			if early {
+				if err != nil {
+					t.Fatalf("bootstrap: %v\nsteps: %q", err, steps)
+				}
+				if last := steps[len(steps)-1]; last != "cloud-init: status: done" {
+					t.Errorf("the last step is %q: the bootstrap did not wait for cloud-init", last)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "status: error") {
+				t.Fatalf("bootstrap = %v, want cloud-init's timeout: the install ran before cloud-init ended", err)
+			}
+			if _, err := os.Stat(env); err == nil {
+				t.Error("installed after cloud-init failed")
+			}
+		})
 	}
 }
