@@ -12,8 +12,9 @@
 # Tuned to boot fast under software emulation (TCG): the small cloud
 # kernel, an lz4 initramfs holding only the virtio modules, a static
 # address for QEMU's user network (no DHCP wait), cloud-init with the
-# NoCloud datasource only and two of its four stages, and the units a
-# shed does not need at boot masked. logind and dbus stay: idle detection
+# NoCloud datasource only, two of its four stages (and of the final one
+# only the modules that run scripts), and the units a shed does not need
+# at boot masked. logind and dbus stay: idle detection
 # reads login sessions.
 set -euo pipefail
 
@@ -65,7 +66,11 @@ mmdebstrap --mode="$mode" --variant=apt --arch="$arch" \
 		"network: {config: disabled}" \
 		"manage_etc_hosts: true" \
 		"cloud_init_modules: [migrator, seed_random, bootcmd, write_files, resizefs, set_hostname, update_hostname, update_etc_hosts, ca_certs, users_groups, ssh, set_passwords, timezone, runcmd]" \
-		"cloud_config_modules: []" > "$1/etc/cloud/cloud.cfg.d/90-spuff.cfg"' \
+		"cloud_config_modules: []" \
+		"# Of the final stage, which runs after sshd and which spuff up waits" \
+		"# for, only what runs the scripts of the user-data (runcmd, provision.run)" \
+		"# and says it is done; the host keys are pinned, not read off the console." \
+		"cloud_final_modules: [scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user, final-message]" > "$1/etc/cloud/cloud.cfg.d/90-spuff.cfg"' \
 	--customize-hook='chroot "$1" systemctl enable systemd-networkd.service' \
 	--customize-hook='chroot "$1" systemctl mask systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer getty@tty1.service cloud-config.service cloud-init-local.service' \
 	--customize-hook='chroot "$1" apt-get clean; rm -rf "$1"/var/lib/apt/lists/* "$1"/var/log/*.log "$1"/var/cache/debconf/*-old' \
