@@ -183,12 +183,15 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 	})
 	if err != nil {
 		// Without the API's refusal the droplet may exist all the same
-		// (the answer lost, the up cancelled): it keeps its firewall,
-		// which Delete finds through the droplet's tag, or Sweep through
-		// the shed's name once no droplet has the tag.
-		if refused(err) {
-			p.dropFirewall(context.WithoutCancel(ctx), fw)
+		// (the answer lost, the up cancelled or spuff-app quitting). One
+		// listed with the tag keeps its firewall, which Delete finds
+		// through that tag; so does any droplet while the listing fails,
+		// and Sweep removes the firewall once no droplet has the tag.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if refused(err) || p.noneTagged(cctx, fw.tag) {
+			p.dropFirewall(cctx, fw)
 		}
+		cancel()
 		dropKey()
 		return provisioning.Machine{}, p.explain("create the droplet", err)
 	}
@@ -300,6 +303,12 @@ func (p *Provider) firewall(ctx context.Context, shed, owner string, sources []n
 	}
 	fw.id = made.ID
 	return fw, nil
+}
+
+// noneTagged says whether the API lists no droplet with tag.
+func (p *Provider) noneTagged(ctx context.Context, tag string) bool {
+	ds, _, err := p.c.Droplets.ListByTag(ctx, tag, &godo.ListOptions{PerPage: 1})
+	return err == nil && len(ds) == 0
 }
 
 // dropFirewall removes a firewall no droplet was made behind, and its tag.

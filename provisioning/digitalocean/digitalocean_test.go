@@ -681,30 +681,48 @@ func TestFirewallTag(t *testing.T) {
 }
 
 // A droplet create that got no answer (the up cancelled while the API
-// held it) may have made the droplet all the same, so Create keeps the
-// firewall that droplet would be behind; with no droplet made, Sweep
-// then removes it.
-func TestCreateWithNoAnswerKeepsTheFirewallForSweep(t *testing.T) {
-	f := setup(t, nil)
-	f.fake.StallCreate = make(chan struct{})
-	defer close(f.fake.StallCreate)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		for f.fake.Stalled() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-	}()
-	if m, err := f.p.Create(ctx, f.request("demo")); !errors.Is(err, context.Canceled) || m.ID != "" {
-		t.Fatalf("Create = %+v, %v; want no ID and context.Canceled", m, err)
-	}
-	if fws := f.fake.Firewalls(); len(fws) != 1 || len(firewallTags(f.fake.Tags())) != 1 {
-		t.Fatalf("firewalls %+v, tags %q after a create with no answer: want the firewall and its tag kept", fws, f.fake.Tags())
-	}
-	if err := f.p.Sweep(context.Background(), provisioning.SweepRequest{Name: "demo", Labels: provisioning.Labels("demo", "alice-laptop"), LoginKey: f.key}); err != nil {
-		t.Fatal(err)
-	}
-	if l := f.left(); l != "" {
-		t.Errorf("left after Sweep: %s", l)
+// held it) may have made the droplet all the same. Create then keeps the
+// firewall only where a droplet with its tag is listed: with none made
+// nothing is left, and a droplet made all the same stays behind its
+// firewall until Delete of the listed droplet removes all of it.
+func TestCreateWithNoAnswerKeepsTheFirewallOfADropletMade(t *testing.T) {
+	for _, made := range []bool{false, true} {
+		t.Run(fmt.Sprint("made=", made), func(t *testing.T) {
+			f := setup(t, nil)
+			hold := make(chan struct{})
+			defer close(hold)
+			if made {
+				f.fake.HoldCreate = hold
+			} else {
+				f.fake.StallCreate = hold
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				for len(f.sent("POST", "/v2/droplets")) == 0 && f.fake.Stalled() == 0 {
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(20 * time.Millisecond)
+				cancel()
+			}()
+			if m, err := f.p.Create(ctx, f.request("demo")); !errors.Is(err, context.Canceled) || m.ID != "" {
+				t.Fatalf("Create = %+v, %v; want no ID and context.Canceled", m, err)
+			}
+			if !made {
+				if l := f.left(); l != "" {
+					t.Errorf("left after a create that made nothing: %s", l)
+				}
+				return
+			}
+			ds := f.fake.Droplets()
+			if len(ds) != 1 || len(f.fake.Firewalls()) != 1 || !slices.Contains(ds[0].Tags, f.fake.Firewalls()[0].Tags[0]) {
+				t.Fatalf("droplets %+v, firewalls %+v: want the droplet made kept behind its firewall", ds, f.fake.Firewalls())
+			}
+			if err := f.p.Delete(context.Background(), fmt.Sprint(ds[0].ID)); err != nil {
+				t.Fatal(err)
+			}
+			if l := f.left(); l != "" {
+				t.Errorf("left after Delete: %s", l)
+			}
+		})
 	}
 }
