@@ -183,15 +183,13 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 	})
 	if err != nil {
 		// Without the API's refusal the droplet may exist all the same
-		// (the answer lost, the up cancelled or spuff-app quitting). One
-		// listed with the tag keeps its firewall, which Delete finds
-		// through that tag; so does any droplet while the listing fails,
-		// and Sweep removes the firewall once no droplet has the tag.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if refused(err) || p.noneTagged(cctx, fw.tag) {
-			p.dropFirewall(cctx, fw)
+		// (the answer lost, the up cancelled or spuff-app quitting), or
+		// come to exist after a listing says none does: it keeps its
+		// firewall, which Delete finds through the droplet's tag, and
+		// Sweep once no droplet has the tag (`spuff down`).
+		if refused(err) {
+			p.dropFirewall(context.WithoutCancel(ctx), fw)
 		}
-		cancel()
 		dropKey()
 		return provisioning.Machine{}, p.explain("create the droplet", err)
 	}
@@ -200,6 +198,11 @@ func (p *Provider) Create(ctx context.Context, req provisioning.CreateRequest) (
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		cerr := p.Delete(cctx, m.ID)
+		if cerr == nil {
+			// Delete finds it through the droplet's tag; this is in
+			// case it could not read the droplet.
+			p.dropFirewall(cctx, fw)
+		}
 		dropKey()
 		if cerr != nil {
 			return m, fmt.Errorf("%w; destroying droplet %s failed too, `spuff down %s` retries: %v", p.explain(what, err), m.ID, req.Name, cerr)
@@ -298,23 +301,22 @@ func (p *Provider) firewall(ctx context.Context, shed, owner string, sources []n
 	}
 	made, _, err := p.c.Firewalls.Create(ctx, &fw.req)
 	if err != nil {
-		p.deleteTag(context.WithoutCancel(ctx), fw.tag)
+		// A firewall made all the same is found by its tag, by Sweep.
+		if refused(err) {
+			p.deleteTag(context.WithoutCancel(ctx), fw.tag)
+		}
 		return fw, p.explain("create the firewall", err)
 	}
 	fw.id = made.ID
 	return fw, nil
 }
 
-// noneTagged says whether the API lists no droplet with tag.
-func (p *Provider) noneTagged(ctx context.Context, tag string) bool {
-	ds, _, err := p.c.Droplets.ListByTag(ctx, tag, &godo.ListOptions{PerPage: 1})
-	return err == nil && len(ds) == 0
-}
-
-// dropFirewall removes a firewall no droplet was made behind, and its tag.
+// dropFirewall removes a firewall no droplet was made behind, and then its
+// tag, by which alone Sweep could find the firewall again.
 func (p *Provider) dropFirewall(ctx context.Context, fw shedFirewall) {
 	if _, err := p.c.Firewalls.Delete(ctx, fw.id); err != nil && !notFound(err) {
 		p.log.Warn("digitalocean: removing the firewall failed", "firewall", fw.id, "error", err)
+		return
 	}
 	p.deleteTag(ctx, fw.tag)
 }
@@ -349,29 +351,35 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	// A key registered by a Create that never returned (spuff-app killed
-	// while the droplet was being made) still has its first name,
-	// spuff-NAME: the droplet's name is read first to find it.
-	// Its firewall tag finds a firewall not yet named for it.
+	// The droplet is read first: a key registered by a Create that never
+	// returned (spuff-app killed while the droplet was being made) still
+	// has its first name, spuff-NAME, and the droplet's firewall tag
+	// finds a firewall not yet named for it. Nothing is removed unless
+	// the droplet is read and then destroyed: a droplet left running
+	// keeps its firewall, and a retry finds all of it again.
 	var unnamed string
 	var tags []string
-	if d, _, err := p.c.Droplets.Get(ctx, n); err == nil && d != nil {
+	d, _, err := p.c.Droplets.Get(ctx, n)
+	switch {
+	case err == nil && d != nil:
 		if d.Name != "" {
 			unnamed = pendingName(d.Name)
 		}
 		tags = firewallTags(d.Tags)
-	} else if err != nil && !notFound(err) {
-		errs = append(errs, p.explain("read droplet "+id, err))
+	case err != nil && !notFound(err):
+		return p.explain("read droplet "+id, err)
 	}
 	if _, err := p.c.Droplets.Delete(ctx, n); err != nil && !notFound(err) {
-		errs = append(errs, p.explain("destroy droplet "+id, err))
+		return p.explain("destroy droplet "+id, err)
 	}
+	var errs []error
 	suffix := "-" + id
 	fws, err := p.firewalls(ctx)
-	if err != nil {
+	listed := err == nil
+	if !listed {
 		errs = append(errs, err)
 	}
+	var left []string // the tags of firewalls that stay, found again by them
 	for _, fw := range fws {
 		mine := ours(fw.Name, suffix) || (strings.HasPrefix(fw.Name, "spuff-") && slices.Contains(fw.DropletIDs, n))
 		if !mine && !slices.ContainsFunc(fw.Tags, func(t string) bool { return slices.Contains(tags, t) }) {
@@ -379,11 +387,16 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 		}
 		if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
 			errs = append(errs, p.explain("remove firewall "+fw.Name, err))
+			left = append(left, fw.Tags...)
+			continue
 		}
 		tags = append(tags, firewallTags(fw.Tags)...)
 	}
 	slices.Sort(tags)
 	for _, t := range slices.Compact(tags) {
+		if !listed || slices.Contains(left, t) {
+			continue // a firewall on it may stay
+		}
 		if _, err := p.c.Tags.Delete(ctx, t); err != nil && !notFound(err) {
 			errs = append(errs, p.explain("remove tag "+t, err))
 		}
@@ -460,14 +473,19 @@ func (p *Provider) sweepFirewalls(ctx context.Context, shed, owner string) []err
 	if err != nil {
 		return append(errs, err)
 	}
+	var stay []string // the tags of firewalls that stay, found again by them
 	for _, fw := range fws {
 		if slices.ContainsFunc(fw.Tags, func(t string) bool { return slices.Contains(orphans, t) }) {
 			if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
 				errs = append(errs, p.explain("remove firewall "+fw.Name, err))
+				stay = append(stay, fw.Tags...)
 			}
 		}
 	}
 	for _, t := range orphans {
+		if slices.Contains(stay, t) {
+			continue
+		}
 		if _, err := p.c.Tags.Delete(ctx, t); err != nil && !notFound(err) {
 			errs = append(errs, p.explain("remove tag "+t, err))
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -252,11 +253,14 @@ func TestCreateFailingHalfWayLeavesNothing(t *testing.T) {
 		tune    func(*fixture)
 		want    string
 		droplet bool // whether a droplet was made, and its ID returned
+		// sweep: a 5xx may have made the firewall all the same, so its
+		// tag stays for Sweep (`spuff down`) to find it by.
+		sweep bool
 	}{
-		{"firewall refused", func(f *fixture) { f.fake.FailFirewall = 422 }, "Firewall limit exceeded", false},
-		{"firewall 500", func(f *fixture) { f.fake.FailFirewall = 500 }, "try again later", false},
-		{"droplet refused", func(f *fixture) { f.p.cfg.Region = "nowhere1" }, "Region is not available", false},
-		{"never active", func(f *fixture) { f.fake.NeverActive = true; f.p.ready = 150 * time.Millisecond }, "not active with a public IPv4 within", true},
+		{"firewall refused", func(f *fixture) { f.fake.FailFirewall = 422 }, "Firewall limit exceeded", false, false},
+		{"firewall 500", func(f *fixture) { f.fake.FailFirewall = 500 }, "try again later", false, true},
+		{"droplet refused", func(f *fixture) { f.p.cfg.Region = "nowhere1" }, "Region is not available", false, false},
+		{"never active", func(f *fixture) { f.fake.NeverActive = true; f.p.ready = 150 * time.Millisecond }, "not active with a public IPv4 within", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := setup(t, nil)
@@ -270,6 +274,14 @@ func TestCreateFailingHalfWayLeavesNothing(t *testing.T) {
 			}
 			if !tc.droplet && (m.ID != "" || len(f.sent("POST", "/v2/droplets")) > 1) {
 				t.Errorf("Create = %+v after %d droplet creates; want none made", m, len(f.sent("POST", "/v2/droplets")))
+			}
+			if tc.sweep {
+				if len(firewallTags(f.fake.Tags())) != 1 {
+					t.Errorf("tags %q: want the firewall's kept for Sweep", f.fake.Tags())
+				}
+				if err := f.p.Sweep(context.Background(), provisioning.SweepRequest{Name: "demo", Labels: provisioning.Labels("demo", "alice-laptop")}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if l := f.left(); l != "" {
 				t.Errorf("left behind: %s", l)
@@ -681,11 +693,11 @@ func TestFirewallTag(t *testing.T) {
 }
 
 // A droplet create that got no answer (the up cancelled while the API
-// held it) may have made the droplet all the same. Create then keeps the
-// firewall only where a droplet with its tag is listed: with none made
-// nothing is left, and a droplet made all the same stays behind its
-// firewall until Delete of the listed droplet removes all of it.
-func TestCreateWithNoAnswerKeepsTheFirewallOfADropletMade(t *testing.T) {
+// held it) may have made the droplet all the same, or make it later, so
+// Create keeps the firewall and its tag. With no droplet made, Sweep
+// removes them; a droplet made all the same stays behind its firewall
+// until Delete of the listed droplet removes all of it.
+func TestCreateWithNoAnswerKeepsTheFirewall(t *testing.T) {
 	for _, made := range []bool{false, true} {
 		t.Run(fmt.Sprint("made=", made), func(t *testing.T) {
 			f := setup(t, nil)
@@ -707,21 +719,58 @@ func TestCreateWithNoAnswerKeepsTheFirewallOfADropletMade(t *testing.T) {
 			if m, err := f.p.Create(ctx, f.request("demo")); !errors.Is(err, context.Canceled) || m.ID != "" {
 				t.Fatalf("Create = %+v, %v; want no ID and context.Canceled", m, err)
 			}
-			if !made {
-				if l := f.left(); l != "" {
-					t.Errorf("left after a create that made nothing: %s", l)
+			fws := f.fake.Firewalls()
+			if len(fws) != 1 || len(firewallTags(f.fake.Tags())) != 1 {
+				t.Fatalf("firewalls %+v, tags %q after a create with no answer: want the firewall and its tag kept", fws, f.fake.Tags())
+			}
+			if ds := f.fake.Droplets(); made {
+				if len(ds) != 1 || !slices.Contains(ds[0].Tags, fws[0].Tags[0]) {
+					t.Fatalf("droplets %+v: want the one made, behind the firewall", ds)
 				}
-				return
-			}
-			ds := f.fake.Droplets()
-			if len(ds) != 1 || len(f.fake.Firewalls()) != 1 || !slices.Contains(ds[0].Tags, f.fake.Firewalls()[0].Tags[0]) {
-				t.Fatalf("droplets %+v, firewalls %+v: want the droplet made kept behind its firewall", ds, f.fake.Firewalls())
-			}
-			if err := f.p.Delete(context.Background(), fmt.Sprint(ds[0].ID)); err != nil {
+				if err := f.p.Delete(context.Background(), fmt.Sprint(ds[0].ID)); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := f.p.Sweep(context.Background(), provisioning.SweepRequest{Name: "demo", Labels: provisioning.Labels("demo", "alice-laptop"), LoginKey: f.key}); err != nil {
 				t.Fatal(err)
 			}
 			if l := f.left(); l != "" {
-				t.Errorf("left after Delete: %s", l)
+				t.Errorf("left after the cleanup: %s", l)
+			}
+		})
+	}
+}
+
+// A Delete whose destroy fails removes nothing else: the droplet, still
+// running, keeps its firewall; and a firewall that cannot be removed
+// keeps its tag, by which alone a later Sweep or Delete finds it. The
+// retry removes all of it.
+func TestDeleteKeepsWhatStillGuardsOrFinds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(*dofake.Server, int)
+	}{
+		{"destroy fails", func(s *dofake.Server, code int) { s.FailDestroy = code }},
+		{"firewall removal fails", func(s *dofake.Server, code int) { s.FailFirewallDelete = code }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t, nil)
+			m, err := f.p.Create(context.Background(), f.request("demo"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.fail(f.fake, http.StatusUnprocessableEntity) // a 5xx is retried for seconds first
+			if err := f.p.Delete(context.Background(), m.ID); err == nil {
+				t.Fatal("Delete succeeded while the API failed")
+			}
+			if len(f.fake.Firewalls()) != 1 || len(firewallTags(f.fake.Tags())) != 1 {
+				t.Errorf("after the failed Delete: firewalls %+v, tags %q; want both kept", f.fake.Firewalls(), f.fake.Tags())
+			}
+			tc.fail(f.fake, 0)
+			if err := f.p.Delete(context.Background(), m.ID); err != nil {
+				t.Fatal(err)
+			}
+			if l := f.left(); l != "" {
+				t.Errorf("left after the retry: %s", l)
 			}
 		})
 	}

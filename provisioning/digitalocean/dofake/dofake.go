@@ -77,6 +77,9 @@ type Server struct {
 	NeverActive bool
 	// FailFirewall makes POST /v2/firewalls answer this status (0 = ok).
 	FailFirewall int
+	// FailDestroy and FailFirewallDelete make DELETE of a droplet or a
+	// firewall answer this status (0 = ok), removing nothing.
+	FailDestroy, FailFirewallDelete int
 	// PerPageCap caps per_page, to make short lists span pages.
 	PerPageCap int
 	// RaceKeyCreate makes POST /v2/account/keys find the key just
@@ -339,6 +342,10 @@ func (s *Server) locked(w http.ResponseWriter, r *http.Request, body []byte) {
 			}
 			s.reply(w, http.StatusOK, map[string]any{"droplet": s.dropletJSON(d)})
 		case http.MethodDelete:
+			if s.FailDestroy != 0 {
+				s.reply(w, s.FailDestroy, apiErr{"server_error", "Server was unable to give you a response."})
+				return
+			}
 			delete(s.droplets, id)
 			if s.OnDelete != nil {
 				s.deleted = append(s.deleted, *d)
@@ -369,6 +376,10 @@ func (s *Server) locked(w http.ResponseWriter, r *http.Request, body []byte) {
 		case http.MethodPut:
 			s.putFirewall(w, fw, body)
 		case http.MethodDelete:
+			if s.FailFirewallDelete != 0 {
+				s.reply(w, s.FailFirewallDelete, apiErr{"server_error", "Server was unable to give you a response."})
+				return
+			}
 			delete(s.firewalls, id)
 			w.WriteHeader(http.StatusNoContent)
 		default:
