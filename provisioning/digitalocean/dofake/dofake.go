@@ -566,13 +566,8 @@ func (s *Server) createFirewall(w http.ResponseWriter, body []byte) {
 		s.reply(w, s.FailFirewall, apiErr{"unprocessable_entity", "Firewall limit exceeded"})
 		return
 	}
-	var fw Firewall
-	if err := json.Unmarshal(body, &fw); err != nil {
-		s.reply(w, http.StatusBadRequest, apiErr{"bad_request", "invalid JSON"})
-		return
-	}
-	if msg := s.checkFirewall(&fw); msg != "" {
-		s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", msg})
+	fw, ok := s.firewallIn(w, body)
+	if !ok {
 		return
 	}
 	s.nextID++
@@ -584,18 +579,28 @@ func (s *Server) createFirewall(w http.ResponseWriter, body []byte) {
 // putFirewall is PUT /v2/firewalls/ID, which takes the whole firewall:
 // what the request leaves out is reset, as the API documents.
 func (s *Server) putFirewall(w http.ResponseWriter, fw *Firewall, body []byte) {
-	var in Firewall
-	if err := json.Unmarshal(body, &in); err != nil {
-		s.reply(w, http.StatusBadRequest, apiErr{"bad_request", "invalid JSON"})
-		return
-	}
-	if msg := s.checkFirewall(&in); msg != "" {
-		s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", msg})
+	in, ok := s.firewallIn(w, body)
+	if !ok {
 		return
 	}
 	in.ID = fw.ID
 	*fw = in
 	s.reply(w, http.StatusOK, map[string]any{"firewall": firewallJSON(fw)})
+}
+
+// firewallIn decodes and checks a firewall sent in body, answering the
+// API's refusal itself when it is not one to take.
+func (s *Server) firewallIn(w http.ResponseWriter, body []byte) (Firewall, bool) {
+	var fw Firewall
+	if err := json.Unmarshal(body, &fw); err != nil {
+		s.reply(w, http.StatusBadRequest, apiErr{"bad_request", "invalid JSON"})
+		return fw, false
+	}
+	if msg := s.checkFirewall(&fw); msg != "" {
+		s.reply(w, http.StatusUnprocessableEntity, apiErr{"unprocessable_entity", msg})
+		return fw, false
+	}
+	return fw, true
 }
 
 // checkFirewall is what the API refuses in a firewall: a bad name, a
