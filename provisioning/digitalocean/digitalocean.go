@@ -277,7 +277,7 @@ type shedFirewall struct {
 // admits tcp/22 from sources and lets every outbound packet out (a
 // DigitalOcean firewall without outbound rules blocks all outbound
 // traffic). The API takes only a tag that exists, so the tag comes first;
-// a firewall that fails takes the tag with it.
+// a firewall the API refuses takes the tag with it.
 func (p *Provider) firewall(ctx context.Context, shed, owner string, sources []netip.Prefix) (shedFirewall, error) {
 	fw := shedFirewall{tag: firewallTag(shed, owner, rand.Text()[:10])}
 	if _, _, err := p.c.Tags.Create(ctx, &godo.TagCreateRequest{Name: fw.tag}); err != nil {
@@ -372,35 +372,10 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	if _, err := p.c.Droplets.Delete(ctx, n); err != nil && !notFound(err) {
 		return p.explain("destroy droplet "+id, err)
 	}
-	var errs []error
 	suffix := "-" + id
-	fws, err := p.firewalls(ctx)
-	listed := err == nil
-	if !listed {
-		errs = append(errs, err)
-	}
-	var left []string // the tags of firewalls that stay, found again by them
-	for _, fw := range fws {
-		mine := ours(fw.Name, suffix) || (strings.HasPrefix(fw.Name, "spuff-") && slices.Contains(fw.DropletIDs, n))
-		if !mine && !slices.ContainsFunc(fw.Tags, func(t string) bool { return slices.Contains(tags, t) }) {
-			continue
-		}
-		if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
-			errs = append(errs, p.explain("remove firewall "+fw.Name, err))
-			left = append(left, fw.Tags...)
-			continue
-		}
-		tags = append(tags, firewallTags(fw.Tags)...)
-	}
-	slices.Sort(tags)
-	for _, t := range slices.Compact(tags) {
-		if !listed || slices.Contains(left, t) {
-			continue // a firewall on it may stay
-		}
-		if _, err := p.c.Tags.Delete(ctx, t); err != nil && !notFound(err) {
-			errs = append(errs, p.explain("remove tag "+t, err))
-		}
-	}
+	errs := p.removeFirewalls(ctx, tags, func(fw godo.Firewall) bool {
+		return ours(fw.Name, suffix) || (strings.HasPrefix(fw.Name, "spuff-") && slices.Contains(fw.DropletIDs, n))
+	})
 	keys, err := p.keys(ctx)
 	if err != nil {
 		errs = append(errs, err)
@@ -469,20 +444,33 @@ func (p *Provider) sweepFirewalls(ctx context.Context, shed, owner string) []err
 	if len(orphans) == 0 {
 		return errs
 	}
+	return append(errs, p.removeFirewalls(ctx, orphans, func(godo.Firewall) bool { return false })...)
+}
+
+// removeFirewalls removes the firewalls on tags, and those that also
+// match, then those tags and any other firewall tag they carried. A tag
+// stays while a firewall on it may (its removal failed, or the firewalls
+// could not be listed): it is how that firewall is found again.
+func (p *Provider) removeFirewalls(ctx context.Context, tags []string, also func(godo.Firewall) bool) []error {
 	fws, err := p.firewalls(ctx)
 	if err != nil {
-		return append(errs, err)
+		return []error{err}
 	}
-	var stay []string // the tags of firewalls that stay, found again by them
+	var errs []error
+	var stay []string
 	for _, fw := range fws {
-		if slices.ContainsFunc(fw.Tags, func(t string) bool { return slices.Contains(orphans, t) }) {
-			if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
-				errs = append(errs, p.explain("remove firewall "+fw.Name, err))
-				stay = append(stay, fw.Tags...)
-			}
+		if !also(fw) && !slices.ContainsFunc(fw.Tags, func(t string) bool { return slices.Contains(tags, t) }) {
+			continue
 		}
+		if _, err := p.c.Firewalls.Delete(ctx, fw.ID); err != nil && !notFound(err) {
+			errs = append(errs, p.explain("remove firewall "+fw.Name, err))
+			stay = append(stay, fw.Tags...)
+			continue
+		}
+		tags = append(tags, firewallTags(fw.Tags)...)
 	}
-	for _, t := range orphans {
+	slices.Sort(tags)
+	for _, t := range slices.Compact(tags) {
 		if slices.Contains(stay, t) {
 			continue
 		}
