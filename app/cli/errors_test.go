@@ -49,6 +49,16 @@ func TestWrongArgumentsGiveTheUsage(t *testing.T) {
 		{[]string{"approvals", "revok", "--force"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
 		{[]string{"approvals", "revok", "1", "--bogus=x"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
 		{[]string{"approvals", "--bogus"}, "unknown flag: --bogus; `spuff approvals --help` lists the flags"},
+		{[]string{"approvals", "--bogus=revok"}, "unknown flag: --bogus; `spuff approvals --help` lists the flags"},
+		// A flag before a subcommand leaves cobra at the group; the word
+		// after it is what to name, or the subcommand whose flags to read.
+		{[]string{"approvals", "--force", "revok"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
+		{[]string{"approvals", "-x", "revok", "1"}, `unknown command "revok" for "spuff approvals"; did you mean revoke?; ` + "`spuff approvals --help` lists the commands"},
+		{[]string{"approvals", "--force", "revoke", "1"}, "unknown flag: --force; `spuff approvals revoke --help` lists the flags"},
+		{[]string{"--forse", "dwn"}, `unknown command "dwn" for "spuff"; did you mean deny or down?; ` + "`spuff --help` lists the commands"},
+		{[]string{"--forse", "down", "web"}, "unknown flag: --forse; `spuff down --help` lists the flags"},
+		{[]string{"-z", "down", "web"}, "unknown flag: -z; `spuff down --help` lists the flags"},
+		{[]string{"--socket", "down", "web"}, `unknown command "web" for "spuff"; ` + "`spuff --help` lists the commands"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(append([]string{"--socket", sock}, c.args...), &out, &errb); code == 0 {

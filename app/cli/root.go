@@ -6,15 +6,18 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/spuff-dev/spuff/app/control/api"
 
@@ -39,7 +42,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if c, err := root.ExecuteContextC(ctx); err != nil {
-		err = explainUnknown(c, err)
+		err = explainUnknown(c, err, args)
+		var gf *groupFlagError
+		if errors.As(err, &gf) {
+			err = gf.explain(args)
+		}
 		// An error may quote the broker, which may quote a shed. This
 		// package's own errors already begin with the command's name.
 		fmt.Fprintln(stderr, "spuff:", api.Printable(strings.TrimPrefix(err.Error(), "spuff: ")))
@@ -110,17 +117,68 @@ func explainMisuse(c *cobra.Command) {
 		if words := cmd.Flags().Args(); len(words) > 0 && cmd.HasSubCommands() {
 			return unknownCommand(cmd, words[0])
 		}
-		return fmt.Errorf("%w; `%s --help` lists the flags", err, cmd.CommandPath())
+		if cmd.HasSubCommands() {
+			return &groupFlagError{cmd, err}
+		}
+		return flagHelp(cmd, err)
 	})
 	for _, sub := range c.Commands() {
 		explainMisuse(sub)
 	}
 }
 
+func flagHelp(cmd *cobra.Command, err error) error {
+	return fmt.Errorf("%w; `%s --help` lists the flags", err, cmd.CommandPath())
+}
+
+// groupFlagError is an unknown flag refused by a command with subcommands
+// before any word: cobra stops at a group when a flag comes before the
+// subcommand, and takes the word after a flag it does not know for the
+// flag's value. Only the command line says which word that was.
+type groupFlagError struct {
+	cmd *cobra.Command
+	err error
+}
+
+func (e *groupFlagError) Error() string { return flagHelp(e.cmd, e.err).Error() }
+
+// explain names, from the words of the command line args, the first word
+// after the refused flag: a subcommand, whose flags the user meant, or a
+// word that names none, which is the mistake to fix first.
+func (e *groupFlagError) explain(args []string) error {
+	var ne *pflag.NotExistError
+	if !errors.As(e.err, &ne) {
+		return flagHelp(e.cmd, e.err)
+	}
+	token := "--" + ne.GetSpecifiedName()
+	if short := ne.GetSpecifiedShortnames(); short != "" {
+		token = "-" + short
+	}
+	at := slices.IndexFunc(args, func(a string) bool { return a == token || strings.HasPrefix(a, token+"=") })
+	if at < 0 {
+		return flagHelp(e.cmd, e.err)
+	}
+	for _, word := range args[at+1:] {
+		if word == "--" {
+			break
+		}
+		if strings.HasPrefix(word, "-") {
+			continue
+		}
+		if sub := subcommand(e.cmd, word); sub != nil {
+			return flagHelp(sub, e.err)
+		}
+		return unknownCommand(e.cmd, word)
+	}
+	return flagHelp(e.cmd, e.err)
+}
+
 // explainUnknown rewords cobra's refusal of an unknown command under the
 // root, which cobra makes before it parses a flag or calls an Args check, so
-// that a misspelt command is blamed and not the flags after it.
-func explainUnknown(c *cobra.Command, err error) error {
+// that a misspelt command is blamed and not the flags after it. When a flag
+// cobra does not know came before a subcommand's name in args, cobra took
+// the name for the flag's value: the flag is what to fix.
+func explainUnknown(c *cobra.Command, err error, args []string) error {
 	var word, parent string
 	if c == nil || !c.HasSubCommands() {
 		return err
@@ -128,7 +186,31 @@ func explainUnknown(c *cobra.Command, err error) error {
 	if n, _ := fmt.Sscanf(err.Error(), "unknown command %q for %q", &word, &parent); n != 2 {
 		return err
 	}
+	for i := 1; i < len(args) && args[i] != word; i++ {
+		flag := args[i-1]
+		if sub := subcommand(c, args[i]); sub != nil && strings.HasPrefix(flag, "-") && !strings.Contains(flag, "=") && !knows(c, flag) {
+			return flagHelp(sub, fmt.Errorf("unknown flag: %s", flag))
+		}
+	}
 	return unknownCommand(c, word)
+}
+
+// subcommand is c's subcommand that word names, or nil.
+func subcommand(c *cobra.Command, word string) *cobra.Command {
+	for _, sub := range c.Commands() {
+		if sub.Name() == word || sub.HasAlias(word) {
+			return sub
+		}
+	}
+	return nil
+}
+
+// knows reports whether flag, a word of the command line, is one of c's.
+func knows(c *cobra.Command, flag string) bool {
+	if name, ok := strings.CutPrefix(flag, "--"); ok {
+		return c.Flags().Lookup(name) != nil
+	}
+	return len(flag) == 2 && c.Flags().ShorthandLookup(flag[1:]) != nil
 }
 
 func unknownCommand(cmd *cobra.Command, word string) error {
